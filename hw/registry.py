@@ -1,0 +1,105 @@
+"""Every buildable unit, its generator parameters, and its Verilog.
+
+One ``UnitSpec`` per unit names its parameters with defaults and ranges; the Verilog
+generator (``python -m hw.build``) and the simulation runner (``python -m sim``) both
+elaborate units through here, so a configuration means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from amaranth.back import verilog
+
+from golden.formats import E4M3
+from golden.vectors import VectorError, parse_params
+
+__version__ = "0.1.0"
+
+
+class BuildError(ValueError):
+    """A unit or parameter that cannot be built; the message says why."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: int
+    lo: int
+    hi: int
+    help: str
+
+    def parse(self, unit: str, text) -> int:
+        try:
+            value = int(str(text), 0)
+        except ValueError:
+            raise BuildError(f"{unit}: parameter {self.name} must be an integer "
+                             f"in {self.lo}..{self.hi}, got {text!r}") from None
+        if not self.lo <= value <= self.hi:
+            raise BuildError(f"{unit}: parameter {self.name}={value} is outside "
+                             f"the allowed range {self.lo}..{self.hi}")
+        return value
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    name: str
+    summary: str
+    factory: Callable[..., object]
+    params: tuple[Param, ...] = field(default_factory=tuple)
+
+    def resolve(self, overrides: dict | None = None) -> dict[str, int]:
+        """Defaults with ``overrides`` (name -> text or int) applied and checked."""
+        overrides = dict(overrides or {})
+        known = {p.name: p for p in self.params}
+        for name in overrides:
+            if name not in known:
+                allowed = ", ".join(known) or "none"
+                raise BuildError(f"{self.name}: unknown parameter {name!r} "
+                                 f"(parameters: {allowed})")
+        return {p.name: (p.parse(self.name, overrides[p.name]) if p.name in overrides
+                         else p.default) for p in self.params}
+
+    def module_name(self, params: dict[str, int]) -> str:
+        """A Verilog module name unique to this configuration, e.g. ``convert_bias11``."""
+        parts = [self.name] + [f"{k}{v}".replace("-", "m") for k, v in sorted(params.items())]
+        return "_".join(parts)
+
+    def elaborate(self, params: dict[str, int]):
+        return self.factory(**params)
+
+    def verilog(self, params: dict[str, int]) -> str:
+        top = self.elaborate(params)
+        config = " ".join(f"{k}={v}" for k, v in sorted(params.items()))
+        header = (f"// fp8hw {__version__}: unit {self.name}"
+                  f"{' (' + config + ')' if config else ''}\n")
+        return header + verilog.convert(top, name=self.module_name(params), emit_src=False)
+
+
+def _convert(bias):
+    from hw.units.fp8_to_fp9 import Fp8ToFp9
+    return Fp8ToFp9(bias=bias)
+
+
+UNITS: dict[str, UnitSpec] = {
+    "convert": UnitSpec(
+        "convert", "e4m3/e5m2 to fp9 converter, source format chosen at run time",
+        _convert,
+        (Param("bias", E4M3.bias, *E4M3.bias_range, "e4m3 exponent bias"),)),
+}
+
+
+def get_unit(name: str) -> UnitSpec:
+    try:
+        return UNITS[name]
+    except KeyError:
+        raise BuildError(f"unknown unit {name!r} (units: {', '.join(UNITS)})") from None
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, str]:
+    """``["NAME=VALUE", ...]`` to a dict; a malformed item is a BuildError."""
+    try:
+        return parse_params(items)
+    except VectorError as e:
+        raise BuildError(str(e)) from None

@@ -1,0 +1,1 @@
+"""Arithmetic units, one per file; each is a ``wiring.Component``."""

