@@ -84,11 +84,6 @@ class VectorUnit:
 
     def check_arrays(self, arrays: dict, specs: tuple[VArray, ...], what: str) -> dict:
         """Check names, dtypes and consistent dimensions; returns the named dimensions."""
-        known = {s.name for s in specs}
-        for name in arrays:
-            if name not in known:
-                raise VectorError(f"{what}: unexpected array {name!r} for unit {self.name} "
-                                  f"(arrays: {', '.join(sorted(known))})")
         dims: dict[str, int] = {}
         for spec in specs:
             if spec.name not in arrays:
@@ -107,6 +102,11 @@ class VectorUnit:
                 if dims.setdefault(dim, size) != size:
                     raise VectorError(f"{what}: array {spec.name!r} has {dim}={size}, "
                                       f"other arrays have {dim}={dims[dim]}")
+        known = {s.name for s in specs}
+        for name in arrays:
+            if name not in known:
+                raise VectorError(f"{what}: unexpected array {name!r} for unit {self.name} "
+                                  f"(arrays: {', '.join(sorted(known))})")
         return dims
 
     def run_golden(self, inputs: dict, params: dict) -> dict:

@@ -1,0 +1,1 @@
+"""FPGA board targets (reserved; see the README)."""

@@ -1,0 +1,144 @@
+"""The command lines: Verilog generation, golden eval, sim run, and their bad-input errors."""
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from hw.registry import UNITS
+
+ALL_CODES = np.arange(256, dtype=np.uint8)
+
+
+# python -m hw.build --------------------------------------------------------------------
+
+def test_build_every_unit(tmp_path):
+    proc = run_cli("hw.build", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for spec in UNITS.values():
+        params = spec.resolve()
+        path = tmp_path / f"{spec.module_name(params)}.v"
+        text = path.read_text()
+        assert f"module {spec.module_name(params)}(" in text
+        assert f"unit {spec.name}" in text.splitlines()[0]
+        assert spec.name in proc.stdout
+
+
+def test_build_one_unit_with_param(tmp_path):
+    proc = run_cli("hw.build", "--unit", "convert", "--param", "bias=0", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "bias=0" in proc.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["convert_bias0.v"]
+    assert "module convert_bias0(" in (tmp_path / "convert_bias0.v").read_text()
+
+
+def test_build_list():
+    proc = run_cli("hw.build", "--list")
+    assert proc.returncode == 0
+    assert "convert" in proc.stdout and "bias = 11" in proc.stdout and "0..15" in proc.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--unit", "nope"], "unknown unit 'nope'"),
+    (["--unit", "convert", "--param", "bias=16"], "outside the allowed range 0..15"),
+    (["--unit", "convert", "--param", "bias=-1"], "outside the allowed range 0..15"),
+    (["--unit", "convert", "--param", "bias=x"], "must be an integer"),
+    (["--unit", "convert", "--param", "width=3"], "unknown parameter 'width'"),
+    (["--unit", "convert", "--param", "bias"], "NAME=VALUE"),
+    (["--param", "bias=3"], "--param needs --unit"),
+    (["--bogus"], "unrecognized arguments"),
+])
+def test_build_errors(tmp_path, args, fragment):
+    proc = run_cli("hw.build", *args, "--out", tmp_path)
+    assert_one_line_error(proc, fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
+# python -m golden eval / python -m sim run ---------------------------------------------
+
+CONFIGS = [["fmt=e4m3", "bias=11"], ["fmt=e4m3", "bias=0"], ["fmt=e5m2"]]
+
+
+@pytest.mark.parametrize("params", CONFIGS, ids=lambda p: "-".join(p))
+def test_sim_run_equals_golden_eval(sim, tmp_path, params):
+    vin = tmp_path / "in.npz"
+    np.savez(vin, a=ALL_CODES)
+    flags = [x for p in params for x in ("--param", p)]
+    gold = run_cli("golden", "eval", "convert", vin, tmp_path / "golden.npz", *flags)
+    assert gold.returncode == 0, gold.stderr
+    rtl = run_cli("sim", "run", "convert", vin, tmp_path / "rtl.npz", "--sim", sim, *flags)
+    assert rtl.returncode == 0, rtl.stderr
+    assert (tmp_path / "golden.npz").read_bytes() == (tmp_path / "rtl.npz").read_bytes()
+    with np.load(tmp_path / "rtl.npz") as f:
+        assert f.files == ["y"] and f["y"].dtype == np.uint16 and f["y"].shape == (256,)
+
+
+def _bad_inputs(tmp_path):
+    """(name, input file, extra args, message fragment) for every error of spec section 4."""
+    good = tmp_path / "good.npz"
+    np.savez(good, a=ALL_CODES)
+    cases = []
+
+    def file(name, **arrays):
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **arrays)
+        return path
+
+    cases.append(("missing array", file("missing", b=ALL_CODES), [], "missing array 'a'"))
+    cases.append(("extra array", file("extra", a=ALL_CODES, z=ALL_CODES), [],
+                  "unexpected array 'z'"))
+    cases.append(("wrong dtype", file("dtype", a=ALL_CODES.astype(np.int16)), [],
+                  "dtype int16, expected uint8"))
+    cases.append(("wrong shape", file("shape", a=ALL_CODES.reshape(16, 16)), [],
+                  "expected [n]"))
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"this is not a zip file")
+    cases.append(("not npz", junk, [], "not an .npz file"))
+    npy = tmp_path / "single.npz"
+    with open(npy, "wb") as f:
+        np.save(f, ALL_CODES)
+    cases.append(("npy not npz", npy, [], "not an .npz file"))
+    cases.append(("no file", tmp_path / "absent.npz", [], "no such file"))
+    cases.append(("bias out of range", good, ["--param", "bias=16"], "bias=16 is outside"))
+    cases.append(("bad fmt", good, ["--param", "fmt=e3m4"], "must be one of e4m3, e5m2"))
+    cases.append(("unknown param", good, ["--param", "mode=fp8"], "unknown parameter 'mode'"))
+    cases.append(("malformed param", good, ["--param", "bias"], "NAME=VALUE"))
+    return cases
+
+
+@pytest.mark.parametrize("tool", ["golden", "sim"])
+def test_bad_input_one_line_no_file(tmp_path, tool):
+    verb = "eval" if tool == "golden" else "run"
+    for name, vin, extra, fragment in _bad_inputs(tmp_path):
+        out = tmp_path / f"out-{tool}.npz"
+        proc = run_cli(tool, verb, "convert", vin, out, *extra)
+        assert_one_line_error(proc, fragment)
+        assert not out.exists(), name
+    good = tmp_path / "good.npz"
+    proc = run_cli(tool, verb, "nosuchunit", good, tmp_path / "o.npz")
+    assert_one_line_error(proc, "unknown unit 'nosuchunit'")
+    proc = run_cli(tool, verb, "convert", good, tmp_path / "no" / "dir" / "o.npz")
+    assert_one_line_error(proc, "does not exist")
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_sim_unknown_simulator(tmp_path):
+    np.savez(tmp_path / "in.npz", a=ALL_CODES)
+    proc = run_cli("sim", "run", "convert", tmp_path / "in.npz", tmp_path / "o.npz",
+                   "--sim", "xsim")
+    assert_one_line_error(proc, "invalid choice: 'xsim'")
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_golden_eval_random_rows(tmp_path):
+    """Rows are independent: a random file evaluates to the per-code table."""
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 256, 5000).astype(np.uint8)
+    np.savez(tmp_path / "in.npz", a=a)
+    proc = run_cli("golden", "eval", "convert", tmp_path / "in.npz", tmp_path / "o.npz",
+                   "--param", "bias=5")
+    assert proc.returncode == 0, proc.stderr
+    np.savez(tmp_path / "all.npz", a=ALL_CODES)
+    run_cli("golden", "eval", "convert", tmp_path / "all.npz", tmp_path / "table.npz",
+            "--param", "bias=5")
+    with np.load(tmp_path / "o.npz") as f, np.load(tmp_path / "table.npz") as t:
+        assert np.array_equal(f["y"], t["y"][a])
