@@ -242,7 +242,9 @@ def encode(x, fmt, bias=None, rounding="rne", overflow="sat") -> np.ndarray:
         if rounding == "rne":
             v = np.rint(x)
         else:
-            v = np.sign(x) * np.floor(np.abs(x) + 0.5)
+            # |x| - floor(|x|) is exact; |x| + 0.5 is not (0.49999999999999994 + 0.5 == 1).
+            whole = np.floor(np.abs(x))
+            v = np.sign(x) * (whole + (np.abs(x) - whole >= 0.5))
         v = np.clip(v, fmt.min_value, fmt.max_value).astype(np.int64)
         return (v & ((1 << fmt.bits) - 1)).astype(code_dtype(fmt.bits))
 

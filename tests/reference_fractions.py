@@ -15,6 +15,7 @@ references are given and cross-checked by the tests:
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -121,15 +122,24 @@ class Spec:
 
     @property
     def max_code(self) -> int:
-        return self.finite_magnitudes()[-1][1]
+        """Largest finite magnitude code: just below the top codes the style reserves.
+
+        (The tests check it against ``finite_magnitudes()`` wherever that can be listed.)
+        """
+        if self.style == "ieee":
+            return ((self.e_all - 1) << self.M) | self.m_all
+        if self.style in ("fn", "dl"):
+            return (self.e_all << self.M) | (self.m_all - 1)
+        return (self.e_all << self.M) | self.m_all
 
     @property
     def max_value(self) -> Fraction:
-        return self.finite_magnitudes()[-1][0]
+        return self.value(self.max_code)[2]
 
     @property
     def min_positive(self) -> Fraction:
-        return self.finite_magnitudes()[1][0]
+        """Code 1: the smallest subnormal, or in ``dl`` e=0, m=1."""
+        return self.value(1)[2]
 
     def overflow_point(self) -> tuple[Fraction, int]:
         """The grid point just above max finite, and its mantissa LSB.
@@ -157,6 +167,7 @@ class Grid:
         pairs = spec.finite_magnitudes()
         slot, slot_parity = spec.overflow_point()
         assert slot > pairs[-1][0]
+        assert (pairs[-1][1], pairs[1][0]) == (spec.max_code, spec.min_positive)
         self.values = [v for v, _ in pairs] + [slot]
         self.codes = [c for _, c in pairs] + [OVERFLOW]
         self.parity = [c & 1 for _, c in pairs] + [slot_parity]
@@ -208,6 +219,11 @@ def _round_quotient(n: Fraction, rounding: str) -> int:
     return fl if fl % 2 == 0 else fl + 1
 
 
+@functools.lru_cache(maxsize=None)
+def _max_value(spec: Spec) -> Fraction:
+    return spec.max_value
+
+
 def round_direct(spec: Spec, a: Fraction, rounding: str) -> int:
     """Magnitude code of a = |x| rounded into ``spec`` (exponent unbounded), or OVERFLOW."""
     assert a >= 0
@@ -239,7 +255,7 @@ def round_direct(spec: Spec, a: Fraction, rounding: str) -> int:
         if n == 1 << (M + 1):
             e, n = e + 1, 1 << M
         code = ((e + spec.bias) << M) | (n - (1 << M))
-    if value > spec.max_value:
+    if value > _max_value(spec):
         return OVERFLOW
     return code
 

@@ -25,7 +25,7 @@ import pytest
 
 import golden
 from golden import FormatError
-from reference_fractions import (OVERFLOW, SPEC_FORMATS, SPEC_INT_FORMATS, Grid, Spec,
+from reference_fractions import (SPEC_FORMATS, SPEC_INT_FORMATS, Grid, Spec,
                                  decode_int_ref, encode_int_ref, floor_log2, pow2,
                                  round_direct)
 
@@ -149,6 +149,8 @@ def test_reference_grid_agrees_with_direct_rounding(case):
     spec = Spec.of(*case)
     grid = grid_of(*case)
     mags = encode_magnitudes(spec, grid, seed=1, n_random=500)
+    if case[0] == "dlfloat16":
+        mags = mags[::8]  # keep the self-check quick
     for r in ROUNDINGS:
         for x in mags.tolist():
             if x == 0 or math.isinf(x):
@@ -200,7 +202,8 @@ def encode_magnitudes(spec: Spec, grid: Grid, seed: int, n_random: int) -> np.nd
                 5e-324, 2.0 ** -1022, 1e-300, 1e300, 2.0 ** 1023,
                 float(np.finfo(np.float64).max), math.inf]
     base = np.concatenate([reps, mids, np.array(special)])
-    nudged = np.concatenate([np.nextafter(base, np.inf), np.nextafter(base, 0.0)])
+    with np.errstate(over="ignore"):
+        nudged = np.concatenate([np.nextafter(base, np.inf), np.nextafter(base, 0.0)])
     rng = np.random.default_rng(seed)
     # whole float64 range: random bit patterns
     anyf = rng.integers(0, 0x7FF0000000000000, size=n_random, dtype=np.uint64).view(np.float64)
@@ -380,7 +383,9 @@ def fp30_inputs(seed: int) -> np.ndarray:
     c = np.concatenate([c, [0, 1, 0x7FFFFF, 0x800000, 0x1FFFFFFD, 0x1FFFFFFE]])
     mids = []
     for code in c.tolist():
-        lo, hi = FP30.signed_value(code), FP30.signed_value(code + 1)
+        lo = FP30.signed_value(code)
+        hi = (FP30.signed_value(code + 1) if code + 1 != FP30.canonical_nan
+              else FP30.overflow_point()[0])
         mids.append(float((lo + hi) / 2))
         assert Fraction(mids[-1]) == (lo + hi) / 2
     mids = np.array(mids)
@@ -526,28 +531,32 @@ def test_convert_default_bias():
 
 # 5. int4 / int2 ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["int4", "int2"])
-def test_int_decode_encode(name):
+def test_int_decode_and_roundtrip(name):
     bits = SPEC_INT_FORMATS[name]
     codes = np.arange(1 << bits, dtype=np.uint8)
     got = golden.decode(codes, name)
     assert got.tolist() == [float(decode_int_ref(bits, c)) for c in codes.tolist()]
+    vals = np.arange(-(1 << (bits - 1)), 1 << (bits - 1)).astype(np.float64)
+    assert np.array_equal(golden.decode(golden.encode(vals, name), name), vals)
 
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+@pytest.mark.parametrize("name", ["int4", "int2"])
+def test_int_encode(name, rounding):
+    bits = SPEC_INT_FORMATS[name]
     ints = np.arange(-20, 21, dtype=np.float64)
     base = np.concatenate([ints, ints + 0.5, ints + 0.25, ints + 0.75, [1e300, 2.0 ** 40]])
     rng = np.random.default_rng(bits)
     xs = np.concatenate([base, np.nextafter(base, np.inf), np.nextafter(base, -np.inf),
                          rng.uniform(-12, 12, size=2000)])
     xs = np.unique(np.concatenate([xs, -xs, [0.0, -0.0]]))
-    for r in ROUNDINGS:
-        exp = np.array([encode_int_ref(bits, x, r) for x in xs.tolist()])
-        got = np.asarray(golden.encode(xs, name, rounding=r)).astype(np.int64)
-        bad = np.flatnonzero(got != exp)
-        assert bad.size == 0, f"{name} {r}:\n" + "\n".join(
-            f"  x={xs[i].hex()} ({xs[i]!r}): expected lane 0x{exp[i]:X}, got 0x{got[i]:X}"
-            for i in bad[:16])
-    # every value round-trips
-    vals = np.arange(-(1 << (bits - 1)), 1 << (bits - 1)).astype(np.float64)
-    assert np.array_equal(golden.decode(golden.encode(vals, name), name), vals)
+    exp = np.array([encode_int_ref(bits, x, rounding) for x in xs.tolist()])
+    got = np.asarray(golden.encode(xs, name, rounding=rounding)).astype(np.int64)
+    bad = np.flatnonzero(got != exp)
+    assert bad.size == 0, f"{name} {rounding}:\n" + "\n".join(
+        f"  x={xs[i].hex()} ({xs[i]!r}): expected lane 0x{exp[i]:X} "
+        f"[{decode_int_ref(bits, exp[i])}], got 0x{got[i]:X} [{decode_int_ref(bits, got[i])}]"
+        for i in bad[:16])
 
 
 @pytest.mark.parametrize("name", ["int4", "int2"])
