@@ -1,0 +1,108 @@
+"""Golden ``mpe``: the mixed-precision multiply-accumulate (NUMERICS.md section 3.2).
+
+``fp8`` mode: acc' = rnu_dlfloat16(acc + a*b), the sum computed exactly and rounded once;
+``a`` and ``b`` are ``e4m3`` or ``e5m2`` codes, widened losslessly to ``fp9``. A NaN or Inf
+operand or accumulator, or an overflow, gives 0x7FFF; an exact zero gives 0. The upper 16
+bits of ``acc`` are ignored and come out zero.
+
+``int4`` / ``int2`` modes: acc' = (acc + sum of the lane products) mod 2**32, lanes packed
+2 (int4) or 4 (int2) per byte, lane 0 in the LSBs, ``acc`` a two's complement int32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .codec import _check_codes, round_exact, unpack_lanes
+from .convert import SOURCE_FORMATS, convert
+from .formats import DLFLOAT16, E4M3, FP9, FormatError
+
+MODES = ("fp8", "int4", "int2")
+
+# Guard bits kept below the larger operand when aligning the two addends. The smaller one
+# only loses bits when it lies over 40 bits below, where it can only set the sticky bit.
+_ALIGN_BITS = 40
+
+
+def fp9_fields(codes):
+    """``fp9`` codes to (sign, significand S, exponent of S's LSB, is NaN/Inf)."""
+    c = np.asarray(codes).astype(np.int64)
+    M = FP9.man_bits
+    sign = c >> (FP9.width - 1)
+    e = (c >> M) & FP9.exp_all_ones
+    m = c & FP9.man_all_ones
+    sig = np.where(e == 0, m, m | (1 << M))
+    lsb_exp = np.maximum(e, 1) - FP9.bias - M
+    return sign, sig, lsb_exp, e == FP9.exp_all_ones
+
+
+def dlfloat16_fields(codes):
+    """``dlfloat16`` codes to (sign, significand, exponent of its LSB, is NaN/Inf)."""
+    c = np.asarray(codes).astype(np.int64)
+    M = DLFLOAT16.man_bits
+    sign = c >> (DLFLOAT16.width - 1)
+    e = (c >> M) & DLFLOAT16.exp_all_ones
+    m = c & DLFLOAT16.man_all_ones
+    zero = (e == 0) & (m == 0)
+    sig = np.where(zero, 0, m | (1 << M))
+    sign = np.where(zero, 0, sign)
+    nan = (e == DLFLOAT16.exp_all_ones) & (m == DLFLOAT16.man_all_ones)
+    return sign, sig, e - DLFLOAT16.bias - M, nan
+
+
+def add_exact(sign_x, sig_x, exp_x, sign_y, sig_y, exp_y):
+    """The exact sum of two signed values sig * 2**exp, as (sign, mag, exp, sticky).
+
+    Significands must be below 2**20. Both are aligned to the larger exponent minus
+    ``_ALIGN_BITS``; an addend further below only sets the sticky bit. Subtracting a
+    sticky addend takes one more unit off the magnitude, so that mag + d (0 < d < 1)
+    stays the exact result.
+    """
+    base = np.maximum(exp_x, exp_y) - _ALIGN_BITS
+
+    def aligned(sig, exp):
+        shift = exp - base
+        right = np.clip(-shift, 0, 62)
+        value = np.where(shift >= 0, sig << np.clip(shift, 0, 62), sig >> right)
+        sticky = (shift < 0) & ((sig & ((np.int64(1) << right) - 1)) != 0)
+        return value, sticky
+
+    vx, stx = aligned(sig_x, exp_x)
+    vy, sty = aligned(sig_y, exp_y)
+    same = sign_x == sign_y
+    x_bigger = vx >= vy                     # a sticky addend is always the smaller one
+    mag = np.where(same, vx + vy, np.abs(vx - vy))
+    sticky = stx | sty
+    mag = np.where(~same & sticky, mag - 1, mag)
+    sign = np.where(same, sign_x, np.where(x_bigger, sign_x, sign_y))
+    return sign, mag, base, sticky
+
+
+def _check_mode(mode, fmt_a, fmt_b):
+    if mode not in MODES:
+        raise FormatError(f"mpe: unknown mode {mode!r} (modes: {', '.join(MODES)})")
+    for name, fmt in (("fmt_a", fmt_a), ("fmt_b", fmt_b)):
+        if fmt not in SOURCE_FORMATS:
+            raise FormatError(f"mpe: {name} must be e4m3 or e5m2, got {fmt!r}")
+
+
+def mpe(acc, a, b, mode: str = "fp8", fmt_a: str = "e4m3", fmt_b: str = "e4m3",
+        bias: int = E4M3.bias) -> np.ndarray:
+    """One MAC per row: uint32 ``acc``, uint8 ``a`` and ``b`` (broadcast); uint32 result."""
+    _check_mode(mode, fmt_a, fmt_b)
+    acc = _check_codes(acc, 32, "acc")
+    a = _check_codes(a, 8, "a")
+    b = _check_codes(b, 8, "b")
+    if mode != "fp8":
+        lanes_a, lanes_b = unpack_lanes(a, mode), unpack_lanes(b, mode)
+        total = acc + (lanes_a * lanes_b).sum(axis=-1)
+        return (total & 0xFFFFFFFF).astype(np.uint32)
+
+    sa, Sa, La, nan_a = fp9_fields(convert(a, fmt_a, bias))
+    sb, Sb, Lb, nan_b = fp9_fields(convert(b, fmt_b, bias))
+    sc, Sc, Lc, nan_c = dlfloat16_fields(acc & 0xFFFF)
+    sign, mag, exp, sticky = add_exact(sa ^ sb, Sa * Sb, La + Lb, sc, Sc, Lc)
+    y = round_exact(sign, mag, exp, DLFLOAT16, sticky=sticky, rounding="rnu",
+                    overflow="nan")
+    y = np.where(nan_a | nan_b | nan_c, DLFLOAT16.canonical_nan, y)
+    return y.astype(np.uint32)

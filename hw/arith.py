@@ -1,0 +1,63 @@
+"""Small arithmetic building blocks shared by the units."""
+
+from amaranth import Cat, Const, Signal
+from amaranth.hdl import Shape, Value
+
+
+def mul_lut(a: Value, b: Value, width: int | None = None, *, is_signed=False) -> Value:
+    """a * b as a sum of partial products, so synthesis builds it from LUTs.
+
+    Yosys maps even a 4x4 ``$mul`` to an 18x18 DSP block on ECP5, slower than LUTs here
+    and a waste of a scarce resource. With ``is_signed``, both operands are two's complement
+    and the product is taken modulo 2**width (width defaults to len(a) + len(b), which
+    always holds the product).
+    """
+    a, b = Value.cast(a), Value.cast(b)
+    width = width or (len(a) + len(b))
+
+    def bit(v, i):                         # v sign- or zero-extended to any width
+        if i < len(v):
+            return v[i]
+        return v[-1] if is_signed else None
+
+    ext_a = Cat(*((bit(a, i) if bit(a, i) is not None else Const(0, 1))
+                  for i in range(width)))
+    total = Const(0, width)
+    for i in range(width):
+        b_i = bit(b, i)
+        if b_i is None:
+            break
+        total = (total + ((ext_a & b_i.replicate(width)) << i)[:width])[:width]
+    return total.as_signed() if is_signed else total
+
+
+def leading_zeros(m, value: Value, name: str = "lz") -> Signal:
+    """Number of leading zero bits of ``value`` (len(value) when it is zero)."""
+    width = len(value)
+    lz = Signal(range(width + 1), name=name)
+    m.d.comb += lz.eq(width)
+    for i in range(width):                 # the highest set bit is assigned last and wins
+        with m.If(value[i]):
+            m.d.comb += lz.eq(width - 1 - i)
+    return lz
+
+
+class Pipeline:
+    """Registers placed at named cut points, each either a register or a wire.
+
+    ``cut(name, value)`` returns ``value`` delayed by one cycle when ``name`` is one of the
+    enabled cuts, else ``value`` itself; the unit's latency is the number of enabled cuts.
+    """
+
+    def __init__(self, m, enabled_cuts):
+        self.m = m
+        self.enabled = set(enabled_cuts)
+
+    def cut(self, name: str, value, *, reset_less=True):
+        if name not in self.enabled:
+            return value
+        shape = value.shape() if hasattr(value, "shape") else Shape.cast(len(value))
+        reg = Signal(shape, name=f"{name}_{getattr(value, 'name', 'q')}",
+                     reset_less=reset_less)
+        self.m.d.sync += reg.eq(value)
+        return reg

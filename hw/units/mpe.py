@@ -1,0 +1,207 @@
+"""Mixed-precision MAC (MPE): HFP8 operands, fused DLFloat16 accumulation, INT4/INT2 lanes."""
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.formats import DLFLOAT16, E4M3, FP9, check_bias, FormatError
+from hw.arith import Pipeline, leading_zeros, mul_lut
+from hw.layouts import float_layout
+from hw.units.fp8_to_fp9 import Fp8ToFp9, SourceFormat
+
+
+class Mode(enum.Enum, shape=2):
+    FP8 = 0
+    INT4 = 1
+    INT2 = 2
+
+
+# Register positions, in the order they are enabled as ``pipeline`` grows.
+PIPELINE_CUTS = {
+    0: (),
+    1: ("result",),
+    2: ("product", "result"),
+    3: ("product", "sum", "result"),
+}
+
+# Alignment window of the fused add: the 8-bit product and the 10-bit accumulator
+# significand, plus 3 bits, so that an addend is only lost to the sticky bit when it lies
+# so far below the other that the result keeps 12 or more bits above the window's bottom.
+WINDOW = 21
+
+
+class MPE(wiring.Component):
+    """One multiply-accumulate per cycle: acc_out = acc_in + a * b.
+
+    Ports (all sampled together when ``valid_in`` is high):
+    ``mode`` (``Mode``: FP8, INT4, INT2), ``fmt_a`` / ``fmt_b`` (``SourceFormat``: E4M3 or
+    E5M2, per operand), ``a``, ``b`` (8 bits), ``acc_in`` (32 bits); ``valid_out`` and
+    ``acc_out`` come ``pipeline`` cycles later.
+
+    Parameters: ``bias``, the ``e4m3`` bias (0..15, default 11); ``pipeline``, the number of
+    register stages (0..3, default 2: after the product and on the result).
+
+    Latency: ``pipeline`` cycles (0: combinational). Throughput: one row per cycle, that
+    is 1 FP8 MAC, 2 INT4 MACs or 4 INT2 MACs per cycle.
+
+    FP8: both operands go through the ``fp9`` converter and share one 4x4 significand
+    multiplier and one fused add: the exact sum of the ``dlfloat16`` accumulator (low 16
+    bits of ``acc_in``) and the product is rounded once, to nearest with ties away from zero.
+    A NaN or Inf operand or accumulator, or an overflow, gives 0x7FFF; an exact zero gives 0;
+    a result below the smallest ``dlfloat16`` (2^-31 x (1+2^-9)) rounds to it or to 0.
+    The upper 16 bits of ``acc_out`` are zero.
+
+    INT4 / INT2: ``a`` and ``b`` hold 2 (4-bit) or 4 (2-bit) signed lanes, lane 0 in the
+    LSBs; acc_out = acc_in + sum of the lane products, wrapping modulo 2^32.
+    """
+
+    def __init__(self, bias: int = E4M3.bias, pipeline: int = 2):
+        try:
+            check_bias(E4M3, bias)
+        except FormatError:
+            lo, hi = E4M3.bias_range
+            raise ValueError(f"bias must be an integer in {lo}..{hi}, got {bias!r}") from None
+        if pipeline not in PIPELINE_CUTS:
+            raise ValueError(f"pipeline must be one of {', '.join(map(str, PIPELINE_CUTS))}, "
+                             f"got {pipeline!r}")
+        self.bias = int(bias)
+        self.pipeline = pipeline
+        super().__init__({
+            "valid_in": In(1),
+            "mode": In(Mode),
+            "fmt_a": In(SourceFormat),
+            "fmt_b": In(SourceFormat),
+            "a": In(8),
+            "b": In(8),
+            "acc_in": In(32),
+            "valid_out": Out(1),
+            "acc_out": Out(32),
+        })
+
+    @property
+    def latency(self) -> int:
+        return self.pipeline
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = Pipeline(m, PIPELINE_CUTS[self.pipeline])
+        dl = DLFLOAT16
+
+        # Stage 1: widen both operands to fp9 and multiply the significands. ------------
+        m.submodules.widen_a = widen_a = Fp8ToFp9(self.bias)
+        m.submodules.widen_b = widen_b = Fp8ToFp9(self.bias)
+        m.d.comb += [widen_a.fmt.eq(self.fmt_a), widen_a.a.eq(self.a),
+                     widen_b.fmt.eq(self.fmt_b), widen_b.a.eq(self.b)]
+        fa, fb = widen_a.y, widen_b.y
+
+        def significand(f):
+            return Cat(f.mantissa, f.exponent != 0)
+
+        def exponent(f):                      # subnormals share the exponent of e=1
+            return Mux(f.exponent == 0, 1, f.exponent)
+
+        acc = data.View(float_layout(dl), self.acc_in[:dl.width])
+
+        product = Signal(8)
+        product_exp = Signal(6)               # ea + eb: the product's LSB is 2**(this - 36)
+        m.d.comb += [product.eq(mul_lut(significand(fa), significand(fb))),
+                     product_exp.eq(exponent(fa) + exponent(fb))]
+        special = ((fa.exponent == FP9.exp_all_ones) | (fb.exponent == FP9.exp_all_ones)
+                   | ((acc.exponent == dl.exp_all_ones) & (acc.mantissa == dl.man_all_ones)))
+
+        def lanes(value, bits):
+            return [value[i:i + bits] for i in range(0, 8, bits)]
+
+        int4_sum = sum(mul_lut(x, y, is_signed=True)
+                       for x, y in zip(lanes(self.a, 4), lanes(self.b, 4)))
+        int2_sum = sum(mul_lut(x, y, is_signed=True)
+                       for x, y in zip(lanes(self.a, 2), lanes(self.b, 2)))
+        lane_sum = Signal(signed(10))
+        m.d.comb += lane_sum.eq(Mux(self.mode == Mode.INT4, int4_sum, int2_sum))
+
+        s1 = {name: pipe.cut("product", value, reset_less=name != "valid") for name, value in {
+            "valid": self.valid_in, "mode": self.mode, "acc": self.acc_in,
+            "product": product, "product_exp": product_exp,
+            "product_sign": fa.sign ^ fb.sign, "special": special, "lane_sum": lane_sum,
+        }.items()}
+
+        # Stage 2: align both addends below the larger top and add. ---------------------
+        acc = data.View(float_layout(dl), s1["acc"][:dl.width])
+        acc_zero = (acc.exponent == 0) & (acc.mantissa == 0)
+        product_zero = s1["product"] == 0
+        # Tops (exclusive MSB exponents) biased by +30: product 2**(ea+eb-28), acc 2**(e-30).
+        top_p = s1["product_exp"] + 2
+        top_c = acc.exponent
+        top = Signal(7)
+        m.d.comb += top.eq(Mux(product_zero, top_c,
+                               Mux(acc_zero | (top_p > top_c), top_p, top_c)))
+
+        def align(significand, width, top_x):
+            """Significand, top-justified in the window, shifted down by top - top_x; the
+            bits shifted out are ORed into an extra LSB (the sticky bit)."""
+            shift = Signal(range(WINDOW + 1))
+            m.d.comb += shift.eq(Mux(top - top_x > WINDOW, WINDOW, top - top_x))
+            extended = Cat(Const(0, WINDOW), Const(0, WINDOW - width), significand)
+            shifted = extended >> shift
+            return Cat(shifted[:WINDOW].any(), shifted[WINDOW:2 * WINDOW])
+
+        aligned_p = align(s1["product"], 8, top_p)
+        aligned_c = align(Cat(acc.mantissa, ~acc_zero), dl.man_bits + 1, top_c)
+        subtract = s1["product_sign"] ^ acc.sign
+        total = Signal(signed(WINDOW + 3))
+        m.d.comb += total.eq(Mux(subtract, aligned_p - aligned_c, aligned_p + aligned_c))
+        magnitude = Signal(WINDOW + 2)        # value = magnitude * 2**(top - 30 - 22)
+        sum_sign = Signal()
+        m.d.comb += [magnitude.eq(Mux(total < 0, -total, total)),
+                     sum_sign.eq(Mux(total < 0, acc.sign, s1["product_sign"]))]
+
+        int_result = Signal(32)
+        m.d.comb += int_result.eq(s1["acc"] + s1["lane_sum"].as_signed())
+
+        s2 = {name: pipe.cut("sum", value, reset_less=name != "valid") for name, value in {
+            "valid": s1["valid"], "mode": s1["mode"], "special": s1["special"],
+            "magnitude": magnitude, "sign": sum_sign, "top": top, "int_result": int_result,
+        }.items()}
+
+        # Stage 3: normalize and round to nearest, ties away (rnu). ----------------------
+        mag = s2["magnitude"]
+        width = len(mag)
+        lz = leading_zeros(m, mag)
+        normalized = Signal(width)
+        m.d.comb += normalized.eq(mag << lz)
+        sig_bits = dl.man_bits + 1
+        kept = normalized[width - sig_bits:]              # 10 bits, MSB set
+        guard = normalized[width - sig_bits - 1]
+        rounded = Signal(sig_bits + 1)
+        m.d.comb += rounded.eq(kept + guard)
+        carry = rounded[-1]
+        exp_field = Signal(signed(9))       # biased dlfloat16 exponent before rounding
+        m.d.comb += exp_field.eq(s2["top"] + 1 - lz)
+        exp_final = Signal(signed(9))
+        m.d.comb += exp_final.eq(exp_field + carry)
+        man_final = Signal(dl.man_bits)
+        m.d.comb += man_final.eq(Mux(carry, 0, rounded[:dl.man_bits]))
+
+        code = Signal(dl.width)
+        sign = s2["sign"] << (dl.width - 1)
+        e_max, m_max = dl.max_fields
+        with m.If(s2["special"]
+                  | (exp_final > e_max) | ((exp_final == e_max) & (man_final > m_max))):
+            m.d.comb += code.eq(dl.canonical_nan)
+        with m.Elif((mag == 0) | (exp_field < -1)):
+            m.d.comb += code.eq(0)
+        with m.Elif(exp_field == -1):
+            # [2**-32, 2**-31): min positive when at or above half of it, 2**-32 * (1+2**-9),
+            # that is when any of the 9 bits below the leading one is set; else zero.
+            below_lead = normalized[width - dl.man_bits - 1:width - 1]
+            m.d.comb += code.eq(Mux(below_lead.any(), sign | 1, 0))
+        with m.Elif((exp_final == 0) & (man_final == 0)):
+            # e=0, m=0 is the zero code, not 2**-31: round up to min positive instead.
+            m.d.comb += code.eq(sign | 1)
+        with m.Else():
+            m.d.comb += code.eq(sign | (exp_final[:dl.exp_bits] << dl.man_bits) | man_final)
+
+        acc_out = Mux(s2["mode"] == Mode.FP8, code, s2["int_result"])
+        m.d.comb += [self.acc_out.eq(pipe.cut("result", acc_out)),
+                     self.valid_out.eq(pipe.cut("result", s2["valid"], reset_less=False))]
+        return m
