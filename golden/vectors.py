@@ -17,7 +17,9 @@ from typing import Callable
 import numpy as np
 
 from .convert import SOURCE_FORMATS, convert
-from .formats import E4M3
+from .formats import E4M3, OVERFLOWS
+from .mpe import MODES, mpe
+from .quant16 import quant16
 
 
 class VectorError(ValueError):
@@ -157,14 +159,40 @@ def _eval_convert(inputs: dict, params: dict) -> dict:
     return {"y": convert(inputs["a"], params["fmt"], params["bias"])}
 
 
+def _eval_mpe(inputs: dict, params: dict) -> dict:
+    return {"acc": mpe(inputs["acc"], inputs["a"], inputs["b"], params["mode"],
+                       params["fmt_a"], params["fmt_b"], params["bias"])}
+
+
+def _eval_quant16(inputs: dict, params: dict) -> dict:
+    return {"y": quant16(inputs["x"], params["fmt"], params["bias"], params["overflow"])}
+
+
+_BIAS = VParam("bias", E4M3.bias, lo=E4M3.bias_range[0], hi=E4M3.bias_range[1])
+
 VECTOR_UNITS: dict[str, VectorUnit] = {
     "convert": VectorUnit(
         "convert",
-        params=(VParam("fmt", "e4m3", choices=SOURCE_FORMATS),
-                VParam("bias", E4M3.bias, lo=E4M3.bias_range[0], hi=E4M3.bias_range[1])),
+        params=(VParam("fmt", "e4m3", choices=SOURCE_FORMATS), _BIAS),
         inputs=(VArray("a", "uint8", ("n",)),),
         outputs=(VArray("y", "uint16", ("n",)),),
         evaluate=_eval_convert),
+    "mpe": VectorUnit(
+        "mpe",
+        params=(VParam("mode", "fp8", choices=MODES),
+                VParam("fmt_a", "e4m3", choices=SOURCE_FORMATS),
+                VParam("fmt_b", "e4m3", choices=SOURCE_FORMATS), _BIAS),
+        inputs=(VArray("acc", "uint32", ("n",)), VArray("a", "uint8", ("n",)),
+                VArray("b", "uint8", ("n",))),
+        outputs=(VArray("acc", "uint32", ("n",)),),
+        evaluate=_eval_mpe),
+    "quant16": VectorUnit(
+        "quant16",
+        params=(VParam("fmt", "e4m3", choices=SOURCE_FORMATS), _BIAS,
+                VParam("overflow", "sat", choices=OVERFLOWS)),
+        inputs=(VArray("x", "uint16", ("n",)),),
+        outputs=(VArray("y", "uint8", ("n",)),),
+        evaluate=_eval_quant16),
 }
 
 

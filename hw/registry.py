@@ -82,11 +82,28 @@ def _convert(bias):
     return Fp8ToFp9(bias=bias)
 
 
+def _mpe(bias, pipeline):
+    from hw.units.mpe import MPE
+    return MPE(bias=bias, pipeline=pipeline)
+
+
+def _quant16(bias):
+    from hw.units.quant16 import Quant16
+    return Quant16(bias=bias)
+
+
+_BIAS = Param("bias", E4M3.bias, *E4M3.bias_range, "e4m3 exponent bias")
+
 UNITS: dict[str, UnitSpec] = {
     "convert": UnitSpec(
         "convert", "e4m3/e5m2 to fp9 converter, source format chosen at run time",
-        _convert,
-        (Param("bias", E4M3.bias, *E4M3.bias_range, "e4m3 exponent bias"),)),
+        _convert, (_BIAS,)),
+    "mpe": UnitSpec(
+        "mpe", "mixed-precision MAC: fp8 (e4m3/e5m2 per operand) into dlfloat16, int4, int2",
+        _mpe, (_BIAS, Param("pipeline", 2, 0, 3, "register stages (= latency in cycles)"))),
+    "quant16": UnitSpec(
+        "quant16", "dlfloat16 to e4m3/e5m2 quantizer (rne, sat or nan), format at run time",
+        _quant16, (_BIAS,)),
 }
 
 

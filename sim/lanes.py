@@ -1,0 +1,131 @@
+"""Many copies of one unit in one simulation, to push millions of vectors through cocotb.
+
+``LaneArray`` places ``lanes`` copies of a unit side by side (a test-only top: each lane
+is the unit itself, unchanged); every port becomes one wide port with a whole number of
+bytes per lane, so a cycle's stimulus for all lanes is one ``int.from_bytes``.
+``drive_rows`` streams numpy rows through it and collects the outputs in row order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Module
+from amaranth.hdl import Shape, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from cocotb.clock import Clock
+from cocotb.triggers import RisingEdge, Timer
+
+_DTYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _field_bytes(width: int) -> int:
+    for n in (1, 2, 4, 8):
+        if width <= 8 * n:
+            return n
+    raise ValueError(f"port of {width} bits is too wide for a lane field")
+
+
+class LaneArray(wiring.Component):
+    """``lanes`` instances of ``make_unit()``; port ``p`` is ``lanes`` fields of whole bytes."""
+
+    def __init__(self, make_unit, lanes: int):
+        self.units = [make_unit() for _ in range(lanes)]
+        self.lanes = lanes
+        self.ports = {}                         # name -> (width, bytes per lane, flow)
+        members = {}
+        for name, member in self.units[0].signature.members.items():
+            width = Shape.cast(member.shape).width
+            nbytes = _field_bytes(width)
+            self.ports[name] = (width, nbytes, member.flow)
+            members[name] = (In if member.flow == In else Out)(8 * nbytes * lanes)
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        for i, unit in enumerate(self.units):
+            m.submodules[f"lane{i}"] = unit
+            for name, (width, nbytes, flow) in self.ports.items():
+                start = 8 * nbytes * i
+                piece = getattr(self, name)[start:start + width]
+                port = Value.cast(getattr(unit, name))
+                if flow == In:
+                    m.d.comb += port.eq(piece)
+                else:
+                    m.d.comb += piece.eq(port)
+        return m
+
+
+def pack(values: np.ndarray, nbytes: int) -> list[int]:
+    """[cycles, lanes] values to one integer per cycle, lane 0 in the LSBs."""
+    raw = np.ascontiguousarray(values.astype(_DTYPES[nbytes]).astype(f"<u{nbytes}"))
+    return [int.from_bytes(row.tobytes(), "little") for row in raw]
+
+
+def unpack(value: int, lanes: int, nbytes: int) -> np.ndarray:
+    return np.frombuffer(value.to_bytes(lanes * nbytes, "little"), dtype=f"<u{nbytes}")
+
+
+async def start_clock(dut, period_ns: int = 10):
+    """Start ``clk`` (if the top has one) and pulse ``rst`` for two cycles."""
+    if not hasattr(dut, "clk"):
+        return False
+    Clock(dut.clk, period_ns, unit="ns").start()
+    dut.rst.value = 1
+    for _ in range(2):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    return True
+
+
+async def drive_rows(dut, ports: dict, lanes: int, inputs: dict[str, np.ndarray],
+                     outputs: list[str], *, latency: int, valid: str | None = "valid_in",
+                     valid_out: str = "valid_out") -> dict[str, np.ndarray]:
+    """Stream rows (every input array has one entry per row) through a ``LaneArray``.
+
+    Rows go ``lanes`` at a time, one group per cycle; the tail group is padded and its
+    padding discarded. With ``latency`` 0 the top is combinational and each group is
+    read after a settle delay; otherwise outputs are taken when ``valid_out`` is high.
+    """
+    rows = len(next(iter(inputs.values())))
+    cycles = -(-rows // lanes)
+    packed = {}
+    for name, values in inputs.items():
+        padded = np.zeros(cycles * lanes, dtype=np.uint64)
+        padded[:rows] = values
+        packed[name] = pack(padded.reshape(cycles, lanes), ports[name][1])
+    if valid is not None:
+        flags = np.zeros(cycles * lanes, dtype=np.uint64)
+        flags[:rows] = 1
+        packed[valid] = pack(flags.reshape(cycles, lanes), ports[valid][1])
+    handles = {name: getattr(dut, name) for name in packed}
+    out_handles = {name: getattr(dut, name) for name in outputs}
+    collected = {name: [] for name in outputs}
+
+    def read_all():
+        for name, h in out_handles.items():
+            collected[name].append(unpack(h.value.to_unsigned(), lanes, ports[name][1]))
+
+    if latency == 0:
+        for c in range(cycles):
+            for name, h in handles.items():
+                h.value = packed[name][c]
+            await Timer(1, unit="ns")
+            read_all()
+    else:
+        await start_clock(dut)
+        valid_handle = getattr(dut, valid_out)
+        got = 0
+        c = 0
+        while got < cycles:
+            for name, h in handles.items():
+                h.value = packed[name][c] if c < cycles else 0
+            c += 1
+            await RisingEdge(dut.clk)
+            await Timer(1, unit="ps")          # let registered outputs update
+            if valid_handle.value.to_unsigned() & 1:
+                read_all()
+                got += 1
+            if c > cycles + latency + 4:
+                raise AssertionError(f"only {got} of {cycles} groups came out of the pipeline")
+    return {name: np.concatenate(parts)[:rows] for name, parts in collected.items()}
