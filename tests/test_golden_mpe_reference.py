@@ -549,6 +549,8 @@ def test_fp8_nan_inf_inputs(cfg):
         rows += [(rng.choice(accs) | (rng.randrange(1 << 16) << 16), sa, b) for b in range(256)]
     for sb in special_codes(fb, bias):
         rows += [(rng.choice(accs), a, sb) for a in range(256)]
+    rows += [(rng.choice(accs), sa, sb) for sa in special_codes(fa, bias)
+             for sb in special_codes(fb, bias)]  # both operands special
     for nan in (0x7FFF, 0xFFFF, 0xABCD7FFF, 0x1234FFFF, 0xFFFFFFFF):
         rows += [(nan, rng.randrange(256), rng.randrange(256)) for _ in range(200)]
         rows += [(nan, 0, 0), (nan, 0x80, 0x80)]
