@@ -8,26 +8,22 @@ def mul_lut(a: Value, b: Value, width: int | None = None, *, is_signed=False) ->
     """a * b as a sum of partial products, so synthesis builds it from LUTs.
 
     Yosys maps even a 4x4 ``$mul`` to an 18x18 DSP block on ECP5, slower than LUTs here
-    and a waste of a scarce resource. With ``is_signed``, both operands are two's complement
-    and the product is taken modulo 2**width (width defaults to len(a) + len(b), which
-    always holds the product).
+    and a waste of a scarce resource. With ``is_signed``, both operands are two's complement:
+    ``a`` is sign-extended and the partial product of ``b``'s sign bit is subtracted
+    (its weight is -2**(n-1)). The result has ``width`` bits (default len(a) + len(b),
+    which always holds the product) and is taken modulo 2**width.
     """
     a, b = Value.cast(a), Value.cast(b)
     width = width or (len(a) + len(b))
-
-    def bit(v, i):                         # v sign- or zero-extended to any width
-        if i < len(v):
-            return v[i]
-        return v[-1] if is_signed else None
-
-    ext_a = Cat(*((bit(a, i) if bit(a, i) is not None else Const(0, 1))
-                  for i in range(width)))
+    fill = a[-1] if is_signed else Const(0, 1)
+    ext_a = Cat(*(a[i] if i < len(a) else fill for i in range(width)))
     total = Const(0, width)
-    for i in range(width):
-        b_i = bit(b, i)
-        if b_i is None:
-            break
-        total = (total + ((ext_a & b_i.replicate(width)) << i)[:width])[:width]
+    for i in range(len(b)):
+        partial = ((ext_a & b[i].replicate(width)) << i)[:width]
+        if is_signed and i == len(b) - 1:
+            total = (total - partial)[:width]
+        else:
+            total = (total + partial)[:width]
     return total.as_signed() if is_signed else total
 
 

@@ -17,7 +17,7 @@ from golden.vectors import (VectorError, get_vector_unit, load_inputs, load_npz,
                             parse_params, save_npz)
 from hw.registry import BuildError, get_unit
 from sim.lanes import LaneArray
-from sim.runner import SIMULATORS, SimError, run_cocotb
+from sim.runner import SIMULATORS, SimError, default_cache_dir, run_cocotb
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +39,7 @@ def _parser():
 
 
 # Lanes simulated side by side; rows go through them a group per cycle.
-LANES = 16
+LANES = 8
 
 
 def split_params(unit_name: str, overrides: dict) -> tuple[dict, dict]:
@@ -69,7 +69,7 @@ def simulate(unit_name: str, inputs: dict, params: dict, hw_params: dict, sim: s
     top = LaneArray(lambda: hw.elaborate(hw_params), lanes)
     result = run_cocotb(
         top, f"{hw.module_name(hw_params)}_x{lanes}", sim, "sim.tb.vectors_tb",
-        build_dir, quiet=True,
+        build_dir, quiet=True, cache_dir=default_cache_dir(),
         env={"FP8HW_UNIT": unit_name, "FP8HW_PARAMS": params, "FP8HW_HW_PARAMS": hw_params,
              "FP8HW_LANES": str(lanes),
              "FP8HW_VECTORS_IN": str(vin.resolve()), "FP8HW_VECTORS_OUT": str(vout.resolve())})

@@ -60,48 +60,75 @@ def prepare_simulator(sim: str) -> None:
         raise SimError("iverilog not found (install it: apt-get install iverilog)")
 
 
-def write_verilog(top, name: str, path: Path) -> Path:
-    """Elaborate an Amaranth component into ``path`` with module name ``name``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(verilog.convert(top, name=name, emit_src=False))
-    return path
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("FP8HW_SIM_CACHE", ROOT / "build" / "sim-cache"))
 
 
 def run_cocotb(top, name: str, sim: str, test_module: str, build_dir, *,
                testcase: str | None = None, env: dict | None = None,
-               quiet: bool = False, seed: int | None = None) -> SimResult:
+               quiet: bool = False, seed: int | None = None,
+               cache_dir: Path | None = None) -> SimResult:
     """Build ``top`` as module ``name`` and run the cocotb tests of ``test_module``.
 
     ``env`` reaches the testbench as environment variables (values that are not strings
     are JSON-encoded). With ``quiet``, simulator output goes to ``build_dir/sim.log``.
+    With ``cache_dir``, the simulator build is kept in ``cache_dir/SIM/NAME`` and reused
+    while the Verilog is unchanged (a file lock keeps concurrent runs apart); the test
+    itself still runs in ``build_dir``.
     """
-    from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
-
     prepare_simulator(sim)
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    source = write_verilog(top, name, build_dir / f"{name}.v")
-    log = build_dir / "sim.log" if quiet else None
+    if cache_dir is None:
+        return _build_and_test(top, name, sim, test_module, build_dir, build_dir,
+                               testcase, env, quiet, seed)
+    import fcntl
+    sim_dir = (Path(cache_dir) / sim / name).resolve()
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    with open(sim_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_and_test(top, name, sim, test_module, sim_dir, build_dir,
+                               testcase, env, quiet, seed)
+
+
+def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
+                    testcase, env, quiet, seed) -> SimResult:
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    text = verilog.convert(top, name=name, emit_src=False)
+    source = sim_dir / f"{name}.v"
+    done = sim_dir / ".built"
+    fresh = done.is_file() and source.is_file() and source.read_text() == text
+    if not fresh:
+        done.unlink(missing_ok=True)
+        source.write_text(text)
+    log = test_dir / "sim.log" if quiet else None
     runner = get_runner(sim)
     extra_env = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (env or {}).items()}
     pythonpath = os.environ.get("PYTHONPATH", "")
     extra_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), pythonpath) if p)
-    results_xml = build_dir / "results.xml"
+    results_xml = test_dir / "results.xml"
+    results_xml.unlink(missing_ok=True)
+    build_log = test_dir / "build.log" if quiet else None
     try:
-        runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir, always=True,
-                     timescale=("1ns", "1ps"),
-                     build_args=["-Wno-fatal"] if sim == "verilator" else [],
-                     log_file=build_dir / "build.log" if quiet else None)
-        runner.test(test_module=test_module, hdl_toplevel=name, build_dir=build_dir,
-                    test_dir=build_dir, results_xml=str(results_xml), testcase=testcase,
-                    extra_env=extra_env, log_file=log, seed=seed)
+        if not fresh:
+            runner.build(sources=[source], hdl_toplevel=name, build_dir=sim_dir, always=True,
+                         timescale=("1ns", "1ps"),
+                         build_args=["-Wno-fatal"] if sim == "verilator" else [],
+                         log_file=build_log)
+            done.touch()
+        runner.test(test_module=test_module, hdl_toplevel=name, hdl_toplevel_lang="verilog",
+                    build_dir=sim_dir,
+                    test_dir=test_dir, results_xml=str(results_xml), testcase=testcase,
+                    extra_env=extra_env, log_file=log, seed=seed,
+                    timescale=("1ns", "1ps"))
     except (SystemExit, RuntimeError, FileNotFoundError) as e:
         if not results_xml.is_file():
-            where = build_dir / ("build.log" if quiet else "")
+            where = build_log if build_log is not None else test_dir
             raise SimError(f"{sim}: build or simulation of {name} failed ({e}); "
                            f"see {where}") from None
     if not results_xml.is_file():
-        raise SimError(f"{sim}: simulation of {name} left no results; see {build_dir}")
+        raise SimError(f"{sim}: simulation of {name} left no results; see {test_dir}")
     tests, failed = get_results(results_xml)
     return SimResult(tests, failed, results_xml, log)

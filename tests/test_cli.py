@@ -142,3 +142,71 @@ def test_golden_eval_random_rows(tmp_path):
             "--param", "bias=5")
     with np.load(tmp_path / "o.npz") as f, np.load(tmp_path / "table.npz") as t:
         assert np.array_equal(f["y"], t["y"][a])
+
+
+# mpe and quant16: every mode through both commands ------------------------------------
+
+def _mpe_file(path, rng, n=3000):
+    np.savez(path, acc=rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32),
+             a=rng.integers(0, 256, n).astype(np.uint8),
+             b=rng.integers(0, 256, n).astype(np.uint8))
+
+
+UNIT_CONFIGS = [
+    ("mpe", ["mode=fp8", "fmt_a=e4m3", "fmt_b=e5m2"]),
+    ("mpe", ["mode=fp8", "fmt_a=e5m2", "fmt_b=e4m3", "bias=0", "pipeline=0"]),
+    ("mpe", ["mode=int4"]),
+    ("mpe", ["mode=int2", "pipeline=3"]),
+    ("quant16", ["fmt=e5m2", "overflow=nan"]),
+    ("quant16", ["fmt=e4m3", "bias=15"]),
+]
+
+
+@pytest.mark.parametrize("unit, params", UNIT_CONFIGS, ids=lambda x: x if isinstance(x, str)
+                         else "-".join(x))
+def test_sim_run_equals_golden_eval_units(sim, tmp_path, unit, params):
+    rng = np.random.default_rng(len(params))
+    vin = tmp_path / "in.npz"
+    if unit == "mpe":
+        _mpe_file(vin, rng)
+    else:
+        np.savez(vin, x=np.arange(1 << 16, dtype=np.uint16))
+    flags = [x for p in params for x in ("--param", p)]
+    golden_flags = [x for p in params if not p.startswith("pipeline=")
+                    for x in ("--param", p)]
+    gold = run_cli("golden", "eval", unit, vin, tmp_path / "golden.npz", *golden_flags)
+    assert gold.returncode == 0, gold.stderr
+    rtl = run_cli("sim", "run", unit, vin, tmp_path / "rtl.npz", "--sim", sim, *flags)
+    assert rtl.returncode == 0, rtl.stderr
+    assert (tmp_path / "golden.npz").read_bytes() == (tmp_path / "rtl.npz").read_bytes()
+
+
+@pytest.mark.parametrize("tool", ["golden", "sim"])
+@pytest.mark.parametrize("unit, arrays, extra, fragment", [
+    ("mpe", {"acc": np.zeros(4, np.uint32), "a": np.zeros(4, np.uint8)}, [],
+     "missing array 'b'"),
+    ("mpe", {"acc": np.zeros(4, np.uint32), "a": np.zeros(4, np.uint8),
+             "b": np.zeros(5, np.uint8)}, [], "has n=5, other arrays have n=4"),
+    ("mpe", {"acc": np.zeros(4, np.int32), "a": np.zeros(4, np.uint8),
+             "b": np.zeros(4, np.uint8)}, [], "dtype int32, expected uint32"),
+    ("mpe", {"acc": np.zeros(4, np.uint32), "a": np.zeros(4, np.uint8),
+             "b": np.zeros(4, np.uint8)}, ["--param", "mode=int8"], "must be one of fp8"),
+    ("quant16", {"x": np.zeros(4, np.uint16)}, ["--param", "overflow=wrap"],
+     "must be one of sat, nan"),
+    ("quant16", {"x": np.zeros((4, 2), np.uint16)}, [], "expected [n]"),
+])
+def test_unit_bad_input(tmp_path, tool, unit, arrays, extra, fragment):
+    np.savez(tmp_path / "in.npz", **arrays)
+    out = tmp_path / "out.npz"
+    verb = "eval" if tool == "golden" else "run"
+    proc = run_cli(tool, verb, unit, tmp_path / "in.npz", out, *extra)
+    assert_one_line_error(proc, fragment)
+    assert not out.exists()
+
+
+def test_sim_run_bad_generator_param(tmp_path):
+    _mpe_file(tmp_path / "in.npz", np.random.default_rng(0), 4)
+    proc = run_cli("sim", "run", "mpe", tmp_path / "in.npz", tmp_path / "o.npz",
+                   "--param", "pipeline=7")
+    assert_one_line_error(proc, "pipeline=7 is outside the allowed range 0..3")
+    assert not (tmp_path / "o.npz").exists()
