@@ -96,10 +96,17 @@ def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
+    import sys
+
+    import cocotb
+
     text = verilog.convert(top, name=name, emit_src=False)
     source = sim_dir / f"{name}.v"
     done = sim_dir / ".built"
-    fresh = done.is_file() and source.is_file() and source.read_text() == text
+    # A build links the cocotb library of one environment: reuse it only from there.
+    stamp = f"{sys.prefix}\ncocotb {cocotb.__version__}\n"
+    fresh = (done.is_file() and done.read_text() == stamp and source.is_file()
+             and source.read_text() == text)
     if not fresh:
         done.unlink(missing_ok=True)
         source.write_text(text)
@@ -117,7 +124,7 @@ def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
                          timescale=("1ns", "1ps"),
                          build_args=["-Wno-fatal"] if sim == "verilator" else [],
                          log_file=build_log)
-            done.touch()
+            done.write_text(stamp)
         runner.test(test_module=test_module, hdl_toplevel=name, hdl_toplevel_lang="verilog",
                     build_dir=sim_dir,
                     test_dir=test_dir, results_xml=str(results_xml), testcase=testcase,
