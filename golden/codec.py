@@ -66,26 +66,28 @@ def decode(codes, fmt, bias=None) -> np.ndarray:
         return np.where(c >= (1 << (fmt.bits - 1)), c - (1 << fmt.bits), c).astype(np.float64)
 
     c = _check_codes(codes, fmt.width, fmt.name)
-    b = _resolve_bias(fmt, bias)
+    sign, sig, lsb_exp = split_codes(c, fmt, _resolve_bias(fmt, bias))
+    mag = np.ldexp(sig.astype(np.float64), lsb_exp)
+    val = np.where(sign == 1, -mag, mag)
+    return np.where(is_nan_code(c, fmt), np.nan, val)
+
+
+def split_codes(codes, fmt: FloatFormat, bias=None):
+    """Codes to exact (sign, integer significand, exponent of the significand's LSB).
+
+    The value is (-1)**sign * significand * 2**exponent (NaN and Inf codes give
+    meaningless numbers: test them with ``is_nan_code``). The ``dl`` zero has sign 0.
+    """
+    c = np.asarray(codes).astype(np.int64)
+    b = fmt.bias if bias is None else bias
     M = fmt.man_bits
-    s = (c >> fmt.sign_shift) & 1
+    sign = (c >> fmt.sign_shift) & 1
     e = (c >> M) & fmt.exp_all_ones
     m = c & fmt.man_all_ones
     if fmt.has_subnormals:
-        sig = np.where(e == 0, m, m | (1 << M))
-        ex = np.maximum(e, 1) - b - M
-    else:
-        sig = m | (1 << M)
-        ex = e - b - M
-    mag = np.ldexp(sig.astype(np.float64), ex)
-    val = np.where(s == 1, -mag, mag)
-    if fmt.style == "dl":
-        val = np.where((e == 0) & (m == 0), 0.0, val)
-    if fmt.style == "ieee":
-        val = np.where(e == fmt.exp_all_ones, np.nan, val)
-    elif fmt.style in ("fn", "dl"):
-        val = np.where((e == fmt.exp_all_ones) & (m == fmt.man_all_ones), np.nan, val)
-    return val
+        return sign, np.where(e == 0, m, m | (1 << M)), np.maximum(e, 1) - b - M
+    zero = (e == 0) & (m == 0)
+    return np.where(zero, 0, sign), np.where(zero, 0, m | (1 << M)), e - b - M
 
 
 def is_nan_code(codes, fmt) -> np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import _check_codes, round_exact, unpack_lanes
+from .codec import _check_codes, is_nan_code, round_exact, split_codes, unpack_lanes
 from .convert import SOURCE_FORMATS, convert
 from .formats import DLFLOAT16, E4M3, FP9, FormatError
 
@@ -22,32 +22,6 @@ MODES = ("fp8", "int4", "int2")
 # Guard bits kept below the larger operand when aligning the two addends. The smaller one
 # only loses bits when it lies over 40 bits below, where it can only set the sticky bit.
 _ALIGN_BITS = 40
-
-
-def fp9_fields(codes):
-    """``fp9`` codes to (sign, significand S, exponent of S's LSB, is NaN/Inf)."""
-    c = np.asarray(codes).astype(np.int64)
-    M = FP9.man_bits
-    sign = c >> (FP9.width - 1)
-    e = (c >> M) & FP9.exp_all_ones
-    m = c & FP9.man_all_ones
-    sig = np.where(e == 0, m, m | (1 << M))
-    lsb_exp = np.maximum(e, 1) - FP9.bias - M
-    return sign, sig, lsb_exp, e == FP9.exp_all_ones
-
-
-def dlfloat16_fields(codes):
-    """``dlfloat16`` codes to (sign, significand, exponent of its LSB, is NaN/Inf)."""
-    c = np.asarray(codes).astype(np.int64)
-    M = DLFLOAT16.man_bits
-    sign = c >> (DLFLOAT16.width - 1)
-    e = (c >> M) & DLFLOAT16.exp_all_ones
-    m = c & DLFLOAT16.man_all_ones
-    zero = (e == 0) & (m == 0)
-    sig = np.where(zero, 0, m | (1 << M))
-    sign = np.where(zero, 0, sign)
-    nan = (e == DLFLOAT16.exp_all_ones) & (m == DLFLOAT16.man_all_ones)
-    return sign, sig, e - DLFLOAT16.bias - M, nan
 
 
 def add_exact(sign_x, sig_x, exp_x, sign_y, sig_y, exp_y):
@@ -98,11 +72,13 @@ def mpe(acc, a, b, mode: str = "fp8", fmt_a: str = "e4m3", fmt_b: str = "e4m3",
         total = acc + (lanes_a * lanes_b).sum(axis=-1)
         return (total & 0xFFFFFFFF).astype(np.uint32)
 
-    sa, Sa, La, nan_a = fp9_fields(convert(a, fmt_a, bias))
-    sb, Sb, Lb, nan_b = fp9_fields(convert(b, fmt_b, bias))
-    sc, Sc, Lc, nan_c = dlfloat16_fields(acc & 0xFFFF)
+    wide_a, wide_b, acc16 = convert(a, fmt_a, bias), convert(b, fmt_b, bias), acc & 0xFFFF
+    sa, Sa, La = split_codes(wide_a, FP9)
+    sb, Sb, Lb = split_codes(wide_b, FP9)
+    sc, Sc, Lc = split_codes(acc16, DLFLOAT16)
     sign, mag, exp, sticky = add_exact(sa ^ sb, Sa * Sb, La + Lb, sc, Sc, Lc)
     y = round_exact(sign, mag, exp, DLFLOAT16, sticky=sticky, rounding="rnu",
                     overflow="nan")
-    y = np.where(nan_a | nan_b | nan_c, DLFLOAT16.canonical_nan, y)
+    special = is_nan_code(wide_a, FP9) | is_nan_code(wide_b, FP9) | is_nan_code(acc16, DLFLOAT16)
+    y = np.where(special, DLFLOAT16.canonical_nan, y)
     return y.astype(np.uint32)

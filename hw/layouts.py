@@ -6,7 +6,7 @@ The field widths come from the one format definition shared with the golden mode
 
 from amaranth.lib import data
 
-from golden.formats import FloatFormat
+from golden.formats import E4M3, FloatFormat, FormatError, check_bias
 
 
 def float_layout(fmt: FloatFormat) -> data.StructLayout:
@@ -16,3 +16,13 @@ def float_layout(fmt: FloatFormat) -> data.StructLayout:
         "exponent": fmt.exp_bits,
         "sign": 1,
     })
+
+
+def e4m3_bias_parameter(bias) -> int:
+    """Check a unit's ``bias`` generator parameter; a ValueError names the allowed range."""
+    try:
+        check_bias(E4M3, bias)
+    except FormatError:
+        lo, hi = E4M3.bias_range
+        raise ValueError(f"bias must be an integer in {lo}..{hi}, got {bias!r}") from None
+    return int(bias)

@@ -4,8 +4,8 @@ from amaranth import Module, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import E4M3, E5M2, FP9, check_bias, FormatError
-from hw.layouts import float_layout
+from golden.formats import E4M3, E5M2, FP9
+from hw.layouts import e4m3_bias_parameter, float_layout
 
 
 class SourceFormat(enum.Enum, shape=1):
@@ -29,12 +29,7 @@ class Fp8ToFp9(wiring.Component):
     """
 
     def __init__(self, bias: int = E4M3.bias):
-        try:
-            check_bias(E4M3, bias)
-        except FormatError:
-            lo, hi = E4M3.bias_range
-            raise ValueError(f"bias must be an integer in {lo}..{hi}, got {bias!r}") from None
-        self.bias = int(bias)
+        self.bias = e4m3_bias_parameter(bias)
         super().__init__({
             "fmt": In(SourceFormat),
             "a": In(8),

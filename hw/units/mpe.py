@@ -4,9 +4,9 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import DLFLOAT16, E4M3, FP9, check_bias, FormatError
+from golden.formats import DLFLOAT16, E4M3, FP9
 from hw.arith import Pipeline, leading_zeros, mul_lut
-from hw.layouts import float_layout
+from hw.layouts import e4m3_bias_parameter, float_layout
 from hw.units.fp8_to_fp9 import Fp8ToFp9, SourceFormat
 
 
@@ -56,15 +56,10 @@ class MPE(wiring.Component):
     """
 
     def __init__(self, bias: int = E4M3.bias, pipeline: int = 2):
-        try:
-            check_bias(E4M3, bias)
-        except FormatError:
-            lo, hi = E4M3.bias_range
-            raise ValueError(f"bias must be an integer in {lo}..{hi}, got {bias!r}") from None
         if pipeline not in PIPELINE_CUTS:
             raise ValueError(f"pipeline must be one of {', '.join(map(str, PIPELINE_CUTS))}, "
                              f"got {pipeline!r}")
-        self.bias = int(bias)
+        self.bias = e4m3_bias_parameter(bias)
         self.pipeline = pipeline
         super().__init__({
             "valid_in": In(1),

@@ -1,11 +1,11 @@
 """``dlfloat16`` to ``e4m3`` / ``e5m2`` output quantizer (NUMERICS.md section 3.3)."""
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, enum, wiring
+from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import DLFLOAT16, E4M3, E5M2, FloatFormat, FormatError, check_bias
-from hw.layouts import float_layout
+from golden.formats import DLFLOAT16, E4M3, E5M2, FloatFormat
+from hw.layouts import e4m3_bias_parameter, float_layout
 from hw.units.fp8_to_fp9 import SourceFormat
 
 
@@ -32,12 +32,7 @@ class Quant16(wiring.Component):
     """
 
     def __init__(self, bias: int = E4M3.bias):
-        try:
-            check_bias(E4M3, bias)
-        except FormatError:
-            lo, hi = E4M3.bias_range
-            raise ValueError(f"bias must be an integer in {lo}..{hi}, got {bias!r}") from None
-        self.bias = int(bias)
+        self.bias = e4m3_bias_parameter(bias)
         super().__init__({
             "x": In(float_layout(DLFLOAT16)),
             "fmt": In(SourceFormat),

@@ -9,7 +9,7 @@ import os
 import cocotb
 import numpy as np
 
-from golden import DLFLOAT16, E4M3, decode, encode
+from golden import DLFLOAT16, decode, encode
 from golden.convert import convert
 from golden.mpe import MODES, mpe
 from hw.units.fp8_to_fp9 import SourceFormat
