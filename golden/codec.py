@@ -220,6 +220,39 @@ def split_float(x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return sign, mag, e.astype(np.int64) - 53
 
 
+# Bits kept below the larger addend by add_exact (the MPE's dlfloat16 sums need 12).
+_ALIGN_BITS = 40
+
+
+def add_exact(sign_x, sig_x, exp_x, sign_y, sig_y, exp_y, align_bits: int = _ALIGN_BITS):
+    """The exact sum of two signed values sig * 2**exp, as (sign, mag, exp, sticky).
+
+    Both are aligned to the larger exponent minus ``align_bits``; an addend further below
+    only sets the sticky bit, which is exact for rounding to any format with fewer than
+    ``align_bits - 2`` significand bits. Significands must stay below 2**(61 -
+    align_bits). Subtracting a sticky addend takes one more unit off the magnitude, so that
+    mag + d (0 < d < 1) stays the exact result.
+    """
+    base = np.maximum(exp_x, exp_y) - align_bits
+
+    def aligned(sig, exp):
+        shift = exp - base
+        right = np.clip(-shift, 0, 62)
+        value = np.where(shift >= 0, sig << np.clip(shift, 0, 62), sig >> right)
+        sticky = (shift < 0) & ((sig & ((np.int64(1) << right) - 1)) != 0)
+        return value, sticky
+
+    vx, stx = aligned(sig_x, exp_x)
+    vy, sty = aligned(sig_y, exp_y)
+    same = sign_x == sign_y
+    x_bigger = vx >= vy                     # a sticky addend is always the smaller one
+    mag = np.where(same, vx + vy, np.abs(vx - vy))
+    sticky = stx | sty
+    mag = np.where(~same & sticky, mag - 1, mag)
+    sign = np.where(same, sign_x, np.where(x_bigger, sign_x, sign_y))
+    return sign, mag, base, sticky
+
+
 # Encode -------------------------------------------------------------------------------
 
 def encode(x, fmt, bias=None, rounding="rne", overflow="sat") -> np.ndarray:

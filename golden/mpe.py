@@ -13,44 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import _check_codes, is_nan_code, round_exact, split_codes, unpack_lanes
+from .codec import (_check_codes, add_exact, is_nan_code, round_exact, split_codes,
+                    unpack_lanes)
 from .convert import SOURCE_FORMATS, convert
 from .formats import DLFLOAT16, E4M3, FP9, FormatError
 
 MODES = ("fp8", "int4", "int2")
-
-# Guard bits kept below the larger operand when aligning the two addends. The smaller one
-# only loses bits when it lies over 40 bits below, where it can only set the sticky bit.
-_ALIGN_BITS = 40
-
-
-def add_exact(sign_x, sig_x, exp_x, sign_y, sig_y, exp_y):
-    """The exact sum of two signed values sig * 2**exp, as (sign, mag, exp, sticky).
-
-    Significands must be below 2**20. Both are aligned to the larger exponent minus
-    ``_ALIGN_BITS``; an addend further below only sets the sticky bit. Subtracting a
-    sticky addend takes one more unit off the magnitude, so that mag + d (0 < d < 1)
-    stays the exact result.
-    """
-    base = np.maximum(exp_x, exp_y) - _ALIGN_BITS
-
-    def aligned(sig, exp):
-        shift = exp - base
-        right = np.clip(-shift, 0, 62)
-        value = np.where(shift >= 0, sig << np.clip(shift, 0, 62), sig >> right)
-        sticky = (shift < 0) & ((sig & ((np.int64(1) << right) - 1)) != 0)
-        return value, sticky
-
-    vx, stx = aligned(sig_x, exp_x)
-    vy, sty = aligned(sig_y, exp_y)
-    same = sign_x == sign_y
-    x_bigger = vx >= vy                     # a sticky addend is always the smaller one
-    mag = np.where(same, vx + vy, np.abs(vx - vy))
-    sticky = stx | sty
-    mag = np.where(~same & sticky, mag - 1, mag)
-    sign = np.where(same, sign_x, np.where(x_bigger, sign_x, sign_y))
-    return sign, mag, base, sticky
-
 
 def _check_mode(mode, fmt_a, fmt_b):
     if mode not in MODES:

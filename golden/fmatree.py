@@ -1,0 +1,97 @@
+"""Golden ``fmatree``: the FP8-SEB N-way fused multiply-add tree with an FP30 accumulator
+(NUMERICS.md section 3.4), and ``dot``, a whole K-long dot product run through the tree N
+products at a time exactly as the hardware does.
+
+Stage 1 is exact: every product of two ``fp8seb`` codes becomes an integer
+S(a) * S(b) * 2**(e'(a) + e'(b) - 2) (S = m + 8 for normals, e' = max(e, 1)), and the N
+signed products sum to an integer T worth T * 2**(-4 - bias_a - bias_b). Stage 2 rounds
+that value to ``fp30`` (nearest even, saturating) and adds it to the accumulator with a
+second such rounding. A NaN accumulator gives the NaN code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .codec import _check_codes, add_exact, is_nan_code, round_exact, split_codes
+from .formats import FP8SEB, FP30, FormatError, check_bias
+
+DEFAULT_WAYS = 24
+# Products are below 2**36; with up to 2**25 ways |T| stays below round_exact's 2**62.
+MAX_WAYS = 1 << 25
+
+
+def product_terms(a, b) -> np.ndarray:
+    """Signed integer products S(a) S(b) 2**(e'(a) + e'(b) - 2), elementwise (int64)."""
+    fields = []
+    for codes in (a, b):
+        c = np.asarray(codes).astype(np.int64)
+        e = (c >> FP8SEB.man_bits) & FP8SEB.exp_all_ones
+        m = c & FP8SEB.man_all_ones
+        sig = np.where(e == 0, m, m + (1 << FP8SEB.man_bits))
+        fields.append((c >> (FP8SEB.width - 1), sig, np.maximum(e, 1)))
+    (sa, Sa, ea), (sb, Sb, eb) = fields
+    term = (Sa * Sb) << (ea + eb - 2)
+    return np.where(sa ^ sb, -term, term)
+
+
+def tree_sum(a, b) -> np.ndarray:
+    """Stage 1: the exact integer T of each row of a[n, N], b[n, N]."""
+    return product_terms(a, b).sum(axis=-1)
+
+
+def tree_width(ways: int) -> int:
+    """Bits of the smallest two's complement integer that holds T for ``ways`` products:
+    each |product| is at most 15 * 15 * 2**28, so |T| <= ways * 225 * 2**28."""
+    return int(ways * 225 << 28).bit_length() + 1
+
+
+def _check_rows(acc, a, b, bias_a, bias_b):
+    a = _check_codes(a, 8, "a")
+    b = _check_codes(b, 8, "b")
+    if a.ndim != 2 or a.shape != b.shape:
+        raise FormatError(f"fmatree: a and b must both be [n, ways], got {a.shape} and {b.shape}")
+    if not 1 <= a.shape[1] <= MAX_WAYS:
+        raise FormatError(f"fmatree: ways must be in 1..{MAX_WAYS}, got {a.shape[1]}")
+    check_bias(FP8SEB, bias_a)
+    check_bias(FP8SEB, bias_b)
+    acc = _check_codes(acc, FP30.width, "acc (fp30)")
+    return acc, a, b, np.asarray(bias_a, np.int64), np.asarray(bias_b, np.int64)
+
+
+def fmatree(acc, a, b, bias_a, bias_b) -> np.ndarray:
+    """acc' = rne_fp30(acc + rne_fp30(T * 2**(-4 - bias_a - bias_b))), per row.
+
+    acc: uint32 ``fp30`` codes [n]; a, b: ``fp8seb`` codes [n, ways]; bias_a, bias_b: the
+    shared biases (-32..31), scalars or [n]. Returns uint32 ``fp30`` codes.
+    """
+    acc, a, b, bias_a, bias_b = _check_rows(acc, a, b, bias_a, bias_b)
+    T = tree_sum(a, b)
+    t = round_exact(T < 0, np.abs(T), -4 - bias_a - bias_b, FP30, rounding="rne",
+                    overflow="sat")
+    s_acc, sig_acc, exp_acc = split_codes(acc, FP30)
+    s_t, sig_t, exp_t = split_codes(t, FP30)
+    sign, mag, exp, sticky = add_exact(s_acc, sig_acc, exp_acc, s_t, sig_t, exp_t,
+                                       align_bits=36)
+    y = round_exact(sign, mag, exp, FP30, sticky=sticky, rounding="rne", overflow="sat")
+    return np.where(is_nan_code(acc, FP30), FP30.canonical_nan, y).astype(np.uint32)
+
+
+def dot(a, b, bias_a, bias_b, ways: int = DEFAULT_WAYS, acc=0) -> np.ndarray:
+    """K-long dot products a[n, K] . b[n, K] through an N-way tree, as the hardware runs
+    them: chunks of ``ways`` products in ascending k, the last chunk padded with zeros,
+    each chunk added into the ``fp30`` accumulator (initially ``acc``, default +0).
+    Returns uint32 ``fp30`` codes [n]."""
+    a = np.atleast_2d(_check_codes(a, 8, "a"))
+    b = np.atleast_2d(_check_codes(b, 8, "b"))
+    if a.shape != b.shape:
+        raise FormatError(f"dot: a and b must have the same shape, got {a.shape} and {b.shape}")
+    n, k = a.shape
+    chunks = max(1, -(-k // ways))
+    pad = chunks * ways - k
+    a = np.pad(a, ((0, 0), (0, pad))).reshape(n, chunks, ways)
+    b = np.pad(b, ((0, 0), (0, pad))).reshape(n, chunks, ways)
+    result = np.broadcast_to(np.asarray(acc, dtype=np.int64), (n,))
+    for c in range(chunks):
+        result = fmatree(result, a[:, c], b[:, c], bias_a, bias_b)
+    return result
