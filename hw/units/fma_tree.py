@@ -97,6 +97,48 @@ def fp30_add(m, x, y, name="sum") -> Signal:
     return result
 
 
+def product_tree(m, pipe, ways: int, a, b, carry: dict) -> tuple:
+    """Stage 1: the exact integer T of ``ways`` products, with the "terms" and "tree"
+    register cuts of ``pipe``. ``carry`` (name -> value, "valid" among them) is delayed
+    alongside; returns (T, delayed carry)."""
+    def cut(point, values):
+        return {k: pipe.cut(point, v, reset_less=k != "valid") for k, v in values.items()}
+
+    terms = {}
+    for i in range(ways):
+        sign, magnitude = product_term(m, a[i], b[i])
+        term = Signal(signed(node_width(1)), name=f"term{i}")
+        m.d.comb += term.eq(Mux(sign, -magnitude, magnitude))
+        terms[f"t{i}"] = term
+    regs = cut("terms", {**carry, **terms})
+    carry = {k: regs[k] for k in carry}
+    nodes = [(regs[f"t{i}"], 1) for i in range(ways)]           # (value, leaves)
+    levels = tree_levels(ways)
+    middle = (levels + 1) // 2                                  # levels before "tree"
+
+    def tree_cut(nodes, carry):
+        regs = cut("tree", {**carry, **{f"n{i}": v for i, (v, _) in enumerate(nodes)}})
+        return ([(regs[f"n{i}"], n) for i, (_, n) in enumerate(nodes)],
+                {k: regs[k] for k in carry})
+
+    if middle == 0:
+        nodes, carry = tree_cut(nodes, carry)
+    for level in range(levels):
+        pairs = []
+        for j in range(0, len(nodes), 2):
+            if j + 1 < len(nodes):
+                (x, nx), (y, ny) = nodes[j], nodes[j + 1]
+                node = Signal(signed(node_width(nx + ny)), name=f"l{level}n{j // 2}")
+                m.d.comb += node.eq(x + y)
+                pairs.append((node, nx + ny))
+            else:
+                pairs.append(nodes[j])
+        nodes = pairs
+        if level + 1 == middle:
+            nodes, carry = tree_cut(nodes, carry)
+    return nodes[0][0], carry
+
+
 # Register positions, in the order they are enabled as ``pipeline`` grows.
 PIPELINE_CUTS = {
     0: (),
@@ -165,40 +207,8 @@ class FmaTree(wiring.Component):
 
         scale = Signal(signed(8))
         m.d.comb += scale.eq(-4 - self.bias_a - self.bias_b)
-        terms = []
-        for i in range(self.ways):
-            sign, magnitude = product_term(m, self.a[i], self.b[i])
-            term = Signal(signed(node_width(1)), name=f"term{i}")
-            m.d.comb += term.eq(Mux(sign, -magnitude, magnitude))
-            terms.append(term)
-        s = cut("terms", {"valid": self.valid_in, "scale": scale, "acc": self.acc_in,
-                          **{f"t{i}": t for i, t in enumerate(terms)}})
-        nodes = [(s[f"t{i}"], 1) for i in range(self.ways)]      # (value, leaves)
-        levels = tree_levels(self.ways)
-        middle = (levels + 1) // 2                              # levels before the "tree" cut
-
-        def tree_cut(nodes, s):
-            regs = cut("tree", {"valid": s["valid"], "scale": s["scale"], "acc": s["acc"],
-                                **{f"n{i}": v for i, (v, _) in enumerate(nodes)}})
-            return ([(regs[f"n{i}"], n) for i, (_, n) in enumerate(nodes)],
-                    {**s, "valid": regs["valid"], "scale": regs["scale"], "acc": regs["acc"]})
-
-        if middle == 0:
-            nodes, s = tree_cut(nodes, s)
-        for level in range(levels):
-            pairs = []
-            for j in range(0, len(nodes), 2):
-                if j + 1 < len(nodes):
-                    (x, nx), (y, ny) = nodes[j], nodes[j + 1]
-                    node = Signal(signed(node_width(nx + ny)), name=f"l{level}n{j // 2}")
-                    m.d.comb += node.eq(x + y)
-                    pairs.append((node, nx + ny))
-                else:
-                    pairs.append(nodes[j])
-            nodes = pairs
-            if level + 1 == middle:
-                nodes, s = tree_cut(nodes, s)
-        total = nodes[0][0]
+        total, s = product_tree(m, pipe, self.ways, self.a, self.b,
+                                {"valid": self.valid_in, "scale": scale, "acc": self.acc_in})
         t = fixed_to_fp30(m, total, s["scale"])
         s = cut("t", {"valid": s["valid"], "acc": s["acc"], "t": t})
         acc = data.View(float_layout(FP30), s["acc"])
