@@ -51,7 +51,7 @@ def main(argv=None) -> int:
             return 0
         unit = get_vector_unit(args.unit)
         params = unit.resolve_params(parse_params(args.param))
-        inputs = load_inputs(unit, args.input)
+        inputs = load_inputs(unit, args.input, params)
         outputs = unit.run_golden(inputs, params)
         save_npz(args.output, outputs)
         return 0

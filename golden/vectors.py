@@ -17,9 +17,14 @@ from typing import Callable
 import numpy as np
 
 from .convert import SOURCE_FORMATS, convert
-from .formats import E4M3, OVERFLOWS
+from .fmatree import DEFAULT_WAYS, fmatree
+from .formats import E4M3, FP8SEB, FP30, OVERFLOWS
 from .mpe import MODES, mpe
 from .quant16 import quant16
+from .quant30 import quant30
+
+# The largest tree a vector file may describe (the generator itself takes any N >= 1).
+MAX_VECTOR_WAYS = 1024
 
 
 class VectorError(ValueError):
@@ -58,11 +63,14 @@ class VParam:
 
 @dataclass(frozen=True)
 class VArray:
-    """An array of a vector file: its dtype and its dimensions (names shared across arrays)."""
+    """An array of a vector file: its dtype, its dimensions (names shared across arrays)
+    and, where the dtype admits more, the range of its values."""
     name: str
     dtype: str
     dims: tuple[str, ...]
     optional: bool = False
+    lo: int | None = None
+    hi: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,11 +112,24 @@ class VectorUnit:
                 if dims.setdefault(dim, size) != size:
                     raise VectorError(f"{what}: array {spec.name!r} has {dim}={size}, "
                                       f"other arrays have {dim}={dims[dim]}")
+            if arr.size and spec.lo is not None and (arr.min() < spec.lo or arr.max() > spec.hi):
+                bad = arr.min() if arr.min() < spec.lo else arr.max()
+                raise VectorError(f"{what}: array {spec.name!r} holds {int(bad)}, outside "
+                                  f"{spec.lo}..{spec.hi}")
         known = {s.name for s in specs}
         for name in arrays:
             if name not in known:
                 raise VectorError(f"{what}: unexpected array {name!r} for unit {self.name} "
                                   f"(arrays: {', '.join(sorted(known))})")
+        return dims
+
+    def check_inputs(self, arrays: dict, params: dict, what: str) -> dict:
+        """Check the input arrays, and dimensions that a parameter fixes (``ways``)."""
+        dims = self.check_arrays(arrays, self.inputs, what)
+        for name, size in dims.items():
+            if name in params and params[name] != size:
+                raise VectorError(f"{what}: arrays have {name}={size}, but parameter "
+                                  f"{name}={params[name]}")
         return dims
 
     def run_golden(self, inputs: dict, params: dict) -> dict:
@@ -170,6 +191,18 @@ def _eval_quant16(inputs: dict, params: dict) -> dict:
 
 _BIAS = VParam("bias", E4M3.bias, lo=E4M3.bias_range[0], hi=E4M3.bias_range[1])
 
+def _eval_fmatree(inputs: dict, params: dict) -> dict:
+    return {"acc": fmatree(inputs["acc"], inputs["a"], inputs["b"], inputs["bias_a"],
+                           inputs["bias_b"])}
+
+
+def _eval_quant30(inputs: dict, params: dict) -> dict:
+    return {"y": quant30(inputs["x"], inputs["bias"])}
+
+
+_FP30_CODES = {"lo": 0, "hi": (1 << FP30.width) - 1}
+_SHARED_BIAS = {"lo": FP8SEB.bias_range[0], "hi": FP8SEB.bias_range[1]}
+
 VECTOR_UNITS: dict[str, VectorUnit] = {
     "convert": VectorUnit(
         "convert",
@@ -193,6 +226,22 @@ VECTOR_UNITS: dict[str, VectorUnit] = {
         inputs=(VArray("x", "uint16", ("n",)),),
         outputs=(VArray("y", "uint8", ("n",)),),
         evaluate=_eval_quant16),
+    "fmatree": VectorUnit(
+        "fmatree",
+        params=(VParam("ways", DEFAULT_WAYS, lo=1, hi=MAX_VECTOR_WAYS),),
+        inputs=(VArray("acc", "uint32", ("n",), **_FP30_CODES),
+                VArray("a", "uint8", ("n", "ways")), VArray("b", "uint8", ("n", "ways")),
+                VArray("bias_a", "int8", ("n",), **_SHARED_BIAS),
+                VArray("bias_b", "int8", ("n",), **_SHARED_BIAS)),
+        outputs=(VArray("acc", "uint32", ("n",)),),
+        evaluate=_eval_fmatree),
+    "quant30": VectorUnit(
+        "quant30",
+        params=(),
+        inputs=(VArray("x", "uint32", ("n",), **_FP30_CODES),
+                VArray("bias", "int8", ("n",), **_SHARED_BIAS)),
+        outputs=(VArray("y", "uint8", ("n",)),),
+        evaluate=_eval_quant30),
 }
 
 
@@ -216,7 +265,7 @@ def parse_params(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def load_inputs(unit: VectorUnit, path) -> dict[str, np.ndarray]:
+def load_inputs(unit: VectorUnit, path, params: dict) -> dict[str, np.ndarray]:
     arrays = load_npz(path)
-    unit.check_arrays(arrays, unit.inputs, str(path))
+    unit.check_inputs(arrays, params, str(path))
     return arrays

@@ -92,7 +92,24 @@ def _quant16(bias):
     return Quant16(bias=bias)
 
 
+def _fmatree(ways, pipeline):
+    from hw.units.fma_tree import FmaTree
+    return FmaTree(ways=ways, pipeline=pipeline)
+
+
+def _quant30(room):
+    from hw.units.quant30 import Quant30
+    return Quant30(room=room)
+
+
+def _dot(ways, pipeline, room):
+    from hw.units.dot_engine import DotEngine
+    return DotEngine(ways=ways, pipeline=pipeline, room=room)
+
+
 _BIAS = Param("bias", E4M3.bias, *E4M3.bias_range, "e4m3 exponent bias")
+_WAYS = Param("ways", 24, 1, 1024, "products summed per cycle (N)")
+_ROOM = Param("room", 1, 0, 15, "binades the shared-bias rule keeps free at the top")
 
 UNITS: dict[str, UnitSpec] = {
     "convert": UnitSpec(
@@ -104,6 +121,16 @@ UNITS: dict[str, UnitSpec] = {
     "quant16": UnitSpec(
         "quant16", "dlfloat16 to e4m3/e5m2 quantizer (rne, sat or nan), format at run time",
         _quant16, (_BIAS,)),
+    "fmatree": UnitSpec(
+        "fmatree", "fp8seb N-way fused multiply-add tree with fp30 accumulator input",
+        _fmatree, (_WAYS, Param("pipeline", 3, 0, 4, "register stages (= latency)"))),
+    "quant30": UnitSpec(
+        "quant30", "fp30 to fp8seb quantizer, run-time bias, max-exponent tracker",
+        _quant30, (_ROOM,)),
+    "dot": UnitSpec(
+        "dot", "dot-product engine: fmatree chunks into an fp30 accumulator, then quant30",
+        _dot, (_WAYS, Param("pipeline", 3, 0, 3, "register stages before the accumulator"),
+               _ROOM)),
 }
 
 

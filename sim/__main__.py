@@ -38,8 +38,9 @@ def _parser():
     return p
 
 
-# Lanes simulated side by side; rows go through them a group per cycle.
+# Copies of the unit simulated side by side; rows go through them a group per cycle.
 LANES = 8
+LANES_BY_UNIT = {"fmatree": 2}       # a 24-way tree is large: fewer copies build faster
 
 
 def split_params(unit_name: str, overrides: dict) -> tuple[dict, dict]:
@@ -56,10 +57,11 @@ def split_params(unit_name: str, overrides: dict) -> tuple[dict, dict]:
 
 
 def simulate(unit_name: str, inputs: dict, params: dict, hw_params: dict, sim: str,
-             build_dir, lanes: int = LANES) -> dict:
+             build_dir, lanes: int | None = None) -> dict:
     """Run validated ``inputs`` through the RTL; returns the output arrays."""
     vunit = get_vector_unit(unit_name)
     hw = get_unit(unit_name)
+    lanes = lanes or LANES_BY_UNIT.get(unit_name, LANES)
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     vin, vout = build_dir / "vectors_in.npz", build_dir / "vectors_out.npz"
@@ -85,7 +87,7 @@ def main(argv=None) -> int:
         args = _parser().parse_args(argv)
         unit = get_vector_unit(args.unit)
         params, hw_params = split_params(args.unit, parse_params(args.param))
-        inputs = load_inputs(unit, args.input)
+        inputs = load_inputs(unit, args.input, params)
         out_dir = Path(args.output).parent
         if not out_dir.is_dir():
             raise VectorError(f"{args.output}: folder {out_dir} does not exist")

@@ -64,6 +64,13 @@ VECTOR_PORTS: dict[str, VectorPorts] = {
                       "fmt_a": _const(enum_code(SourceFormat, p["fmt_a"]), v["a"]),
                       "fmt_b": _const(enum_code(SourceFormat, p["fmt_b"]), v["a"])},
         {"acc_out": ("acc", np.uint32)}),
+    "fmatree": VectorPorts(
+        lambda v, p: {"a": v["a"], "b": v["b"], "bias_a": v["bias_a"], "bias_b": v["bias_b"],
+                      "acc_in": v["acc"]},
+        {"acc_out": ("acc", np.uint32)}),
+    "quant30": VectorPorts(
+        lambda v, p: {"x": v["x"], "bias": v["bias"]},
+        {"y": ("y", np.uint8)}),
     "quant16": VectorPorts(
         lambda v, p: {"x": v["x"], "fmt": _const(enum_code(SourceFormat, p["fmt"]), v["x"]),
                       "overflow": _const(enum_code(Overflow, p["overflow"]), v["x"])},

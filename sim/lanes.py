@@ -16,14 +16,8 @@ from amaranth.lib.wiring import In, Out
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, Timer
 
-_DTYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
 def _field_bytes(width: int) -> int:
-    for n in (1, 2, 4, 8):
-        if width <= 8 * n:
-            return n
-    raise ValueError(f"port of {width} bits is too wide for a lane field")
+    return -(-width // 8)
 
 
 class LaneArray(wiring.Component):
@@ -56,14 +50,36 @@ class LaneArray(wiring.Component):
         return m
 
 
-def pack(values: np.ndarray, nbytes: int) -> list[int]:
-    """[cycles, lanes] values to one integer per cycle, lane 0 in the LSBs."""
-    raw = np.ascontiguousarray(values.astype(_DTYPES[nbytes]).astype(f"<u{nbytes}"))
-    return [int.from_bytes(row.tobytes(), "little") for row in raw]
+def field_bytes(values, nbytes: int) -> np.ndarray:
+    """Row values as little-endian bytes [rows, nbytes]: integers (negative ones in two's
+    complement) for fields of up to 8 bytes, or rows that already are uint8 byte arrays."""
+    v = np.asarray(values)
+    if v.ndim == 2:
+        if v.dtype != np.uint8 or v.shape[1] > nbytes:
+            raise ValueError(f"byte rows must be uint8 [rows, <= {nbytes}], got {v.dtype} {v.shape}")
+        return np.pad(v, ((0, 0), (0, nbytes - v.shape[1])))
+    if nbytes > 8:
+        raise ValueError(f"a {nbytes}-byte field needs byte rows, not integers")
+    raw = v.astype(np.int64).astype("<u8").view(np.uint8).reshape(len(v), 8)
+    return raw[:, :nbytes]
+
+
+def pack(rows: np.ndarray, lanes: int) -> list[int]:
+    """[cycles * lanes, nbytes] bytes to one integer per cycle, lane 0 in the LSBs."""
+    per_cycle = np.ascontiguousarray(rows.reshape(-1, lanes * rows.shape[1]))
+    return [int.from_bytes(row.tobytes(), "little") for row in per_cycle]
 
 
 def unpack(value: int, lanes: int, nbytes: int) -> np.ndarray:
-    return np.frombuffer(value.to_bytes(lanes * nbytes, "little"), dtype=f"<u{nbytes}")
+    """One cycle's integer to [lanes, nbytes] bytes."""
+    return np.frombuffer(value.to_bytes(lanes * nbytes, "little"), np.uint8).reshape(lanes, nbytes)
+
+
+def bytes_to_ints(rows: np.ndarray) -> np.ndarray:
+    """[rows, nbytes <= 8] little-endian bytes to uint64 values."""
+    padded = np.zeros((len(rows), 8), np.uint8)
+    padded[:, :rows.shape[1]] = rows
+    return padded.view("<u8").ravel()
 
 
 async def start_clock(dut, period_ns: int = 10):
@@ -81,7 +97,9 @@ async def start_clock(dut, period_ns: int = 10):
 async def drive_rows(dut, ports: dict, lanes: int, inputs: dict[str, np.ndarray],
                      outputs: list[str], *, latency: int, valid: str | None = "valid_in",
                      valid_out: str = "valid_out") -> dict[str, np.ndarray]:
-    """Stream rows (every input array has one entry per row) through a ``LaneArray``.
+    """Stream rows (every input array has one entry per row: an integer, or a uint8 byte
+    row for ports wider than 64 bits) through a ``LaneArray``. Outputs come back as uint64
+    values, or byte rows for ports wider than 64 bits.
 
     Rows go ``lanes`` at a time, one group per cycle; the tail group is padded and its
     padding discarded. With ``latency`` 0 the top is combinational and each group is
@@ -89,15 +107,15 @@ async def drive_rows(dut, ports: dict, lanes: int, inputs: dict[str, np.ndarray]
     """
     rows = len(next(iter(inputs.values())))
     cycles = -(-rows // lanes)
-    packed = {}
-    for name, values in inputs.items():
-        padded = np.zeros(cycles * lanes, dtype=np.uint64)
-        padded[:rows] = values
-        packed[name] = pack(padded.reshape(cycles, lanes), ports[name][1])
+
+    def packed_rows(values, nbytes):
+        data = np.zeros((cycles * lanes, nbytes), np.uint8)
+        data[:rows] = field_bytes(values, nbytes)
+        return pack(data, lanes)
+
+    packed = {name: packed_rows(values, ports[name][1]) for name, values in inputs.items()}
     if valid is not None:
-        flags = np.zeros(cycles * lanes, dtype=np.uint64)
-        flags[:rows] = 1
-        packed[valid] = pack(flags.reshape(cycles, lanes), ports[valid][1])
+        packed[valid] = packed_rows(np.ones(rows, np.int64), ports[valid][1])
     handles = {name: getattr(dut, name) for name in packed}
     out_handles = {name: getattr(dut, name) for name in outputs}
     collected = {name: [] for name in outputs}
@@ -128,4 +146,8 @@ async def drive_rows(dut, ports: dict, lanes: int, inputs: dict[str, np.ndarray]
                 got += 1
             if c > cycles + latency + 4:
                 raise AssertionError(f"only {got} of {cycles} groups came out of the pipeline")
-    return {name: np.concatenate(parts)[:rows] for name, parts in collected.items()}
+    out = {}
+    for name, parts in collected.items():
+        data = np.concatenate(parts)[:rows]
+        out[name] = bytes_to_ints(data) if data.shape[1] <= 8 else data
+    return out
