@@ -159,6 +159,9 @@ UNIT_CONFIGS = [
     ("mpe", ["mode=int2", "pipeline=3"]),
     ("quant16", ["fmt=e5m2", "overflow=nan"]),
     ("quant16", ["fmt=e4m3", "bias=15"]),
+    ("fmatree", []),
+    ("fmatree", ["ways=5", "pipeline=0"]),
+    ("quant30", []),
 ]
 
 
@@ -169,8 +172,19 @@ def test_sim_run_equals_golden_eval_units(sim, tmp_path, unit, params):
     vin = tmp_path / "in.npz"
     if unit == "mpe":
         _mpe_file(vin, rng)
-    else:
+    elif unit == "quant16":
         np.savez(vin, x=np.arange(1 << 16, dtype=np.uint16))
+    elif unit == "fmatree":
+        n, ways = 400, int(next((p.split("=")[1] for p in params if p.startswith("ways=")), 24))
+        np.savez(vin, acc=rng.integers(0, 1 << 30, n).astype(np.uint32),
+                 a=rng.integers(0, 256, (n, ways)).astype(np.uint8),
+                 b=rng.integers(0, 256, (n, ways)).astype(np.uint8),
+                 bias_a=rng.integers(-32, 32, n).astype(np.int8),
+                 bias_b=rng.integers(-32, 32, n).astype(np.int8))
+    else:
+        n = 20000
+        np.savez(vin, x=rng.integers(0, 1 << 30, n).astype(np.uint32),
+                 bias=rng.integers(-32, 32, n).astype(np.int8))
     flags = [x for p in params for x in ("--param", p)]
     golden_flags = [x for p in params if not p.startswith("pipeline=")
                     for x in ("--param", p)]
@@ -194,6 +208,21 @@ def test_sim_run_equals_golden_eval_units(sim, tmp_path, unit, params):
     ("quant16", {"x": np.zeros(4, np.uint16)}, ["--param", "overflow=wrap"],
      "must be one of sat, nan"),
     ("quant16", {"x": np.zeros((4, 2), np.uint16)}, [], "expected [n]"),
+    ("fmatree", {"acc": np.zeros(2, np.uint32), "a": np.zeros((2, 24), np.uint8),
+                 "b": np.zeros((2, 24), np.uint8), "bias_a": np.full(2, 32, np.int8),
+                 "bias_b": np.zeros(2, np.int8)}, [], "'bias_a' holds 32, outside -32..31"),
+    ("fmatree", {"acc": np.full(2, 1 << 30, np.uint32), "a": np.zeros((2, 24), np.uint8),
+                 "b": np.zeros((2, 24), np.uint8), "bias_a": np.zeros(2, np.int8),
+                 "bias_b": np.zeros(2, np.int8)}, [], "'acc' holds 1073741824"),
+    ("fmatree", {"acc": np.zeros(2, np.uint32), "a": np.zeros((2, 24), np.uint8),
+                 "b": np.zeros((2, 24), np.uint8), "bias_a": np.zeros(2, np.int8),
+                 "bias_b": np.zeros(2, np.int8)}, ["--param", "ways=8"],
+     "arrays have ways=24, but parameter ways=8"),
+    ("fmatree", {"acc": np.zeros(2, np.uint32), "a": np.zeros((2, 24), np.uint8),
+                 "b": np.zeros((2, 23), np.uint8), "bias_a": np.zeros(2, np.int8),
+                 "bias_b": np.zeros(2, np.int8)}, [], "has ways=23, other arrays have ways=24"),
+    ("quant30", {"x": np.zeros(3, np.uint32), "bias": np.zeros(3, np.int16)}, [],
+     "dtype int16, expected int8"),
 ])
 def test_unit_bad_input(tmp_path, tool, unit, arrays, extra, fragment):
     np.savez(tmp_path / "in.npz", **arrays)

@@ -12,6 +12,10 @@ from hw.synth import FAMILIES, synthesize_unit
     ("quant16", {}, False),
     ("mpe", {"pipeline": "0"}, False),
     ("mpe", {"pipeline": "3"}, True),
+    ("quant30", {}, True),
+    ("fmatree", {"ways": "4", "pipeline": "0"}, False),
+    ("fmatree", {"ways": "24"}, True),
+    ("dot", {"ways": "4"}, True),
 ])
 def test_synthesizes_cleanly(family, unit, params, registers):
     _, report = synthesize_unit(unit, params, family)

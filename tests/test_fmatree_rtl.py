@@ -1,0 +1,75 @@
+"""The FMA tree, quant30 and the dot-product engine against the golden model, on both
+simulators."""
+
+import pytest
+
+from golden.fmatree import tree_width
+from hw.units.dot_engine import DotEngine
+from hw.units.fma_tree import FmaTree
+from hw.units.quant30 import Quant30
+from sim.lanes import LaneArray
+from sim.runner import run_cocotb
+
+TREE_LANES = 4
+
+
+def run_tree(sim, tmp_path, testcase=None, **params):
+    top = LaneArray(lambda: FmaTree(**params), TREE_LANES)
+    name = f"fmatree_ways{params['ways']}_pipeline{params['pipeline']}_x{TREE_LANES}"
+    return run_cocotb(top, name, sim, "sim.tb.fmatree_tb", tmp_path, testcase=testcase,
+                      env={"FP8HW_HW_PARAMS": params, "FP8HW_LANES": str(TREE_LANES)})
+
+
+def test_tree_24_ways(sim, tmp_path):
+    """Every pair alone at four bias pairs, random full vectors, directed cases."""
+    result = run_tree(sim, tmp_path, ways=24, pipeline=3)
+    assert (result.tests, result.failed) == (3, 0)
+
+
+@pytest.mark.parametrize("ways, pipeline", [(1, 4), (7, 0), (2, 2)])
+def test_tree_other_sizes(sim, tmp_path, ways, pipeline):
+    result = run_tree(sim, tmp_path, testcase="random_full_vectors,directed_cases",
+                      ways=ways, pipeline=pipeline)
+    assert (result.tests, result.failed) == (2, 0)
+
+
+def test_quant30_quantizer(sim, tmp_path):
+    top = LaneArray(lambda: Quant30(), 16)
+    result = run_cocotb(top, "quant30_room1_x16", sim, "sim.tb.quant30_tb", tmp_path,
+                        testcase="quantizer_random_and_directed",
+                        env={"FP8HW_HW_PARAMS": {"room": 1}, "FP8HW_LANES": "16"})
+    assert (result.tests, result.failed) == (1, 0)
+
+
+@pytest.mark.parametrize("room", [1, 0, 3])
+def test_quant30_tracker(sim, tmp_path, room):
+    result = run_cocotb(Quant30(room=room), f"quant30_room{room}", sim, "sim.tb.quant30_tb",
+                        tmp_path, testcase="tracker_over_tensors",
+                        env={"FP8HW_HW_PARAMS": {"room": room}})
+    assert (result.tests, result.failed) == (1, 0)
+
+
+@pytest.mark.parametrize("ways, pipeline", [(24, 3), (5, 0), (24, 1)])
+def test_dot_engine(sim, tmp_path, ways, pipeline):
+    params = {"ways": ways, "pipeline": pipeline, "room": 1}
+    result = run_cocotb(DotEngine(**params), f"dot_ways{ways}_pipeline{pipeline}", sim,
+                        "sim.tb.dot_tb", tmp_path, env={"FP8HW_HW_PARAMS": params})
+    assert (result.tests, result.failed) == (1, 0)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_tree_width():
+    assert tree_width(24) == 42 == FmaTree(24).tree_width
+    assert tree_width(1) == 37
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.parametrize("make, message", [
+    (lambda: FmaTree(ways=0), "ways must be an integer >= 1"),
+    (lambda: FmaTree(pipeline=5), "pipeline must be one of 0, 1, 2, 3, 4"),
+    (lambda: DotEngine(pipeline=4), "pipeline must be one of 0, 1, 2, 3"),
+    (lambda: Quant30(room=16), "room must be an integer in 0..15"),
+])
+def test_bad_parameters(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
