@@ -49,6 +49,10 @@ class Pipeline:
         self.m = m
         self.enabled = set(enabled_cuts)
 
+    def cut_all(self, name: str, values: dict) -> dict:
+        """``cut`` every value of ``values``; only the one named "valid" is reset."""
+        return {k: self.cut(name, v, reset_less=k != "valid") for k, v in values.items()}
+
     def cut(self, name: str, value, *, reset_less=True):
         if name not in self.enabled:
             return value

@@ -9,7 +9,8 @@ from golden.fmatree import DEFAULT_WAYS, tree_width
 from golden.formats import FP30
 from golden.quant30 import DEFAULT_ROOM
 from hw.arith import Pipeline
-from hw.units.fma_tree import BIAS_SHAPE, fixed_to_fp30, fp30_add, product_tree
+from hw.units.fma_tree import (BIAS_SHAPE, check_tree_parameters, fixed_to_fp30, fp30_add,
+                                product_tree, shared_scale)
 from hw.units.quant30 import EXP_SHAPE, Quant30
 
 # Register positions before the accumulator, in the order they are enabled.
@@ -47,11 +48,7 @@ class DotEngine(wiring.Component):
     """
 
     def __init__(self, ways: int = DEFAULT_WAYS, pipeline: int = 3, room: int = DEFAULT_ROOM):
-        if not isinstance(ways, int) or ways < 1:
-            raise ValueError(f"ways must be an integer >= 1, got {ways!r}")
-        if pipeline not in PIPELINE_CUTS:
-            raise ValueError(f"pipeline must be one of {', '.join(map(str, PIPELINE_CUTS))}, "
-                             f"got {pipeline!r}")
+        check_tree_parameters(ways, pipeline, PIPELINE_CUTS)
         self.ways, self.pipeline = ways, pipeline
         self.quantizer = Quant30(room=room)
         super().__init__({
@@ -83,13 +80,11 @@ class DotEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(m, PIPELINE_CUTS[self.pipeline])
-        scale = Signal(range(-66, 61))
-        m.d.comb += scale.eq(-4 - self.bias_a - self.bias_b)
         total, s = product_tree(m, pipe, self.ways, self.a, self.b, {
             "valid": self.valid_in, "first": self.first, "last": self.last,
-            "scale": scale, "out_bias": self.out_bias})
+            "scale": shared_scale(m, self.bias_a, self.bias_b), "out_bias": self.out_bias})
         t = fixed_to_fp30(m, total, s["scale"])
-        s = {k: pipe.cut("t", v, reset_less=k != "valid") for k, v in {**s, "t": t}.items()}
+        s = pipe.cut_all("t", {**s, "t": t})
 
         acc = Signal(FP30.width)
         acc_next = Signal(FP30.width)

@@ -101,23 +101,20 @@ def product_tree(m, pipe, ways: int, a, b, carry: dict) -> tuple:
     """Stage 1: the exact integer T of ``ways`` products, with the "terms" and "tree"
     register cuts of ``pipe``. ``carry`` (name -> value, "valid" among them) is delayed
     alongside; returns (T, delayed carry)."""
-    def cut(point, values):
-        return {k: pipe.cut(point, v, reset_less=k != "valid") for k, v in values.items()}
-
     terms = {}
     for i in range(ways):
         sign, magnitude = product_term(m, a[i], b[i])
         term = Signal(signed(node_width(1)), name=f"term{i}")
         m.d.comb += term.eq(Mux(sign, -magnitude, magnitude))
         terms[f"t{i}"] = term
-    regs = cut("terms", {**carry, **terms})
+    regs = pipe.cut_all("terms", {**carry, **terms})
     carry = {k: regs[k] for k in carry}
     nodes = [(regs[f"t{i}"], 1) for i in range(ways)]           # (value, leaves)
     levels = tree_levels(ways)
     middle = (levels + 1) // 2                                  # levels before "tree"
 
     def tree_cut(nodes, carry):
-        regs = cut("tree", {**carry, **{f"n{i}": v for i, (v, _) in enumerate(nodes)}})
+        regs = pipe.cut_all("tree", {**carry, **{f"n{i}": v for i, (v, _) in enumerate(nodes)}})
         return ([(regs[f"n{i}"], n) for i, (_, n) in enumerate(nodes)],
                 {k: regs[k] for k in carry})
 
@@ -137,6 +134,21 @@ def product_tree(m, pipe, ways: int, a, b, carry: dict) -> tuple:
         if level + 1 == middle:
             nodes, carry = tree_cut(nodes, carry)
     return nodes[0][0], carry
+
+
+def check_tree_parameters(ways, pipeline, cuts) -> None:
+    if not isinstance(ways, int) or ways < 1:
+        raise ValueError(f"ways must be an integer >= 1, got {ways!r}")
+    if pipeline not in cuts:
+        raise ValueError(f"pipeline must be one of {', '.join(map(str, cuts))}, "
+                         f"got {pipeline!r}")
+
+
+def shared_scale(m, bias_a, bias_b) -> Signal:
+    """The exponent of T's LSB, -4 - bias_a - bias_b (-66..60)."""
+    scale = Signal(signed(8), name="scale")
+    m.d.comb += scale.eq(-4 - bias_a - bias_b)
+    return scale
 
 
 # Register positions, in the order they are enabled as ``pipeline`` grows.
@@ -172,11 +184,7 @@ class FmaTree(wiring.Component):
     """
 
     def __init__(self, ways: int = DEFAULT_WAYS, pipeline: int = 3):
-        if not isinstance(ways, int) or ways < 1:
-            raise ValueError(f"ways must be an integer >= 1, got {ways!r}")
-        if pipeline not in PIPELINE_CUTS:
-            raise ValueError(f"pipeline must be one of {', '.join(map(str, PIPELINE_CUTS))}, "
-                             f"got {pipeline!r}")
+        check_tree_parameters(ways, pipeline, PIPELINE_CUTS)
         self.ways = ways
         self.pipeline = pipeline
         super().__init__({
@@ -201,19 +209,14 @@ class FmaTree(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(m, PIPELINE_CUTS[self.pipeline])
-
-        def cut(point, values):
-            return {k: pipe.cut(point, v, reset_less=k != "valid") for k, v in values.items()}
-
-        scale = Signal(signed(8))
-        m.d.comb += scale.eq(-4 - self.bias_a - self.bias_b)
-        total, s = product_tree(m, pipe, self.ways, self.a, self.b,
-                                {"valid": self.valid_in, "scale": scale, "acc": self.acc_in})
+        total, s = product_tree(m, pipe, self.ways, self.a, self.b, {
+            "valid": self.valid_in, "scale": shared_scale(m, self.bias_a, self.bias_b),
+            "acc": self.acc_in})
         t = fixed_to_fp30(m, total, s["scale"])
-        s = cut("t", {"valid": s["valid"], "acc": s["acc"], "t": t})
+        s = pipe.cut_all("t", {"valid": s["valid"], "acc": s["acc"], "t": t})
         acc = data.View(float_layout(FP30), s["acc"])
         acc_nan = (acc.exponent == FP30.exp_all_ones) & (acc.mantissa == FP30.man_all_ones)
         result = Mux(acc_nan, FP30.canonical_nan, fp30_add(m, s["acc"], s["t"]))
-        out = cut("result", {"valid": s["valid"], "acc": result})
+        out = pipe.cut_all("result", {"valid": s["valid"], "acc": result})
         m.d.comb += [self.acc_out.eq(out["acc"]), self.valid_out.eq(out["valid"])]
         return m

@@ -114,11 +114,11 @@ class MPE(wiring.Component):
         lane_sum = Signal(signed(10))
         m.d.comb += lane_sum.eq(Mux(self.mode == Mode.INT4, int4_sum, int2_sum))
 
-        s1 = {name: pipe.cut("product", value, reset_less=name != "valid") for name, value in {
+        s1 = pipe.cut_all("product", {
             "valid": self.valid_in, "mode": self.mode, "acc": self.acc_in,
             "product": product, "product_exp": product_exp,
             "product_sign": fa.sign ^ fb.sign, "special": special, "lane_sum": lane_sum,
-        }.items()}
+        })
 
         # Stage 2: align both addends below the larger top and add. ---------------------
         acc = data.View(float_layout(dl), s1["acc"][:dl.width])
@@ -153,10 +153,10 @@ class MPE(wiring.Component):
         int_result = Signal(32)
         m.d.comb += int_result.eq(s1["acc"] + s1["lane_sum"].as_signed())
 
-        s2 = {name: pipe.cut("sum", value, reset_less=name != "valid") for name, value in {
+        s2 = pipe.cut_all("sum", {
             "valid": s1["valid"], "mode": s1["mode"], "special": s1["special"],
             "magnitude": magnitude, "sign": sum_sign, "top": top, "int_result": int_result,
-        }.items()}
+        })
 
         # Stage 3: normalize and round to nearest, ties away (rnu). ----------------------
         mag = s2["magnitude"]
