@@ -57,13 +57,11 @@ def test_dot_engine(sim, tmp_path, ways, pipeline):
     assert (result.tests, result.failed) == (1, 0)
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_tree_width():
     assert tree_width(24) == 42 == FmaTree(24).tree_width
     assert tree_width(1) == 37
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 @pytest.mark.parametrize("make, message", [
     (lambda: FmaTree(ways=0), "ways must be an integer >= 1"),
     (lambda: FmaTree(pipeline=5), "pipeline must be one of 0, 1, 2, 3, 4"),

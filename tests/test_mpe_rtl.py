@@ -37,8 +37,6 @@ def test_valid_toggling_stream(sim, tmp_path, pipeline):
     assert (result.tests, result.failed) == (1, 0)
 
 
-# A component whose constructor refuses its parameters is never elaborated: expected here.
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 @pytest.mark.parametrize("params, message", [
     ({"bias": 16}, "bias must be an integer in 0..15"),
     ({"pipeline": 4}, "pipeline must be one of 0, 1, 2, 3"),
