@@ -9,8 +9,7 @@ from golden.fmatree import DEFAULT_WAYS, tree_width
 from golden.formats import FP30
 from golden.quant30 import DEFAULT_ROOM
 from hw.arith import Pipeline
-from hw.units.fma_tree import (BIAS_SHAPE, check_tree_parameters, fixed_to_fp30, fp30_add,
-                                product_tree, shared_scale)
+from hw.units.fma_tree import BIAS_SHAPE, check_tree_parameters, chunk_to_fp30, fp30_add
 from hw.units.quant30 import EXP_SHAPE, Quant30
 
 # Register positions before the accumulator, in the order they are enabled.
@@ -80,15 +79,13 @@ class DotEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(m, PIPELINE_CUTS[self.pipeline])
-        total, s = product_tree(m, pipe, self.ways, self.a, self.b, {
+        t, s = chunk_to_fp30(m, pipe, self.ways, self.a, self.b, self.bias_a, self.bias_b, {
             "valid": self.valid_in, "first": self.first, "last": self.last,
-            "scale": shared_scale(m, self.bias_a, self.bias_b), "out_bias": self.out_bias})
-        t = fixed_to_fp30(m, total, s["scale"])
-        s = pipe.cut_all("t", {**s, "t": t})
+            "out_bias": self.out_bias})
 
         acc = Signal(FP30.width)
         acc_next = Signal(FP30.width)
-        m.d.comb += acc_next.eq(fp30_add(m, Mux(s["first"], 0, acc), s["t"]))
+        m.d.comb += acc_next.eq(fp30_add(m, Mux(s["first"], 0, acc), t))
         with m.If(s["valid"]):
             m.d.sync += acc.eq(acc_next)
 

@@ -151,6 +151,17 @@ def shared_scale(m, bias_a, bias_b) -> Signal:
     return scale
 
 
+def chunk_to_fp30(m, pipe, ways: int, a, b, bias_a, bias_b, carry: dict) -> tuple:
+    """Stage 1 and the first rounding of stage 2: rne_fp30(T * 2**(-4 - bias_a - bias_b))
+    of one chunk, with the "terms", "tree" and "t" cuts of ``pipe``. ``carry`` is delayed
+    alongside; returns (t, delayed carry)."""
+    total, s = product_tree(m, pipe, ways, a, b,
+                            {**carry, "scale": shared_scale(m, bias_a, bias_b)})
+    t = fixed_to_fp30(m, total, s.pop("scale"))
+    s = pipe.cut_all("t", {**s, "t": t})
+    return s.pop("t"), s
+
+
 # Register positions, in the order they are enabled as ``pipeline`` grows.
 PIPELINE_CUTS = {
     0: (),
@@ -209,14 +220,11 @@ class FmaTree(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(m, PIPELINE_CUTS[self.pipeline])
-        total, s = product_tree(m, pipe, self.ways, self.a, self.b, {
-            "valid": self.valid_in, "scale": shared_scale(m, self.bias_a, self.bias_b),
-            "acc": self.acc_in})
-        t = fixed_to_fp30(m, total, s["scale"])
-        s = pipe.cut_all("t", {"valid": s["valid"], "acc": s["acc"], "t": t})
+        t, s = chunk_to_fp30(m, pipe, self.ways, self.a, self.b, self.bias_a, self.bias_b,
+                             {"valid": self.valid_in, "acc": self.acc_in})
         acc = data.View(float_layout(FP30), s["acc"])
         acc_nan = (acc.exponent == FP30.exp_all_ones) & (acc.mantissa == FP30.man_all_ones)
-        result = Mux(acc_nan, FP30.canonical_nan, fp30_add(m, s["acc"], s["t"]))
+        result = Mux(acc_nan, FP30.canonical_nan, fp30_add(m, s["acc"], t))
         out = pipe.cut_all("result", {"valid": s["valid"], "acc": result})
         m.d.comb += [self.acc_out.eq(out["acc"]), self.valid_out.eq(out["valid"])]
         return m
