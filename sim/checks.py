@@ -23,4 +23,4 @@ def hex_and_value(code: int, fmt=None, bias=None, digits: int = 2) -> str:
     if fmt is None:
         return f"0x{code:0{digits}x}"
     value = decode(np.array([code]), fmt, bias=bias)[0]
-    return f"0x{code:0{digits}x} ({value!r})"
+    return f"0x{code:0{digits}x} ({float(value)!r})"
