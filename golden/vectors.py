@@ -19,6 +19,7 @@ import numpy as np
 from .convert import SOURCE_FORMATS, convert
 from .fmatree import DEFAULT_WAYS, fmatree
 from .formats import E4M3, FP8SEB, FP30, OVERFLOWS
+from .matmul import matmul
 from .mpe import MODES, mpe
 from .quant16 import quant16
 from .quant30 import quant30
@@ -80,6 +81,7 @@ class VectorUnit:
     inputs: tuple[VArray, ...]
     outputs: tuple[VArray, ...]
     evaluate: Callable[[dict, dict], dict] = field(repr=False)
+    nonempty: bool = False          # every input dimension must be at least 1
 
     def resolve_params(self, overrides: dict | None = None) -> dict:
         overrides = dict(overrides or {})
@@ -127,6 +129,9 @@ class VectorUnit:
         """Check the input arrays, and dimensions that a parameter fixes (``ways``)."""
         dims = self.check_arrays(arrays, self.inputs, what)
         for name, size in dims.items():
+            if self.nonempty and size == 0:
+                raise VectorError(f"{what}: dimension {name} is 0; {self.name} needs "
+                                  f"arrays of at least one element in every dimension")
             if name in params and params[name] != size:
                 raise VectorError(f"{what}: arrays have {name}={size}, but parameter "
                                   f"{name}={params[name]}")
@@ -200,6 +205,16 @@ def _eval_quant30(inputs: dict, params: dict) -> dict:
     return {"y": quant30(inputs["x"], inputs["bias"])}
 
 
+def _eval_matmul(inputs: dict, params: dict) -> dict:
+    return {"C": matmul(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
+                        params["fmt_a"], params["fmt_b"], params["bias"])}
+
+
+# The array shapes and dataflows ``python -m sim run matmul`` builds; every one gives the
+# same C, so the golden model checks them and otherwise ignores them.
+MAX_ARRAY_SIDE = 64
+DATAFLOWS = ("os", "ws")
+
 _FP30_CODES = {"lo": 0, "hi": (1 << FP30.width) - 1}
 _SHARED_BIAS = {"lo": FP8SEB.bias_range[0], "hi": FP8SEB.bias_range[1]}
 
@@ -242,6 +257,18 @@ VECTOR_UNITS: dict[str, VectorUnit] = {
                 VArray("bias", "int8", ("n",), **_SHARED_BIAS)),
         outputs=(VArray("y", "uint8", ("n",)),),
         evaluate=_eval_quant30),
+    "matmul": VectorUnit(
+        "matmul",
+        params=(VParam("mode", "fp8", choices=MODES),
+                VParam("fmt_a", "e4m3", choices=SOURCE_FORMATS),
+                VParam("fmt_b", "e4m3", choices=SOURCE_FORMATS), _BIAS,
+                VParam("rows", 4, lo=1, hi=MAX_ARRAY_SIDE),
+                VParam("cols", 4, lo=1, hi=MAX_ARRAY_SIDE),
+                VParam("dataflow", "os", choices=DATAFLOWS)),
+        inputs=(VArray("A", "uint8", ("M", "K")), VArray("B", "uint8", ("K", "N")),
+                VArray("C", "uint32", ("M", "N"), optional=True)),
+        outputs=(VArray("C", "uint32", ("M", "N")),),
+        evaluate=_eval_matmul, nonempty=True),
 }
 
 

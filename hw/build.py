@@ -36,7 +36,8 @@ def list_units() -> str:
     for spec in UNITS.values():
         lines.append(f"{spec.name}: {spec.summary}")
         for p in spec.params:
-            lines.append(f"    {p.name} = {p.default}  (range {p.lo}..{p.hi}): {p.help}")
+            allowed = "|".join(p.choices) if p.choices else f"range {p.lo}..{p.hi}"
+            lines.append(f"    {p.name} = {p.default}  ({allowed}): {p.help}")
         if not spec.params:
             lines.append("    (no parameters)")
     return "\n".join(lines)

@@ -24,13 +24,20 @@ class BuildError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
+    """An integer parameter in ``lo..hi``, or with ``choices`` one of those names."""
     name: str
-    default: int
+    default: int | str
     lo: int
     hi: int
     help: str
+    choices: tuple[str, ...] = ()
 
-    def parse(self, unit: str, text) -> int:
+    def parse(self, unit: str, text) -> int | str:
+        if self.choices:
+            if str(text) not in self.choices:
+                raise BuildError(f"{unit}: parameter {self.name} must be one of "
+                                 f"{', '.join(self.choices)}, got {text!r}")
+            return str(text)
         try:
             value = int(str(text), 0)
         except ValueError:
@@ -107,6 +114,11 @@ def _dot(ways, pipeline, room):
     return DotEngine(ways=ways, pipeline=pipeline, room=room)
 
 
+def _matmul(rows, cols, dataflow, bias, pipeline):
+    from hw.array import systolic_array
+    return systolic_array(rows, cols, dataflow, bias=bias, pipeline=pipeline)
+
+
 _BIAS = Param("bias", E4M3.bias, *E4M3.bias_range, "e4m3 exponent bias")
 _WAYS = Param("ways", 24, 1, 1024, "products summed per cycle (N)")
 _ROOM = Param("room", 1, 0, 15, "binades the shared-bias rule keeps free at the top")
@@ -131,6 +143,13 @@ UNITS: dict[str, UnitSpec] = {
         "dot", "dot-product engine: fmatree chunks into an fp30 accumulator, then quant30",
         _dot, (_WAYS, Param("pipeline", 3, 0, 3, "register stages before the accumulator"),
                _ROOM)),
+    "matmul": UnitSpec(
+        "matmul", "systolic array of MPEs (rows x cols, output- or weight-stationary) "
+        "with stream interfaces; mode and formats at run time",
+        _matmul, (Param("rows", 4, 1, 64, "PE rows"), Param("cols", 4, 1, 64, "PE columns"),
+                  Param("dataflow", "os", 0, 0, "os (output-stationary) or ws "
+                        "(weight-stationary)", choices=("os", "ws")),
+                  _BIAS, Param("pipeline", 2, 0, 3, "MPE register stages"))),
 }
 
 

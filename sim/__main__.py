@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from golden.formats import FormatError
 from golden.vectors import (VectorError, get_vector_unit, load_inputs, load_npz,
                             parse_params, save_npz)
@@ -61,6 +63,14 @@ def simulate(unit_name: str, inputs: dict, params: dict, hw_params: dict, sim: s
     """Run validated ``inputs`` through the RTL; returns the output arrays."""
     vunit = get_vector_unit(unit_name)
     hw = get_unit(unit_name)
+    if unit_name == "matmul":                     # one GEMM, tiled onto the array
+        from sim.matmul import MatmulJob, simulate_matmul
+        job = MatmulJob(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
+                        params["fmt_a"], params["fmt_b"])
+        result = simulate_matmul([job], hw_params, sim, build_dir)[0]
+        outputs = {"C": result.C.astype(np.uint32)}
+        vunit.check_arrays(outputs, vunit.outputs, "simulation output")
+        return outputs
     lanes = lanes or LANES_BY_UNIT.get(unit_name, LANES)
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +110,10 @@ def main(argv=None) -> int:
                 except SimError as e:
                     raise SimError(f"{e} (rerun with --keep DIR to keep the logs)") from None
         save_npz(args.output, outputs)
-        print(f"{args.unit} on {args.sim}: {len(next(iter(inputs.values())))} rows -> {args.output}")
+        what = (f"{'x'.join(map(str, inputs['A'].shape))} x {inputs['B'].shape[1]} GEMM on a "
+                f"{hw_params['rows']}x{hw_params['cols']} {hw_params['dataflow']} array"
+                if args.unit == "matmul" else f"{len(next(iter(inputs.values())))} rows")
+        print(f"{args.unit} on {args.sim}: {what} -> {args.output}")
         return 0
     except (VectorError, FormatError, BuildError, SimError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,0 +1,151 @@
+"""Weight-stationary MPE array: every PE holds one code of B while rows of A stream by."""
+
+from __future__ import annotations
+
+from amaranth import Cat, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.formats import E4M3
+from hw.array.common import MacCell, SteppedCore, countdown, delay
+from hw.array.output_stationary import check_shape
+from hw.layouts import e4m3_bias_parameter
+from hw.units.fp8_to_fp9 import SourceFormat
+from hw.units.mpe import Mode
+
+
+class WeightStationaryArray(wiring.Component):
+    """A ``rows`` x ``cols`` weight-stationary array of MPEs (``hw.units.mpe``).
+
+    PE (r, j) holds B[k0 + r, n0 + j] of a *weight tile* (``rows`` values of k, ``cols``
+    of n). A row i of A enters as ``rows`` codes A[i, k0 .. k0 + rows - 1] together with
+    ``cols`` partial sums C[i, n0 ..] and leaves as ``cols`` sums: the partial sum of
+    column j falls through the column and each PE applies its k in ascending order,
+    ``acc <- mpe(acc, A[i, k], B[k, n])``, so a K longer than ``rows`` is several passes
+    whose results are the next pass's partial sums.
+
+    Run-time settings ``mode``, ``fmt_a``, ``fmt_b`` (as for the MPE) must only change
+    while ``idle`` is high.
+
+    Streams (``amaranth.lib.stream``, with backpressure):
+
+    * ``weights``: ``rows`` beats per weight tile, r = 0 first: ``b`` (``cols`` codes of
+      row k0 + r of B) and ``active``; a PE row that is not active (past the end of K)
+      passes the sums through unchanged.
+    * ``operands``: one beat per row of A: ``a`` (``rows`` codes), ``c`` (``cols``
+      32-bit sums in), ``first`` on the first row that uses a newly loaded weight tile.
+    * ``results``: one beat per row, in order: ``c`` (``cols`` 32-bit sums).
+
+    Load, compute, drain: the weights shift up the columns into shadow registers while
+    the previous tile computes; a ``first`` row waits until all ``rows`` are loaded, and
+    switches each PE to the new tile as it passes (the switch moves with the row's
+    skew). The next tile's weights may start loading ``(rows - 1) * L + cols - 1``
+    cycles after that (``L = max(pipeline, 1)``, each PE's latency). Skewing is inside:
+    code r of a row enters ``r * L`` cycles late and moves east one PE per cycle, sum j
+    enters ``j`` late and moves south; results are deskewed into one beat.
+
+    Throughput: one row per cycle (``rows * cols`` MACs per cycle). Latency from a row's
+    issue to its result beat: ``rows * L + cols`` cycles (``result_latency``).
+    """
+
+    def __init__(self, rows: int, cols: int, bias: int = E4M3.bias, pipeline: int = 2):
+        check_shape(rows, cols)
+        if pipeline not in range(4):
+            raise ValueError(f"pipeline must be one of 0, 1, 2, 3, got {pipeline!r}")
+        self.rows, self.cols = rows, cols
+        self.bias = e4m3_bias_parameter(bias)
+        self.pipeline = pipeline
+        self.cell_latency = max(pipeline, 1)
+        self.swap_time = (rows - 1) * self.cell_latency + cols - 1
+        self.result_latency = rows * self.cell_latency + cols
+        self.weight_layout = data.StructLayout({"b": data.ArrayLayout(8, cols), "active": 1})
+        self.operand_layout = data.StructLayout({
+            "a": data.ArrayLayout(8, rows), "c": data.ArrayLayout(32, cols), "first": 1})
+        self.result_layout = data.StructLayout({"c": data.ArrayLayout(32, cols)})
+        super().__init__({
+            "mode": In(Mode),
+            "fmt_a": In(SourceFormat),
+            "fmt_b": In(SourceFormat),
+            "weights": In(stream.Signature(self.weight_layout)),
+            "operands": In(stream.Signature(self.operand_layout)),
+            "results": Out(stream.Signature(self.result_layout)),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        R, C, L = self.rows, self.cols, self.cell_latency
+        sc = SteppedCore()
+        m, step = sc.core, sc.step
+
+        # Weights: count the shadow rows loaded; no shift while a switch is under way.
+        loaded = Signal(range(R + 1))
+        swapping = countdown(m, "swapping", self.swap_time)
+        shift = Signal()
+        m.d.comb += [self.weights.ready.eq(step & (loaded != R) & (swapping == 0)),
+                     shift.eq(self.weights.valid & self.weights.ready)]
+
+        # Operands: one held row; a first row waits for a full shadow tile.
+        hold = Signal(self.operand_layout)
+        hold_valid = Signal()
+        issuing = Signal()
+        m.d.comb += issuing.eq(hold_valid & (~hold.first | (loaded == R)))
+        m.d.comb += self.operands.ready.eq(step & (~hold_valid | issuing))
+        with m.If(self.operands.valid & self.operands.ready):
+            m.d.sync += [hold.eq(self.operands.payload), hold_valid.eq(1)]
+        with m.Elif(issuing):
+            m.d.sync += hold_valid.eq(0)
+        with m.If(issuing & hold.first):
+            m.d.sync += [loaded.eq(0), swapping.eq(max(self.swap_time - 1, 0))]
+        with m.Elif(shift):
+            m.d.sync += loaded.eq(loaded + 1)
+
+        issue = Signal(self.operand_layout)
+        with m.If(issuing):
+            m.d.comb += issue.eq(hold)
+        issue_mac = issuing
+
+        # The array. ----------------------------------------------------------------------
+        west = [delay(m, Cat(issue.a[r], issue_mac, issue.first), r * L, f"west{r}")
+                for r in range(R)]
+        north = [delay(m, Cat(issue.c[j], issue_mac), j, f"north{j}") for j in range(C)]
+        # Shadow weights shift up the columns: the bottom row takes the beat.
+        shadows = [[Signal(9, name=f"shadow{r}_{j}") for j in range(C)] for r in range(R)]
+        with m.If(shift):
+            for j in range(C):
+                m.d.sync += shadows[R - 1][j].eq(Cat(self.weights.payload.b[j],
+                                                     self.weights.payload.active))
+                for r in range(R - 1):
+                    m.d.sync += shadows[r][j].eq(shadows[r + 1][j])
+
+        for r in range(R):
+            a_flags = west[r]
+            for j in range(C):
+                a_here, mac, swap = a_flags[:8], a_flags[8], a_flags[9]
+                weight = Signal(9, name=f"weight{r}_{j}")
+                use = Signal(9, name=f"use{r}_{j}")
+                m.d.comb += use.eq(Mux(swap, shadows[r][j], weight))
+                m.d.sync += weight.eq(use)
+                active = use[8]
+                cell = MacCell(m, f"pe{r}_{j}", self.bias, self.pipeline,
+                               self.mode, self.fmt_a, self.fmt_b)
+                sum_in = north[j]
+                m.d.comb += [cell.a.eq(a_here), cell.b.eq(Mux(active, use[:8], 0)),
+                             cell.mac.eq(mac & active), cell.tag.eq(sum_in[32]),
+                             cell.acc_in.eq(sum_in[:32])]
+                north[j] = Cat(cell.acc_out, cell.tag_out)
+                if j < C - 1:
+                    a_flags = delay(m, a_flags, 1, f"a{r}_{j}")
+
+        # Deskew: column j leaves j cycles after column 0.
+        bottom = [delay(m, north[j], C - 1 - j, f"deskew{j}") for j in range(C)]
+        complete = bottom[0][32]
+        payload = Signal(self.result_layout)
+        m.d.comb += [payload.c[j].eq(bottom[j][:32]) for j in range(C)]
+
+        top = sc.finish(self.results, complete, payload)
+        in_flight = Signal(16)          # rows accepted and not yet delivered
+        took = self.operands.valid & self.operands.ready
+        gave = self.results.valid & self.results.ready
+        top.d.sync += in_flight.eq(in_flight + took - gave)
+        top.d.comb += self.idle.eq(in_flight == 0)
+        return top
