@@ -55,7 +55,7 @@ def simulate_matmul(jobs: list[MatmulJob], hw_params: dict, sim: str, build_dir,
     jobs_file.write_text(json.dumps(listing))
     result = run_cocotb(spec.elaborate(hw_params), spec.module_name(hw_params), sim,
                         "sim.tb.matmul_tb", build_dir, quiet=quiet,
-                        cache_dir=default_cache_dir(),
+                        cache_dir=default_cache_dir(), cxx_opt="-O0",
                         env={"FP8HW_HW_PARAMS": hw_params,
                              "FP8HW_MATMUL_JOBS": str(jobs_file.resolve())})
     out = []
