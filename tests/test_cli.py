@@ -45,6 +45,8 @@ def test_build_list():
     (["--unit", "convert", "--param", "width=3"], "unknown parameter 'width'"),
     (["--unit", "convert", "--param", "bias"], "NAME=VALUE"),
     (["--param", "bias=3"], "--param needs --unit"),
+    (["--unit", "matmul", "--param", "rows=0"], "rows=0 is outside the allowed range 1..64"),
+    (["--unit", "matmul", "--param", "dataflow=xs"], "dataflow must be one of os, ws"),
     (["--bogus"], "unrecognized arguments"),
 ])
 def test_build_errors(tmp_path, args, fragment):
@@ -223,6 +225,16 @@ def test_sim_run_equals_golden_eval_units(sim, tmp_path, unit, params):
                  "bias_b": np.zeros(2, np.int8)}, [], "has ways=23, other arrays have ways=24"),
     ("quant30", {"x": np.zeros(3, np.uint32), "bias": np.zeros(3, np.int16)}, [],
      "dtype int16, expected int8"),
+    ("matmul", {"A": np.zeros((2, 3), np.uint8), "B": np.zeros((4, 2), np.uint8)}, [],
+     "has K=4, other arrays have K=3"),
+    ("matmul", {"A": np.zeros((0, 3), np.uint8), "B": np.zeros((3, 2), np.uint8)}, [],
+     "dimension M is 0"),
+    ("matmul", {"A": np.zeros((2, 3), np.uint8), "B": np.zeros((3, 2), np.uint8),
+                "C": np.zeros((2, 3), np.uint32)}, [], "has N=3, other arrays have N=2"),
+    ("matmul", {"A": np.zeros((2, 3), np.uint8), "B": np.zeros((3, 2), np.uint8)},
+     ["--param", "dataflow=xs"], "must be one of os, ws"),
+    ("matmul", {"A": np.zeros((2, 3), np.uint8), "B": np.zeros((3, 2), np.uint8)},
+     ["--param", "rows=0"], "rows=0 is outside 1..64"),
 ])
 def test_unit_bad_input(tmp_path, tool, unit, arrays, extra, fragment):
     np.savez(tmp_path / "in.npz", **arrays)
@@ -239,3 +251,30 @@ def test_sim_run_bad_generator_param(tmp_path):
                    "--param", "pipeline=7")
     assert_one_line_error(proc, "pipeline=7 is outside the allowed range 0..3")
     assert not (tmp_path / "o.npz").exists()
+
+
+# matmul: the array through both commands, any shape and both dataflows -------------------
+
+@pytest.mark.parametrize("params", [
+    ["rows=3", "cols=2", "dataflow=os", "fmt_a=e5m2"],
+    ["rows=2", "cols=3", "dataflow=ws", "mode=int4", "pipeline=1"],
+], ids=lambda p: "-".join(p))
+def test_sim_run_matmul_equals_golden_eval(sim, tmp_path, params):
+    rng = np.random.default_rng(len(params))
+    M, K, N = 7, 11, 5
+    arrays = {"A": rng.integers(0, 256, (M, K)).astype(np.uint8),
+              "B": rng.integers(0, 256, (K, N)).astype(np.uint8)}
+    if "mode=int4" in params:
+        arrays["C"] = rng.integers(0, 1 << 32, (M, N), dtype=np.uint64).astype(np.uint32)
+    np.savez(tmp_path / "in.npz", **arrays)
+    flags = [x for p in params for x in ("--param", p)]
+    golden_flags = [x for p in params if not p.startswith("pipeline=")
+                    for x in ("--param", p)]
+    gold = run_cli("golden", "eval", "matmul", tmp_path / "in.npz", tmp_path / "golden.npz",
+                   *golden_flags)
+    assert gold.returncode == 0, gold.stderr
+    rtl = run_cli("sim", "run", "matmul", tmp_path / "in.npz", tmp_path / "rtl.npz",
+                  "--sim", sim, *flags)
+    assert rtl.returncode == 0, rtl.stderr
+    assert "GEMM on a" in rtl.stdout
+    assert (tmp_path / "golden.npz").read_bytes() == (tmp_path / "rtl.npz").read_bytes()

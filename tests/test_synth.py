@@ -16,6 +16,8 @@ from hw.synth import FAMILIES, synthesize_unit
     ("fmatree", {"ways": "4", "pipeline": "0"}, False),
     ("fmatree", {"ways": "24"}, True),
     ("dot", {"ways": "4"}, True),
+    ("matmul", {"rows": "2", "cols": "2"}, True),
+    ("matmul", {"rows": "2", "cols": "2", "dataflow": "ws"}, True),
 ])
 def test_synthesizes_cleanly(family, unit, params, registers):
     _, report = synthesize_unit(unit, params, family)
