@@ -17,6 +17,9 @@ from .codec import _check_codes, unpack_lanes
 from .formats import E4M3, FormatError
 from .mpe import _check_mode, mpe
 
+# The systolic array's dataflows (output- and weight-stationary); every one gives these bits.
+DATAFLOWS = ("os", "ws")
+
 
 def matmul(A, B, C=None, mode: str = "fp8", fmt_a: str = "e4m3", fmt_b: str = "e4m3",
            bias: int = E4M3.bias) -> np.ndarray:

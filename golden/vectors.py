@@ -19,7 +19,7 @@ import numpy as np
 from .convert import SOURCE_FORMATS, convert
 from .fmatree import DEFAULT_WAYS, fmatree
 from .formats import E4M3, FP8SEB, FP30, OVERFLOWS
-from .matmul import matmul
+from .matmul import DATAFLOWS, matmul
 from .mpe import MODES, mpe
 from .quant16 import quant16
 from .quant30 import quant30
@@ -213,7 +213,6 @@ def _eval_matmul(inputs: dict, params: dict) -> dict:
 # The array shapes and dataflows ``python -m sim run matmul`` builds; every one gives the
 # same C, so the golden model checks them and otherwise ignores them.
 MAX_ARRAY_SIDE = 64
-DATAFLOWS = ("os", "ws")
 
 _FP30_CODES = {"lo": 0, "hi": (1 << FP30.width) - 1}
 _SHARED_BIAS = {"lo": FP8SEB.bias_range[0], "hi": FP8SEB.bias_range[1]}

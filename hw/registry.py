@@ -13,6 +13,7 @@ from typing import Callable
 from amaranth.back import verilog
 
 from golden.formats import E4M3
+from golden.matmul import DATAFLOWS
 from golden.vectors import VectorError, parse_params
 
 __version__ = "0.1.0"
@@ -148,7 +149,7 @@ UNITS: dict[str, UnitSpec] = {
         "with stream interfaces; mode and formats at run time",
         _matmul, (Param("rows", 4, 1, 64, "PE rows"), Param("cols", 4, 1, 64, "PE columns"),
                   Param("dataflow", "os", 0, 0, "os (output-stationary) or ws "
-                        "(weight-stationary)", choices=("os", "ws")),
+                        "(weight-stationary)", choices=DATAFLOWS),
                   _BIAS, Param("pipeline", 2, 0, 3, "MPE register stages"))),
 }
 

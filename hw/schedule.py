@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DATAFLOWS = ("os", "ws")
+from golden.matmul import DATAFLOWS
 
 
 @dataclass(frozen=True)

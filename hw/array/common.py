@@ -14,14 +14,8 @@ from __future__ import annotations
 
 from amaranth import Module, Signal, Value
 from amaranth.hdl import EnableInserter
-from amaranth.lib import enum
 
 from hw.units.mpe import MPE, Mode
-
-
-class Dataflow(enum.Enum):
-    OS = "os"
-    WS = "ws"
 
 
 def delay(m: Module, value, steps: int, name: str) -> Value:
