@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     shapes = [tuple(map(int, g.split("x"))) for g in args.gemm or
               [f"{L * R}x256x{C}", "64x256x16", f"64x{4 * max(R, C)}x16"]]
     rng = np.random.default_rng(1)
-    print(f"| dataflow | GEMM M x K x N | tiles | cycles | cycles per tile | utilization |")
+    print("| dataflow | GEMM M x K x N | tiles | cycles | cycles per tile | utilization |")
     print("|---|---|---|---|---|---|")
     for dataflow in ("os", "ws"):
         jobs = []

@@ -7,16 +7,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.formats import E4M3
-from hw.array.common import MacCell, SteppedCore, countdown, delay
+from hw.array.common import MacCell, SteppedCore, check_array_parameters, countdown, delay
 from hw.layouts import e4m3_bias_parameter
 from hw.units.fp8_to_fp9 import SourceFormat
 from hw.units.mpe import Mode
-
-
-def check_shape(rows, cols):
-    for name, value in (("rows", rows), ("cols", cols)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class OutputStationaryArray(wiring.Component):
@@ -62,9 +56,7 @@ class OutputStationaryArray(wiring.Component):
     """
 
     def __init__(self, rows: int, cols: int, bias: int = E4M3.bias, pipeline: int = 2):
-        check_shape(rows, cols)
-        if pipeline not in range(4):
-            raise ValueError(f"pipeline must be one of 0, 1, 2, 3, got {pipeline!r}")
+        check_array_parameters(rows, cols, pipeline)
         self.rows, self.cols = rows, cols
         self.bias = e4m3_bias_parameter(bias)
         self.pipeline = pipeline

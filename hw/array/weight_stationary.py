@@ -7,8 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.formats import E4M3
-from hw.array.common import MacCell, SteppedCore, countdown, delay
-from hw.array.output_stationary import check_shape
+from hw.array.common import MacCell, SteppedCore, check_array_parameters, countdown, delay
 from hw.layouts import e4m3_bias_parameter
 from hw.units.fp8_to_fp9 import SourceFormat
 from hw.units.mpe import Mode
@@ -49,9 +48,7 @@ class WeightStationaryArray(wiring.Component):
     """
 
     def __init__(self, rows: int, cols: int, bias: int = E4M3.bias, pipeline: int = 2):
-        check_shape(rows, cols)
-        if pipeline not in range(4):
-            raise ValueError(f"pipeline must be one of 0, 1, 2, 3, got {pipeline!r}")
+        check_array_parameters(rows, cols, pipeline)
         self.rows, self.cols = rows, cols
         self.bias = e4m3_bias_parameter(bias)
         self.pipeline = pipeline
