@@ -249,14 +249,14 @@ def test_sim_run_bad_generator_param(tmp_path):
     _mpe_file(tmp_path / "in.npz", np.random.default_rng(0), 4)
     proc = run_cli("sim", "run", "mpe", tmp_path / "in.npz", tmp_path / "o.npz",
                    "--param", "pipeline=7")
-    assert_one_line_error(proc, "pipeline=7 is outside the allowed range 0..3")
+    assert_one_line_error(proc, "pipeline=7 is outside the allowed range 0..5")
     assert not (tmp_path / "o.npz").exists()
 
 
 # matmul: the array through both commands, any shape and both dataflows -------------------
 
 @pytest.mark.parametrize("params", [
-    ["rows=3", "cols=2", "dataflow=os", "fmt_a=e5m2"],
+    ["rows=3", "cols=2", "dataflow=os", "fmt_a=e5m2", "pipeline=5"],
     ["rows=2", "cols=3", "dataflow=ws", "mode=int4", "pipeline=1"],
 ], ids=lambda p: "-".join(p))
 def test_sim_run_matmul_equals_golden_eval(sim, tmp_path, params):

@@ -22,6 +22,8 @@ PIPELINE_CUTS = {
     1: ("result",),
     2: ("product", "result"),
     3: ("product", "sum", "result"),
+    4: ("product", "align", "sum", "result"),
+    5: ("product", "align", "sum", "normalize", "result"),
 }
 
 # Alignment window of the fused add: the 8-bit product and the 10-bit accumulator
@@ -39,7 +41,8 @@ class MPE(wiring.Component):
     ``acc_out`` come ``pipeline`` cycles later.
 
     Parameters: ``bias``, the ``e4m3`` bias (0..15, default 11); ``pipeline``, the number of
-    register stages (0..3, default 2: after the product and on the result).
+    register stages (0..5, default 2: after the product and on the result; 3 adds one after
+    the fused add, 4 one after the alignment, 5 one after the normalization).
 
     Latency: ``pipeline`` cycles (0: combinational). Throughput: one row per cycle, that
     is 1 FP8 MAC, 2 INT4 MACs or 4 INT2 MACs per cycle.
@@ -140,30 +143,44 @@ class MPE(wiring.Component):
             shifted = extended >> shift
             return Cat(shifted[:WINDOW].any(), shifted[WINDOW:2 * WINDOW])
 
-        aligned_p = align(s1["product"], 8, top_p)
-        aligned_c = align(Cat(acc.mantissa, ~acc_zero), dl.man_bits + 1, top_c)
-        subtract = s1["product_sign"] ^ acc.sign
-        total = Signal(signed(WINDOW + 3))
-        m.d.comb += total.eq(Mux(subtract, aligned_p - aligned_c, aligned_p + aligned_c))
-        magnitude = Signal(WINDOW + 2)        # value = magnitude * 2**(top - 30 - 22)
-        sum_sign = Signal()
-        m.d.comb += [magnitude.eq(Mux(total < 0, -total, total)),
-                     sum_sign.eq(Mux(total < 0, acc.sign, s1["product_sign"]))]
-
+        aligned_p = Signal(WINDOW + 1)
+        aligned_c = Signal(WINDOW + 1)
+        m.d.comb += [aligned_p.eq(align(s1["product"], 8, top_p)),
+                     aligned_c.eq(align(Cat(acc.mantissa, ~acc_zero), dl.man_bits + 1, top_c))]
         int_result = Signal(32)
         m.d.comb += int_result.eq(s1["acc"] + s1["lane_sum"].as_signed())
 
-        s2 = pipe.cut_all("sum", {
+        s1a = pipe.cut_all("align", {
             "valid": s1["valid"], "mode": s1["mode"], "special": s1["special"],
-            "magnitude": magnitude, "sign": sum_sign, "top": top, "int_result": int_result,
+            "aligned_p": aligned_p, "aligned_c": aligned_c, "acc_sign": acc.sign,
+            "product_sign": s1["product_sign"], "top": top, "int_result": int_result,
+        })
+        subtract = s1a["product_sign"] ^ s1a["acc_sign"]
+        total = Signal(signed(WINDOW + 3))
+        m.d.comb += total.eq(Mux(subtract, s1a["aligned_p"] - s1a["aligned_c"],
+                                 s1a["aligned_p"] + s1a["aligned_c"]))
+        magnitude = Signal(WINDOW + 2)        # value = magnitude * 2**(top - 30 - 22)
+        sum_sign = Signal()
+        m.d.comb += [magnitude.eq(Mux(total < 0, -total, total)),
+                     sum_sign.eq(Mux(total < 0, s1a["acc_sign"], s1a["product_sign"]))]
+
+        s2 = pipe.cut_all("sum", {
+            "valid": s1a["valid"], "mode": s1a["mode"], "special": s1a["special"],
+            "magnitude": magnitude, "sign": sum_sign, "top": s1a["top"],
+            "int_result": s1a["int_result"],
         })
 
         # Stage 3: normalize and round to nearest, ties away (rnu). ----------------------
-        mag = s2["magnitude"]
-        width = len(mag)
-        lz = leading_zeros(m, mag)
-        normalized = Signal(width)
-        m.d.comb += normalized.eq(mag << lz)
+        width = len(s2["magnitude"])
+        lz_sum = leading_zeros(m, s2["magnitude"])
+        normalized_sum = Signal(width)
+        m.d.comb += normalized_sum.eq(s2["magnitude"] << lz_sum)
+        s3 = pipe.cut_all("normalize", {
+            "valid": s2["valid"], "mode": s2["mode"], "special": s2["special"],
+            "sign": s2["sign"], "top": s2["top"], "int_result": s2["int_result"],
+            "normalized": normalized_sum, "lz": lz_sum, "zero": s2["magnitude"] == 0,
+        })
+        normalized, lz = s3["normalized"], s3["lz"]
         sig_bits = dl.man_bits + 1
         kept = normalized[width - sig_bits:]              # 10 bits, MSB set
         guard = normalized[width - sig_bits - 1]
@@ -171,19 +188,19 @@ class MPE(wiring.Component):
         m.d.comb += rounded.eq(kept + guard)
         carry = rounded[-1]
         exp_field = Signal(signed(9))       # biased dlfloat16 exponent before rounding
-        m.d.comb += exp_field.eq(s2["top"] + 1 - lz)
+        m.d.comb += exp_field.eq(s3["top"] + 1 - lz)
         exp_final = Signal(signed(9))
         m.d.comb += exp_final.eq(exp_field + carry)
         man_final = Signal(dl.man_bits)
         m.d.comb += man_final.eq(Mux(carry, 0, rounded[:dl.man_bits]))
 
         code = Signal(dl.width)
-        sign = s2["sign"] << (dl.width - 1)
+        sign = s3["sign"] << (dl.width - 1)
         e_max, m_max = dl.max_fields
-        with m.If(s2["special"]
+        with m.If(s3["special"]
                   | (exp_final > e_max) | ((exp_final == e_max) & (man_final > m_max))):
             m.d.comb += code.eq(dl.canonical_nan)
-        with m.Elif((mag == 0) | (exp_field < -1)):
+        with m.Elif(s3["zero"] | (exp_field < -1)):
             m.d.comb += code.eq(0)
         with m.Elif(exp_field == -1):
             # [2**-32, 2**-31): min positive when at or above half of it, 2**-32 * (1+2**-9),
@@ -196,7 +213,7 @@ class MPE(wiring.Component):
         with m.Else():
             m.d.comb += code.eq(sign | (exp_final[:dl.exp_bits] << dl.man_bits) | man_final)
 
-        acc_out = Mux(s2["mode"] == Mode.FP8, code, s2["int_result"])
+        acc_out = Mux(s3["mode"] == Mode.FP8, code, s3["int_result"])
         m.d.comb += [self.acc_out.eq(pipe.cut("result", acc_out)),
-                     self.valid_out.eq(pipe.cut("result", s2["valid"], reset_less=False))]
+                     self.valid_out.eq(pipe.cut("result", s3["valid"], reset_less=False))]
         return m
