@@ -30,3 +30,27 @@ class ConvertBiasSweep(wiring.Component):
             m.d.comb += [conv.fmt.eq(self.fmt), conv.a.eq(self.a),
                          getattr(self, sweep_output_name(b)).eq(conv.y)]
         return m
+
+
+class UartEcho(wiring.Component):
+    """``UartRx`` into ``UartTx``: every byte received on ``rx`` is sent back on ``tx``;
+    ``frame_error`` and ``overrun`` pulses are counted."""
+
+    def __init__(self, divisor: int):
+        self.divisor = divisor
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1),
+                          "frame_errors": Out(8), "overruns": Out(8)})
+
+    def elaborate(self, platform):
+        from hw.soc.uart import UartRx, UartTx
+        m = Module()
+        m.submodules.rx = rx = UartRx(self.divisor)
+        m.submodules.tx = tx = UartTx(self.divisor)
+        m.d.comb += rx.rx.eq(self.rx)
+        wiring.connect(m, rx.data, tx.data)
+        m.d.comb += self.tx.eq(tx.tx)
+        with m.If(rx.frame_error):
+            m.d.sync += self.frame_errors.eq(self.frame_errors + 1)
+        with m.If(rx.overrun):
+            m.d.sync += self.overruns.eq(self.overruns + 1)
+        return m
