@@ -6,7 +6,7 @@ A frame, in either direction, is::
 
 The CRC is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection,
 no final XOR) over command, length and payload. The board answers every frame it
-receives with ``ACK`` (payload: the command answered, then its data) or ``NAK``
+receives with ``ACK`` (payload: the command answered, then at most ``MAX_PAYLOAD - 1`` bytes of data) or ``NAK``
 (payload: one ``Nak`` reason). A frame with a bad CRC, a length over ``MAX_PAYLOAD``, an
 unknown command or one cut short (no byte for ``TIMEOUT`` bit times) changes nothing.
 """
