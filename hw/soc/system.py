@@ -1,0 +1,336 @@
+"""The on-chip system a board runs: UART host link, byte buffers, and a weight-stationary
+MPE array with the controller that runs one pass of it per ``RUN`` command."""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.formats import E4M3
+from hw.array import WeightStationaryArray
+from hw.soc.frames import FrameReceiver, FrameSender
+from hw.soc.protocol import ACK, MAX_PAYLOAD, NAK, Command, Nak
+from hw.soc.uart import UartRx, UartTx
+
+VERSION = 1
+BUFFERS = ("A", "B", "C")          # buffer numbers 0, 1, 2 in WRITE and READ
+
+
+class BufferPort:
+    """A byte-wide ``lib.memory`` buffer with one read and one write port, each shared
+    between the host link and the controller (never at the same time for one port)."""
+
+    def __init__(self, m, name, depth):
+        self.depth = depth
+        m.submodules[f"buffer_{name}"] = mem = memory.Memory(shape=8, depth=depth, init=[])
+        self.read = mem.read_port()
+        self.write = mem.write_port()
+
+
+class ArraySystem(wiring.Component):
+    """``rx`` / ``tx``: the UART pins (8N1, ``divisor`` clock cycles a bit).
+
+    Buffers (byte addresses, little-endian words), for a ``rows`` x ``cols`` array:
+    ``A`` holds ``max_m`` rows of ``rows`` codes (row i at ``i * rows``); ``B`` the weight
+    tile, ``rows`` rows of ``cols`` codes; ``C`` ``max_m`` rows of ``cols`` 32-bit sums
+    (row i at ``i * 4 * cols``). ``RUN`` (payload: mode, fmt_a, fmt_b, active rows, M as
+    2 bytes) loads B as the weights (rows past ``active`` pass the sums through), streams
+    rows 0..M-1 of A with the sums in C through the array, and writes the results back
+    into C, then answers. See ``hw/soc/protocol.py`` for the frames and the README for
+    every command's payload.
+    """
+
+    def __init__(self, rows: int, cols: int, *, max_m: int = 64, pipeline: int = 2,
+                 bias: int = E4M3.bias, divisor: int = 104, timeout_bits: int = 100):
+        self.rows, self.cols, self.max_m = rows, cols, max_m
+        self.pipeline, self.bias, self.divisor = pipeline, bias, divisor
+        self.timeout = timeout_bits * divisor
+        self.sizes = (max_m * rows, rows * cols, max_m * 4 * cols)
+        if max(self.sizes) > 1 << 16:
+            raise ValueError(f"buffers of {max(self.sizes)} bytes do not fit 16-bit addresses")
+        self.identity = bytes([VERSION, rows, cols, 1, pipeline, bias]) + b"".join(
+            size.to_bytes(2, "little") for size in (max_m,) + self.sizes)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self.rows, self.cols
+        m.submodules.uart_rx = uart_rx = UartRx(self.divisor)
+        m.submodules.uart_tx = uart_tx = UartTx(self.divisor)
+        m.submodules.receiver = receiver = FrameReceiver(self.timeout)
+        m.submodules.sender = sender = FrameSender()
+        m.submodules.array = array = WeightStationaryArray(R, C, bias=self.bias,
+                                                           pipeline=self.pipeline)
+        m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
+        wiring.connect(m, uart_rx.data, receiver.bytes)
+        wiring.connect(m, sender.bytes, uart_tx.data)
+        buffers = [BufferPort(m, name, size) for name, size in zip(BUFFERS, self.sizes)]
+        return self._executor(m, receiver, sender, array, buffers)
+
+    def _executor(self, m, receiver, sender, array, buffers):
+        R, C = self.rows, self.cols
+        got = receiver.received.payload
+        args = [Signal(8, name=f"arg{i}") for i in range(6)]
+        arg_index = Signal(range(7))
+        buffer_no = args[0]
+        address = Cat(args[1], args[2])
+        count = Cat(args[3], args[4])
+        data_length = Signal(range(MAX_PAYLOAD + 1))
+        m.d.comb += data_length.eq(got.length - 3)
+
+        answer_command = Signal(8)           # ACK or NAK
+        answer_length = Signal(range(MAX_PAYLOAD + 1))
+        answer_reason = Signal(8)
+
+        # Counters reported by STATUS, 16 bits each.
+        names = ("frames", "crc_errors", "timeouts", "refused", "uart_errors", "overruns",
+                 "runs")
+        counters = {n: Signal(16, name=f"count_{n}") for n in names}
+
+        def bump(name):
+            m.d.sync += counters[name].eq(counters[name] + 1)
+
+        uart_rx = m.submodules.uart_rx
+        with m.If(uart_rx.frame_error):
+            bump("uart_errors")
+        with m.If(uart_rx.overrun):
+            bump("overruns")
+
+        # Answer payload bytes: index 0 is the command answered, then the data.
+        fetch = sender.fetch_addr
+        fetch_first = Signal()
+        fetch_index = Signal(range(MAX_PAYLOAD))
+        m.d.sync += [fetch_first.eq(fetch == 0), fetch_index.eq(fetch - 1)]
+        identity = Signal(8 * len(self.identity))
+        m.d.comb += identity.eq(int.from_bytes(self.identity, "little"))
+        status = Cat(*counters.values())
+        table = Signal(8)
+        m.d.comb += table.eq(Mux(got.command == Command.IDENTIFY,
+                                 identity.word_select(fetch_index, 8),
+                                 status.word_select(fetch_index, 8)))
+        read_data = Signal(8)
+        reading = Signal(range(len(buffers)))
+        m.d.comb += read_data.eq(Mux(reading == 0, buffers[0].read.data,
+                                     Mux(reading == 1, buffers[1].read.data,
+                                         buffers[2].read.data)))
+        m.d.comb += sender.fetch_data.eq(
+            Mux(answer_command == NAK, answer_reason,
+                Mux(fetch_first, got.command,
+                    Mux(got.command == Command.READ, read_data, table))))
+        m.d.comb += [sender.send.payload.command.eq(answer_command),
+                     sender.send.payload.length.eq(answer_length)]
+
+        # RUN: the controller around the array. ------------------------------------------
+        run_m = Signal(16)
+        active_rows = Signal(range(R + 1))
+        run_mode = Signal(2)
+        run_fmt_a = Signal(1)
+        run_fmt_b = Signal(1)
+        m.d.comb += [array.mode.eq(run_mode), array.fmt_a.eq(run_fmt_a),
+                     array.fmt_b.eq(run_fmt_b)]
+        weight_row = Signal(range(R + 1))
+        row_in = Signal(16)                 # rows of A sent
+        row_out = Signal(16)                # result rows written back
+        byte_step = Signal(range(max(4 * C, R, C) + 2))
+        a_addr = Signal(16)
+        b_addr = Signal(16)
+        c_read = Signal(16)
+        c_write = Signal(16)
+        weights_beat = Signal(8 * C)
+        a_beat = Signal(8 * R)
+        c_beat = Signal(32 * C)
+        result = Signal(32 * C)
+        writing = Signal()
+        write_step = Signal(range(4 * C + 1))
+
+        # Results into C, a byte a cycle, while rows are still going in.
+        m.d.comb += array.results.ready.eq(~writing)
+        with m.If(array.results.valid & array.results.ready):
+            m.d.sync += [result.eq(array.results.payload), writing.eq(1), write_step.eq(0)]
+        with m.If(writing):
+            m.d.comb += [buffers[2].write.addr.eq(c_write),
+                         buffers[2].write.data.eq(result.word_select(write_step, 8)),
+                         buffers[2].write.en.eq(1)]
+            m.d.sync += [c_write.eq(c_write + 1), write_step.eq(write_step + 1)]
+            with m.If(write_step == 4 * C - 1):
+                m.d.sync += [writing.eq(0), row_out.eq(row_out + 1)]
+
+        host_index = Signal(range(MAX_PAYLOAD))
+        copy_valid = Signal()
+
+        with m.FSM() as fsm:
+            m.d.comb += [
+                array.weights.valid.eq(fsm.ongoing("WEIGHT_SEND")),
+                array.weights.payload.b.eq(weights_beat),
+                array.weights.payload.active.eq(weight_row < active_rows),
+                array.operands.valid.eq(fsm.ongoing("ROW_SEND")),
+                array.operands.payload.a.eq(a_beat),
+                array.operands.payload.c.eq(c_beat),
+                array.operands.payload.first.eq(row_in == 0),
+                sender.send.valid.eq(fsm.ongoing("ANSWER")),
+                receiver.received.ready.eq(fsm.ongoing("SENDING") & sender.send.ready),
+            ]
+            with m.State("WAIT"):
+                with m.If(receiver.received.valid):
+                    with m.If(~got.ok):
+                        m.d.sync += [answer_command.eq(NAK), answer_length.eq(1),
+                                     answer_reason.eq(got.reason)]
+                        with m.Switch(got.reason):
+                            with m.Case(Nak.CRC):
+                                bump("crc_errors")
+                            with m.Case(Nak.TIMEOUT):
+                                bump("timeouts")
+                            with m.Default():
+                                bump("refused")
+                        m.next = "ANSWER"
+                    with m.Else():
+                        m.d.sync += arg_index.eq(0)
+                        m.next = "ARGS"
+            with m.State("ARGS"):                        # payload bytes 0..5 into args
+                m.d.comb += receiver.read_addr.eq(arg_index)
+                m.next = "ARG"
+            with m.State("ARG"):
+                with m.Switch(arg_index):
+                    for i in range(6):
+                        with m.Case(i):
+                            m.d.sync += args[i].eq(receiver.read_data)
+                m.d.sync += arg_index.eq(arg_index + 1)
+                with m.If(arg_index == 5):
+                    m.next = "DISPATCH"
+                with m.Else():
+                    m.next = "ARGS"
+
+            def refuse(reason):
+                m.d.sync += [answer_command.eq(NAK), answer_length.eq(1),
+                             answer_reason.eq(reason)]
+                bump("refused")
+                m.next = "ANSWER"
+
+            def accept(length=1):
+                m.d.sync += [answer_command.eq(ACK), answer_length.eq(length)]
+                bump("frames")
+                m.next = "ANSWER"
+
+            sizes = [Const(size, 17) for size in self.sizes]
+            size_of = Mux(buffer_no == 0, sizes[0], Mux(buffer_no == 1, sizes[1], sizes[2]))
+            with m.State("DISPATCH"):
+                with m.Switch(got.command):
+                    with m.Case(Command.IDENTIFY, Command.STATUS):
+                        with m.If(got.length != 0):
+                            refuse(Nak.ARGUMENT)
+                        with m.Elif(got.command == Command.IDENTIFY):
+                            accept(1 + len(self.identity))
+                        with m.Else():
+                            accept(1 + 2 * len(names))
+                    with m.Case(Command.WRITE):
+                        with m.If((got.length < 3) | (buffer_no > 2)
+                                  | (address + data_length > size_of)):
+                            refuse(Nak.ARGUMENT)
+                        with m.Else():
+                            m.d.sync += [host_index.eq(0), reading.eq(buffer_no)]
+                            m.next = "COPY"
+                    with m.Case(Command.READ):
+                        with m.If((got.length != 5) | (buffer_no > 2)
+                                  | (count > MAX_PAYLOAD - 1) | (address + count > size_of)):
+                            refuse(Nak.ARGUMENT)
+                        with m.Else():
+                            m.d.sync += reading.eq(buffer_no)
+                            accept(1 + count)
+                    with m.Case(Command.RUN):
+                        run_rows = Cat(args[4], args[5])
+                        with m.If((got.length != 6) | (args[0] > 2) | (args[1] > 1)
+                                  | (args[2] > 1) | (args[3] > R) | (run_rows == 0)
+                                  | (run_rows > self.max_m)):
+                            refuse(Nak.ARGUMENT)
+                        with m.Else():
+                            m.d.sync += [run_mode.eq(args[0]), run_fmt_a.eq(args[1]),
+                                         run_fmt_b.eq(args[2]), active_rows.eq(args[3]),
+                                         run_m.eq(run_rows), weight_row.eq(0),
+                                         row_in.eq(0), row_out.eq(0), byte_step.eq(0),
+                                         a_addr.eq(0), b_addr.eq(0), c_read.eq(0),
+                                         c_write.eq(0)]
+                            bump("runs")
+                            m.next = "WEIGHT_READ"
+                    with m.Default():
+                        m.d.sync += [answer_command.eq(NAK), answer_length.eq(1),
+                                     answer_reason.eq(Nak.COMMAND)]
+                        bump("refused")
+                        m.next = "ANSWER"
+
+            # WRITE: frame bytes 3.. into the buffer, one a cycle after its read.
+            with m.State("COPY"):
+                m.d.comb += receiver.read_addr.eq(host_index + 3)
+                m.d.sync += [copy_valid.eq(host_index < data_length),
+                             host_index.eq(host_index + 1)]
+                with m.If(copy_valid):
+                    for n, buf in enumerate(buffers):
+                        with m.If(buffer_no == n):
+                            m.d.comb += [buf.write.addr.eq(address + host_index - 1),
+                                         buf.write.data.eq(receiver.read_data),
+                                         buf.write.en.eq(1)]
+                with m.If(host_index == data_length + 1):
+                    m.d.sync += copy_valid.eq(0)
+                    accept()
+
+            # RUN, weights: row r of B (cols bytes) becomes weight beat r.
+            with m.State("WEIGHT_READ"):
+                m.d.comb += buffers[1].read.addr.eq(b_addr)
+                m.d.sync += [b_addr.eq(b_addr + 1), byte_step.eq(byte_step + 1)]
+                m.next = "WEIGHT_BYTE"
+            with m.State("WEIGHT_BYTE"):
+                m.d.sync += weights_beat.eq(Cat(weights_beat[8:], buffers[1].read.data))
+                with m.If(byte_step == C):
+                    m.next = "WEIGHT_SEND"
+                with m.Else():
+                    m.next = "WEIGHT_READ"
+            with m.State("WEIGHT_SEND"):
+                with m.If(array.weights.ready):
+                    m.d.sync += [weight_row.eq(weight_row + 1), byte_step.eq(0)]
+                    with m.If(weight_row == R - 1):
+                        m.next = "ROW_READ"
+                    with m.Else():
+                        m.next = "WEIGHT_READ"
+
+            # RUN, rows: row i of A (rows bytes) and of C (4 * cols bytes) as one beat.
+            with m.State("ROW_READ"):
+                m.d.comb += [buffers[0].read.addr.eq(a_addr), buffers[2].read.addr.eq(c_read)]
+                with m.If(byte_step < R):
+                    m.d.sync += a_addr.eq(a_addr + 1)
+                with m.If(byte_step < 4 * C):
+                    m.d.sync += c_read.eq(c_read + 1)
+                m.d.sync += byte_step.eq(byte_step + 1)
+                m.next = "ROW_BYTE"
+            with m.State("ROW_BYTE"):
+                with m.If(byte_step <= R):
+                    m.d.sync += a_beat.eq(Cat(a_beat[8:], buffers[0].read.data))
+                with m.If(byte_step <= 4 * C):
+                    m.d.sync += c_beat.eq(Cat(c_beat[8:], buffers[2].read.data))
+                with m.If(byte_step == max(R, 4 * C)):
+                    m.next = "ROW_SEND"
+                with m.Else():
+                    m.next = "ROW_READ"
+            with m.State("ROW_SEND"):
+                with m.If(array.operands.ready):
+                    m.d.sync += [row_in.eq(row_in + 1), byte_step.eq(0)]
+                    with m.If(row_in == run_m - 1):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.next = "ROW_READ"
+            with m.State("DRAIN"):
+                with m.If((row_out == run_m) & ~writing):
+                    accept()
+
+            # Answer, then let the receiver take the next frame.
+            with m.State("ANSWER"):
+                with m.If(sender.send.ready):
+                    m.next = "SENDING"
+            with m.State("SENDING"):
+                with m.If(sender.send.ready):
+                    m.next = "WAIT"
+
+        # READ answers fetch from the buffer: the byte for fetch index f + 1 is read at f.
+        for n, buf in enumerate(buffers):
+            with m.If((got.command == Command.READ) & (reading == n)):
+                m.d.comb += buf.read.addr.eq(address + fetch - 1)
+        return m
