@@ -31,3 +31,26 @@ def test_driver_on_simulated_board(sim):
         board.write(0, 0, b"\x01\x02\x03")
         assert board.read(0, 0, 3) == b"\x01\x02\x03"
         assert board.status()["runs"] > 0
+
+
+def test_host_cli_matmul_equals_golden_eval(sim, tmp_path):
+    from conftest import run_cli
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "in.npz", A=rng.integers(0, 256, (3, 4)).astype(np.uint8),
+             B=rng.integers(0, 256, (4, 3)).astype(np.uint8))
+    flags = ["--param", "fmt_b=e5m2"]
+    gold = run_cli("golden", "eval", "matmul", tmp_path / "in.npz", tmp_path / "g.npz", *flags)
+    assert gold.returncode == 0, gold.stderr
+    board = run_cli("host", "matmul", tmp_path / "in.npz", tmp_path / "b.npz", *flags,
+                    "--sim", sim)
+    assert board.returncode == 0, board.stderr
+    assert (tmp_path / "g.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_host_cli_errors(tmp_path):
+    from conftest import assert_one_line_error, run_cli
+    assert_one_line_error(run_cli("host", "identify", "--serial", tmp_path / "no-such-port"),
+                          "cannot open serial port")
+    assert_one_line_error(run_cli("host", "matmul", "--sim", "icarus"),
+                          "matmul needs IN.npz and OUT.npz")
+    assert_one_line_error(run_cli("host", "identify"), "one of the arguments")
