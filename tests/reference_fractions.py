@@ -206,6 +206,20 @@ def floor_log2(a: Fraction) -> int:
     return k
 
 
+def grid_tie(x: Fraction, man_bits: int, min_positive: Fraction,
+             largest: Fraction | None = None) -> bool:
+    """Is |x| exactly halfway between two neighbouring points of a float grid with
+    ``man_bits`` fraction bits, whose smallest positive value is ``min_positive`` with
+    nothing between it and 0 (never, above ``largest`` when given)?"""
+    mag = abs(x)
+    if mag == 0 or (largest is not None and mag > largest):
+        return False
+    if mag < min_positive:
+        return mag == min_positive / 2
+    q = pow2(floor_log2(mag) - man_bits)
+    return (mag / q).denominator == 2
+
+
 def _round_quotient(n: Fraction, rounding: str) -> int:
     """Round n >= 0 to an integer: nearest, ties to even (rne) or up (rnu)."""
     fl = n.numerator // n.denominator

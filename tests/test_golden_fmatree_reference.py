@@ -45,7 +45,7 @@ import pytest
 
 from golden.fmatree import DEFAULT_WAYS, dot, fmatree, tree_sum, tree_width
 from golden.quant30 import max_exponent, next_bias, quant30
-from reference_fractions import OVERFLOW, Grid, Spec, floor_log2, pow2, round_direct
+from reference_fractions import OVERFLOW, Grid, Spec, floor_log2, grid_tie, pow2, round_direct
 
 # Constants from the spec's section 1 (checked against Spec in test_reference_constants) --
 FP30 = Spec.of("fp30")
@@ -110,13 +110,7 @@ def fp30_rne_sat(x: Fraction) -> tuple[int, bool]:
 
 def fp30_is_tie(x: Fraction) -> bool:
     """Is |x| exactly halfway between two neighbouring fp30 grid points (below max)?"""
-    mag = abs(x)
-    if mag == 0 or mag > FP30_MAX:
-        return False
-    if mag < FP30_MINPOS:
-        return mag == FP30_MINPOS / 2
-    q = pow2(floor_log2(mag) - 23)
-    return (mag / q).denominator == 2
+    return grid_tie(x, 23, FP30_MINPOS, FP30_MAX)
 
 
 def fp30_exact_code(x: Fraction):

@@ -36,7 +36,7 @@ import pytest
 
 from golden.mpe import mpe
 from golden.quant16 import quant16
-from reference_fractions import (OVERFLOW, Grid, Spec, decode_int_ref, floor_log2, pow2,
+from reference_fractions import (OVERFLOW, Grid, Spec, decode_int_ref, floor_log2, grid_tie, pow2,
                                  round_direct)
 
 DL = Spec.of("dlfloat16")
@@ -130,13 +130,7 @@ def dl_is_tie(x: Fraction) -> bool:
     The grid has 0, then min positive (no value in between), then the binades of
     2^e * (1 + m/512), continuing above max through the NaN slot (unbounded exponent).
     """
-    mag = abs(x)
-    if mag == 0:
-        return False
-    if mag < DL_MINPOS:
-        return mag == DL_MINPOS / 2
-    q = pow2(floor_log2(mag) - 9)
-    return (mag / q).denominator == 2
+    return grid_tie(x, 9, DL_MINPOS)
 
 
 def dl_exact_code(x: Fraction):
