@@ -17,10 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw.schedule import GemmSchedule
-from hw.soc.protocol import ACK, NAK, Command, FrameError, Nak, decode_frame, encode_frame
+from hw.soc.protocol import (ACK, NAK, STATUS_COUNTERS, Command, FrameError, Nak,
+                             decode_frame, encode_frame)
+from hw.units.fp8_to_fp9 import SourceFormat
+from hw.units.mpe import Mode
 
-MODES = {"fp8": 0, "int4": 1, "int2": 2}
-FORMATS = {"e4m3": 0, "e5m2": 1}
+MODES = {mode.name.lower(): mode.value for mode in Mode}
+FORMATS = {fmt.name.lower(): fmt.value for fmt in SourceFormat}
 CHUNK = 512                  # bytes per WRITE or READ frame
 
 
@@ -157,9 +160,8 @@ class Board:
 
     def status(self) -> dict[str, int]:
         d = self.request(Command.STATUS)
-        names = ("frames", "crc_errors", "timeouts", "refused", "uart_errors", "overruns",
-                 "runs")
-        return {n: int.from_bytes(d[2 * i:2 * i + 2], "little") for i, n in enumerate(names)}
+        return {n: int.from_bytes(d[2 * i:2 * i + 2], "little")
+                for i, n in enumerate(STATUS_COUNTERS)}
 
     def matmul(self, A, B, C=None, mode="fp8", fmt_a="e4m3", fmt_b="e4m3") -> np.ndarray:
         """C = A x B (+ C) on the board, bit for bit ``golden.matmul``."""

@@ -6,9 +6,10 @@ A frame, in either direction, is::
 
 The CRC is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection,
 no final XOR) over command, length and payload. The board answers every frame it
-receives with ``ACK`` (payload: the command answered, then at most ``MAX_PAYLOAD - 1`` bytes of data) or ``NAK``
-(payload: one ``Nak`` reason). A frame with a bad CRC, a length over ``MAX_PAYLOAD``, an
-unknown command or one cut short (no byte for ``TIMEOUT`` bit times) changes nothing.
+receives with ``ACK`` (payload: the command answered, then at most ``MAX_PAYLOAD - 1``
+bytes of data) or ``NAK`` (payload: one ``Nak`` reason). A frame with a bad CRC, a
+length over ``MAX_PAYLOAD``, an unknown command or one cut short (no byte for the
+receiver's timeout) changes nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ class Command(enum.IntEnum):
     READ = 0x03
     RUN = 0x04
     STATUS = 0x05
+
+
+# STATUS answers with these counters, 16 bits each, in this order.
+STATUS_COUNTERS = ("frames", "crc_errors", "timeouts", "refused", "uart_errors", "overruns",
+                   "runs")
 
 
 class Nak(enum.IntEnum):

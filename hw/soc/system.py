@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from golden.formats import E4M3
 from hw.array import WeightStationaryArray
 from hw.soc.frames import FrameReceiver, FrameSender
-from hw.soc.protocol import ACK, MAX_PAYLOAD, NAK, Command, Nak
+from hw.soc.protocol import ACK, MAX_PAYLOAD, NAK, STATUS_COUNTERS, Command, Nak
 from hw.soc.uart import UartRx, UartTx
 
 VERSION = 1
@@ -84,9 +84,7 @@ class ArraySystem(wiring.Component):
         answer_reason = Signal(8)
 
         # Counters reported by STATUS, 16 bits each.
-        names = ("frames", "crc_errors", "timeouts", "refused", "uart_errors", "overruns",
-                 "runs")
-        counters = {n: Signal(16, name=f"count_{n}") for n in names}
+        counters = {n: Signal(16, name=f"count_{n}") for n in STATUS_COUNTERS}
 
         def bump(name):
             m.d.sync += counters[name].eq(counters[name] + 1)
@@ -222,7 +220,7 @@ class ArraySystem(wiring.Component):
                         with m.Elif(got.command == Command.IDENTIFY):
                             accept(1 + len(self.identity))
                         with m.Else():
-                            accept(1 + 2 * len(names))
+                            accept(1 + 2 * len(STATUS_COUNTERS))
                     with m.Case(Command.WRITE):
                         with m.If((got.length < 3) | (buffer_no > 2)
                                   | (address + data_length > size_of)):
