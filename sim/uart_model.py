@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from cocotb.triggers import RisingEdge
 
+from hw.soc.protocol import MAX_PAYLOAD, decode_frame
+
 
 async def send_bytes(clk, line, data: bytes, divisor: int, *, stop_bit: int = 1,
                      bit_cycles=None, idle_cycles: int = 0) -> None:
@@ -31,6 +33,19 @@ class LineReceiver:
         self.clk, self.line, self.divisor = clk, line, divisor
         self.data = bytearray()
         self.framing_errors = 0
+
+    async def next_frame(self, max_bytes: int = MAX_PAYLOAD + 16):
+        """The next whole frame received, (command, payload), taken out of ``data``;
+        waits as long as ``max_bytes`` bytes take on the line."""
+        for _ in range((max_bytes + 4) * 12 * self.divisor):
+            try:
+                command, payload, rest = decode_frame(bytes(self.data))
+            except IndexError:
+                await RisingEdge(self.clk)
+                continue
+            self.data[:] = rest
+            return command, payload
+        raise AssertionError(f"no answer; line holds {bytes(self.data)[:40]!r}")
 
     async def run(self):
         while True:

@@ -26,17 +26,9 @@ class Host:
     async def send(self, data: bytes):
         await send_bytes(self.dut.clk, self.dut.rx, data, DIVISOR)
 
-    async def answer(self, max_bytes=MAX_PAYLOAD + 16):
+    async def answer(self):
         """The next answer frame: (command, payload)."""
-        for _ in range((max_bytes + 4) * 12 * DIVISOR):
-            try:
-                command, payload, rest = decode_frame(bytes(self.receiver.data))
-            except IndexError:
-                await RisingEdge(self.dut.clk)
-                continue
-            self.receiver.data[:] = rest
-            return command, payload
-        raise AssertionError(f"no answer; line holds {bytes(self.receiver.data)[:40]!r}")
+        return await self.receiver.next_frame()
 
     async def idle(self, cycles):
         for _ in range(cycles):

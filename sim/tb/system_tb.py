@@ -8,11 +8,10 @@ import os
 
 import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge
 
 from golden.matmul import matmul
 from hw.schedule import GemmSchedule
-from hw.soc.protocol import ACK, NAK, Command, Nak, decode_frame, encode_frame
+from hw.soc.protocol import ACK, NAK, Command, Nak, encode_frame
 from hw.units.fp8_to_fp9 import SourceFormat
 from hw.units.mpe import Mode
 from sim.lanes import start_clock
@@ -33,15 +32,7 @@ class Host:
         return await self.answer()
 
     async def answer(self):
-        for _ in range(1200 * 12 * DIV):
-            try:
-                command, payload, rest = decode_frame(bytes(self.line.data))
-            except IndexError:
-                await RisingEdge(self.dut.clk)
-                continue
-            self.line.data[:] = rest
-            return command, payload
-        raise AssertionError("no answer")
+        return await self.line.next_frame(max_bytes=1196)
 
     async def ok(self, command, payload=b""):
         answer, data = await self.request(command, payload)
