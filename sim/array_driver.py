@@ -17,6 +17,7 @@ from cocotb.triggers import RisingEdge, Timer
 from hw.schedule import GemmSchedule
 from hw.units.fp8_to_fp9 import SourceFormat
 from hw.units.mpe import Mode
+from sim.lanes import start_clock
 
 
 def _codes(values, nbytes_each: int) -> int:
@@ -26,7 +27,9 @@ def _codes(values, nbytes_each: int) -> int:
 
 
 def _unpack32(value: int, count: int) -> np.ndarray:
-    return np.frombuffer(value.to_bytes(4 * count + 8, "little")[:4 * count], "<u4").copy()
+    """The low ``count`` 32-bit words of ``value`` (flags above them are dropped)."""
+    value &= (1 << 32 * count) - 1
+    return np.frombuffer(value.to_bytes(4 * count, "little"), "<u4").copy()
 
 
 @dataclass
@@ -34,9 +37,6 @@ class GemmStats:
     cycles: int          # first operand taken to last result taken
     stall_cycles: int    # cycles the result stream was not ready while it had a result
     macs: int            # M * K * N
-
-    def utilization(self, rows: int, cols: int) -> float:
-        return self.macs / (self.cycles * rows * cols)
 
 
 class _Stream:
@@ -48,7 +48,6 @@ class _Stream:
 
 async def reset_array(dut, mode="fp8", fmt_a="e4m3", fmt_b="e4m3"):
     """Drive every input to idle values, start the clock and reset."""
-    from sim.lanes import start_clock
     for name in ("operands", "inits", "weights"):
         if hasattr(dut, f"{name}__valid"):
             getattr(dut, f"{name}__valid").value = 0
