@@ -1,6 +1,6 @@
 """Small arithmetic building blocks shared by the units."""
 
-from amaranth import Cat, Const, Signal
+from amaranth import Cat, Const, Mux, Signal
 from amaranth.hdl import Shape, Value
 
 
@@ -28,13 +28,26 @@ def mul_lut(a: Value, b: Value, width: int | None = None, *, is_signed=False) ->
 
 
 def leading_zeros(m, value: Value, name: str = "lz") -> Signal:
-    """Number of leading zero bits of ``value`` (len(value) when it is zero)."""
+    """Number of leading zero bits of ``value`` (len(value) when it is zero).
+
+    A balanced tree: ``value`` is padded below with ones to the next power of two above its width (so the count of
+    an all-zero ``value`` comes out as its width), and each node picks its upper half's
+    count, or half its width plus the lower half's count when the upper half is all zero.
+    """
     width = len(value)
+    size = 1 << width.bit_length()        # a power of two above width: at least one 1 pad
+    padded = Cat(Const((1 << (size - width)) - 1, size - width), value)
+
+    def node(bits):                       # -> (all zero, count of leading zeros)
+        if len(bits) == 2:
+            return ~(bits[0] | bits[1]), ~bits[1]
+        half = len(bits) // 2
+        zero_lo, count_lo = node(bits[:half])
+        zero_hi, count_hi = node(bits[half:])
+        return zero_hi & zero_lo, Mux(zero_hi, Cat(count_lo, 1), Cat(count_hi, 0))
+
     lz = Signal(range(width + 1), name=name)
-    m.d.comb += lz.eq(width)
-    for i in range(width):                 # the highest set bit is assigned last and wins
-        with m.If(value[i]):
-            m.d.comb += lz.eq(width - 1 - i)
+    m.d.comb += lz.eq(node(padded)[1])
     return lz
 
 

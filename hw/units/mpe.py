@@ -4,10 +4,10 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import DLFLOAT16, E4M3, FP9
+from golden.formats import DLFLOAT16, E4M3, E5M2, FP9
 from hw.arith import Pipeline, leading_zeros, mul_lut
 from hw.layouts import e4m3_bias_parameter, float_layout
-from hw.units.fp8_to_fp9 import Fp8ToFp9, SourceFormat
+from hw.units.fp8_to_fp9 import SourceFormat
 
 
 class Mode(enum.Enum, shape=2):
@@ -85,26 +85,37 @@ class MPE(wiring.Component):
         pipe = Pipeline(m, PIPELINE_CUTS[self.pipeline])
         dl = DLFLOAT16
 
-        # Stage 1: widen both operands to fp9 and multiply the significands. ------------
-        m.submodules.widen_a = widen_a = Fp8ToFp9(self.bias)
-        m.submodules.widen_b = widen_b = Fp8ToFp9(self.bias)
-        m.d.comb += [widen_a.fmt.eq(self.fmt_a), widen_a.a.eq(self.a),
-                     widen_b.fmt.eq(self.fmt_b), widen_b.a.eq(self.b)]
-        fa, fb = widen_a.y, widen_b.y
+        # Stage 1: decode both operands and multiply the significands. -------------------
+        rebias = FP9.bias - self.bias
+        assert E5M2.bias == FP9.bias
 
-        def significand(f):
-            return Cat(f.mantissa, f.exponent != 0)
+        def decode(code, fmt):
+            """(sign, 4-bit significand, exponent biased as in fp9, NaN/Inf) of an 8-bit code.
 
-        def exponent(f):                      # subnormals share the exponent of e=1
-            return Mux(f.exponent == 0, 1, f.exponent)
+            Subnormals are not normalized (their significand is 0.xxx with the exponent of
+            e=1), so that the product can have leading zeros; the fused add is exact anyway
+            (see WINDOW).
+            """
+            e4 = data.View(float_layout(E4M3), code)
+            e5 = data.View(float_layout(E5M2), code)
+            is_e5 = fmt == SourceFormat.E5M2
+            significand = Mux(is_e5, Cat(Const(0, 1), e5.mantissa, e5.exponent != 0),
+                              Cat(e4.mantissa, e4.exponent != 0))
+            exponent = Mux(is_e5, Mux(e5.exponent == 0, 1, e5.exponent),
+                           Mux(e4.exponent == 0, 1, e4.exponent) + rebias)
+            special = Mux(is_e5, e5.exponent == E5M2.exp_all_ones,
+                          code[:7] == (E4M3.exp_all_ones << E4M3.man_bits | E4M3.man_all_ones))
+            return code[7], significand, exponent, special
 
+        sign_a, significand_a, exponent_a, special_a = decode(self.a, self.fmt_a)
+        sign_b, significand_b, exponent_b, special_b = decode(self.b, self.fmt_b)
         acc = data.View(float_layout(dl), self.acc_in[:dl.width])
 
         product = Signal(8)
         product_exp = Signal(6)               # ea + eb: the product's LSB is 2**(this - 36)
-        m.d.comb += [product.eq(mul_lut(significand(fa), significand(fb))),
-                     product_exp.eq(exponent(fa) + exponent(fb))]
-        special = ((fa.exponent == FP9.exp_all_ones) | (fb.exponent == FP9.exp_all_ones)
+        m.d.comb += [product.eq(mul_lut(significand_a, significand_b)),
+                     product_exp.eq(exponent_a + exponent_b)]
+        special = (special_a | special_b
                    | ((acc.exponent == dl.exp_all_ones) & (acc.mantissa == dl.man_all_ones)))
 
         def lanes(value, bits):
@@ -120,49 +131,64 @@ class MPE(wiring.Component):
         s1 = pipe.cut_all("product", {
             "valid": self.valid_in, "mode": self.mode, "acc": self.acc_in,
             "product": product, "product_exp": product_exp,
-            "product_sign": fa.sign ^ fb.sign, "special": special, "lane_sum": lane_sum,
+            "product_sign": sign_a ^ sign_b, "special": special, "lane_sum": lane_sum,
         })
 
-        # Stage 2: align both addends below the larger top and add. ---------------------
+        # Stage 2: align the smaller addend below the larger one's top, and add. ---------
         acc = data.View(float_layout(dl), s1["acc"][:dl.width])
         acc_zero = (acc.exponent == 0) & (acc.mantissa == 0)
         product_zero = s1["product"] == 0
         # Tops (exclusive MSB exponents) biased by +30: product 2**(ea+eb-28), acc 2**(e-30).
+        # Each significand is top-justified in the WINDOW-bit window; the one with the lower
+        # top (the smaller addend) is shifted down by the difference of the tops, and the
+        # bits it loses are ORed into an extra LSB (the sticky bit).
         top_p = s1["product_exp"] + 2
         top_c = acc.exponent
+        product_big = Signal()
+        m.d.comb += product_big.eq(~product_zero & (top_p >= top_c))
+        window_p = Cat(Const(0, WINDOW - 8), s1["product"])
+        window_c = Cat(Const(0, WINDOW - dl.man_bits - 1), acc.mantissa, ~acc_zero)
         top = Signal(7)
-        m.d.comb += top.eq(Mux(product_zero, top_c,
-                               Mux(acc_zero | (top_p > top_c), top_p, top_c)))
-
-        def align(significand, width, top_x):
-            """Significand, top-justified in the window, shifted down by top - top_x; the
-            bits shifted out are ORed into an extra LSB (the sticky bit)."""
-            shift = Signal(range(WINDOW + 1))
-            m.d.comb += shift.eq(Mux(top - top_x > WINDOW, WINDOW, top - top_x))
-            extended = Cat(Const(0, WINDOW), Const(0, WINDOW - width), significand)
-            shifted = extended >> shift
-            return Cat(shifted[:WINDOW].any(), shifted[WINDOW:2 * WINDOW])
-
-        aligned_p = Signal(WINDOW + 1)
-        aligned_c = Signal(WINDOW + 1)
-        m.d.comb += [aligned_p.eq(align(s1["product"], 8, top_p)),
-                     aligned_c.eq(align(Cat(acc.mantissa, ~acc_zero), dl.man_bits + 1, top_c))]
+        big = Signal(WINDOW)
+        small = Signal(WINDOW)
+        distance = Signal(7)                  # top - the smaller top (garbage when small is 0)
+        m.d.comb += [
+            top.eq(Mux(product_big, top_p, top_c)),
+            big.eq(Mux(product_big, window_p, window_c)),
+            small.eq(Mux(product_big, window_c, window_p)),
+            distance.eq(Mux(product_big, top_p - top_c, top_c - top_p)),
+        ]
+        # Both significands sit in the window's top 10 bits, so the shifter needs 5 levels
+        # and the sticky bit is a comparison: some set bit of ``small`` falls below the
+        # window exactly when the distance exceeds its count of trailing zeros.
+        small_top = small[WINDOW - dl.man_bits - 1:]
+        trailing = Signal(range(WINDOW + 1))
+        m.d.comb += trailing.eq(WINDOW - dl.man_bits - 1
+                                + leading_zeros(m, small_top[::-1], name="trailing_zeros"))
+        shifted = Signal(WINDOW)
+        m.d.comb += shifted.eq(Mux(distance[5:].any(), 0, small >> distance[:5]))
+        sticky = small_top.any() & (distance > trailing)
+        aligned_big = Cat(Const(0, 1), big)
+        aligned_small = Cat(sticky, shifted)
         int_result = Signal(32)
         m.d.comb += int_result.eq(s1["acc"] + s1["lane_sum"].as_signed())
 
         s1a = pipe.cut_all("align", {
             "valid": s1["valid"], "mode": s1["mode"], "special": s1["special"],
-            "aligned_p": aligned_p, "aligned_c": aligned_c, "acc_sign": acc.sign,
-            "product_sign": s1["product_sign"], "top": top, "int_result": int_result,
+            "big": aligned_big, "small": aligned_small,
+            "big_sign": Mux(product_big, s1["product_sign"], acc.sign),
+            "subtract": s1["product_sign"] ^ acc.sign, "top": top, "int_result": int_result,
         })
-        subtract = s1a["product_sign"] ^ s1a["acc_sign"]
+        # One adder: big + small, or big - small as big + ~small + 1. The difference is
+        # negative only when the tops are equal or the product is not normalized.
+        subtract = s1a["subtract"]
         total = Signal(signed(WINDOW + 3))
-        m.d.comb += total.eq(Mux(subtract, s1a["aligned_p"] - s1a["aligned_c"],
-                                 s1a["aligned_p"] + s1a["aligned_c"]))
+        m.d.comb += total.eq(s1a["big"] + Cat(s1a["small"] ^ subtract.replicate(WINDOW + 1),
+                                              subtract).as_signed() + subtract)
         magnitude = Signal(WINDOW + 2)        # value = magnitude * 2**(top - 30 - 22)
         sum_sign = Signal()
         m.d.comb += [magnitude.eq(Mux(total < 0, -total, total)),
-                     sum_sign.eq(Mux(total < 0, s1a["acc_sign"], s1a["product_sign"]))]
+                     sum_sign.eq(s1a["big_sign"] ^ (total < 0))]
 
         s2 = pipe.cut_all("sum", {
             "valid": s1a["valid"], "mode": s1a["mode"], "special": s1a["special"],
