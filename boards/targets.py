@@ -1,0 +1,75 @@
+"""The board table: every FPGA board this project builds a bitstream for, and the
+``ArraySystem`` configuration and clock it runs there. Change a board's configuration
+here, in its one line of ``BOARDS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth_boards.icebreaker import ICEBreakerPlatform
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+UART_BAUD = 115200
+
+
+@dataclass(frozen=True)
+class BoardTarget:
+    """One board: its amaranth-boards platform, the array system's parameters and the
+    system clock the PLL makes from the board's oscillator.
+
+    ``clock_mhz`` is the PLL output, which clocks the whole system; it is also nextpnr's
+    clock constraint and the Fmax a build must reach. ``program_board`` is the board name
+    openFPGALoader knows it by (``-b``).
+    """
+    name: str
+    platform: type
+    rows: int
+    cols: int
+    max_m: int
+    pipeline: int
+    clock_mhz: float
+    program_board: str
+    description: str
+    bias: int = 11
+
+    @property
+    def family(self) -> str:
+        """``ice40`` or ``ecp5``."""
+        return self.platform().family.lower()
+
+    @property
+    def oscillator_mhz(self) -> float:
+        return self.platform().default_clk_frequency / 1e6
+
+    @property
+    def uart_divisor(self) -> int:
+        """Clock cycles per UART bit at 115200 baud."""
+        return round(self.clock_mhz * 1e6 / UART_BAUD)
+
+    def summary(self) -> str:
+        return (f"{self.name}: {self.description}; ArraySystem {self.rows}x{self.cols} ws, "
+                f"max_m={self.max_m}, MPE pipeline {self.pipeline}, bias {self.bias}; "
+                f"{self.clock_mhz:g} MHz from the {self.oscillator_mhz:g} MHz oscillator, "
+                f"UART {UART_BAUD} baud (divisor {self.uart_divisor})")
+
+
+BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
+    BoardTarget("icebreaker", ICEBreakerPlatform, rows=1, cols=1, max_m=16, pipeline=5,
+                clock_mhz=24, program_board="ice40_generic",
+                description="iCEBreaker, iCE40UP5K-SG48"),
+    BoardTarget("ulx3s", ULX3S_85F_Platform, rows=2, cols=2, max_m=64, pipeline=5,
+                clock_mhz=60, program_board="ulx3s",
+                description="ULX3S 85F, ECP5 LFE5U-85F-6BG381C"),
+)}
+
+
+class BoardError(RuntimeError):
+    """A board build or programming that cannot go on; the message says why, in one line."""
+
+
+def get_board(name: str) -> BoardTarget:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise BoardError(f"unknown board {name!r} (boards: {', '.join(BOARDS)})") from None
