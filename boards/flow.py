@@ -303,7 +303,8 @@ def check_programmer(target: BoardTarget) -> None:
     devices = [ln for ln in lines if re.match(r"^\d+\s+\d+\s+0x[0-9a-f]{4}:0x[0-9a-f]{4}", ln,
                                               re.I)]
     if proc.returncode != 0 or not devices:
-        why = next((ln for ln in lines if not ln.startswith("Bus ")), "no USB device listed")
+        why = next((ln for ln in lines if re.search(r"no usb|not found|error|fail|unable", ln,
+                                                     re.I)), "no USB device listed")
         raise BoardError(f"no {target.name} board found: openFPGALoader --scan-usb sees no "
                          f"USB programming cable ({why}); is the board plugged in?")
 

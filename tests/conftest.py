@@ -15,10 +15,17 @@ def sim(request):
     return request.param
 
 
-def run_cli(*args, cwd=None):
-    """Run ``python -m ...`` in a fresh interpreter, as a user would."""
+def pytest_collection_modifyitems(config, items):
+    """Bitstream builds (``slow_build``) take minutes: run them first, so that under
+    pytest-xdist they start at once instead of finishing last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow_build") is None)
+
+
+def run_cli(*args, cwd=None, env=None):
+    """Run ``python -m ...`` in a fresh interpreter, as a user would (``env``: the whole
+    environment, default this one)."""
     return subprocess.run([sys.executable, "-m", *map(str, args)], cwd=cwd or ROOT,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
 
 
 def assert_one_line_error(proc, *fragments):
