@@ -118,15 +118,37 @@ class MPE(wiring.Component):
         special = (special_a | special_b
                    | ((acc.exponent == dl.exp_all_ones) & (acc.mantissa == dl.man_all_ones)))
 
-        def lanes(value, bits):
-            return [value[i:i + bits] for i in range(0, 8, bits)]
+        # INT4 and INT2 share 2-bit digit products. Digit i of ``a`` is INT2 lane i; INT4
+        # lane j is digits 2j (unsigned, low) and 2j+1 (signed, high), so that
+        # x * y = 16 * hi(x) * hi(y) + 4 * (hi(x) * lo(y) + lo(x) * hi(y)) + lo(x) * lo(y).
+        int4 = self.mode == Mode.INT4
+        digit_a = [self.a[i:i + 2] for i in range(0, 8, 2)]
+        digit_b = [self.b[i:i + 2] for i in range(0, 8, 2)]
 
-        int4_sum = sum(mul_lut(x, y, is_signed=True)
-                       for x, y in zip(lanes(self.a, 4), lanes(self.b, 4)))
-        int2_sum = sum(mul_lut(x, y, is_signed=True)
-                       for x, y in zip(lanes(self.a, 2), lanes(self.b, 2)))
+        def digit_product(x, y, x_signed, y_signed, name):
+            """A 2-bit x 2-bit product as a lookup table (each bit a 4-input function)."""
+            product = Signal(signed(5), name=name)
+            with m.Switch(Cat(x, y)):
+                for code in range(16):
+                    vx, vy = code & 3, code >> 2
+                    vx -= 4 * (x_signed and vx >= 2)
+                    vy -= 4 * (y_signed and vy >= 2)
+                    with m.Case(code):
+                        m.d.comb += product.eq(vx * vy)
+            return product
+
+        high = [digit_product(digit_a[i], digit_b[i], True, True, f"high_{i}") for i in (1, 3)]
+        low = [Mux(int4, digit_product(digit_a[i], digit_b[i], False, False, f"low_u_{i}"),
+                   digit_product(digit_a[i], digit_b[i], True, True, f"low_s_{i}"))
+               for i in (0, 2)]
+        cross = [digit_product(digit_a[i + 1], digit_b[i], True, False, f"cross_a{i}")
+                 + digit_product(digit_a[i], digit_b[i + 1], False, True, f"cross_b{i}")
+                 for i in (0, 2)]
+        high_sum = Signal(signed(6))
+        m.d.comb += high_sum.eq(high[0] + high[1])
         lane_sum = Signal(signed(10))
-        m.d.comb += lane_sum.eq(Mux(self.mode == Mode.INT4, int4_sum, int2_sum))
+        m.d.comb += lane_sum.eq(Mux(int4, high_sum << 4, high_sum) + (low[0] + low[1])
+                                + Mux(int4, (cross[0] + cross[1]) << 2, 0))
 
         s1 = pipe.cut_all("product", {
             "valid": self.valid_in, "mode": self.mode, "acc": self.acc_in,
