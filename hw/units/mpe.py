@@ -27,8 +27,11 @@ PIPELINE_CUTS = {
 }
 
 # Alignment window of the fused add: the 8-bit product and the 10-bit accumulator
-# significand, plus 3 bits, so that an addend is only lost to the sticky bit when it lies
-# so far below the other that the result keeps 12 or more bits above the window's bottom.
+# significand, plus 3 bits. Bits of the smaller addend fall out of the window (into the
+# sticky bit) only when it lies 12 or more places below the larger one's top; the larger
+# one then has its leading one at window bit 13 or above (a product of subnormals has
+# leading zeros, but its lowest bit is bit 13), so the result's leading one is at bit 12
+# or above, and its 10 bits and guard bit are all exact.
 WINDOW = 21
 
 
@@ -47,8 +50,9 @@ class MPE(wiring.Component):
     Latency: ``pipeline`` cycles (0: combinational). Throughput: one row per cycle, that
     is 1 FP8 MAC, 2 INT4 MACs or 4 INT2 MACs per cycle.
 
-    FP8: both operands go through the ``fp9`` converter and share one 4x4 significand
-    multiplier and one fused add: the exact sum of the ``dlfloat16`` accumulator (low 16
+    FP8: both operands are decoded to 4-bit significands (subnormals not normalized) and
+    share one 4x4 significand multiplier and one fused add, whose alignment shifts only the
+    smaller addend: the exact sum of the ``dlfloat16`` accumulator (low 16
     bits of ``acc_in``) and the product is rounded once, to nearest with ties away from zero.
     A NaN or Inf operand or accumulator, or an overflow, gives 0x7FFF; an exact zero gives 0;
     a result below the smallest ``dlfloat16`` (2^-31 x (1+2^-9)) rounds to it or to 0.
@@ -112,9 +116,35 @@ class MPE(wiring.Component):
         acc = data.View(float_layout(dl), self.acc_in[:dl.width])
 
         product = Signal(8)
-        product_exp = Signal(6)               # ea + eb: the product's LSB is 2**(this - 36)
-        m.d.comb += [product.eq(mul_lut(significand_a, significand_b)),
-                     product_exp.eq(exponent_a + exponent_b)]
+        m.d.comb += product.eq(mul_lut(significand_a, significand_b))
+
+        # The fused add's exponent side, here so that stage 2 is only muxes and the shifter.
+        # Tops (exclusive MSB exponents) biased by +30: product 2**(ea+eb-28), acc 2**(e-30).
+        # Each significand is top-justified in the WINDOW-bit window; the one with the lower
+        # top (the smaller addend) is shifted down by the difference of the tops, and the
+        # bits it loses are ORed into an extra LSB (the sticky bit): some set bit falls
+        # below the window exactly when that distance exceeds the significand's trailing
+        # zeros in the window.
+        acc_zero = (acc.exponent == 0) & (acc.mantissa == 0)
+        product_zero = (significand_a == 0) | (significand_b == 0)
+        top_p = Signal(7)
+        m.d.comb += top_p.eq(exponent_a + exponent_b + 2)
+        top_c = acc.exponent
+        product_big = Signal()
+        m.d.comb += product_big.eq(~product_zero & (top_p >= top_c))
+        top = Signal(7)
+        distance = Signal(7)                  # top - the smaller top (garbage when small is 0)
+        m.d.comb += [top.eq(Mux(product_big, top_p, top_c)),
+                     distance.eq(Mux(product_big, top_p - top_c, top_c - top_p))]
+        # Trailing zeros in the window: the product's are its factors' summed.
+        trailing_p = Signal(range(WINDOW + 1))
+        trailing_c = Signal(range(WINDOW + 1))
+        m.d.comb += [
+            trailing_p.eq(WINDOW - 8 + leading_zeros(m, significand_a[::-1], name="tz_a")
+                          + leading_zeros(m, significand_b[::-1], name="tz_b")),
+            trailing_c.eq(WINDOW - dl.man_bits - 1
+                          + leading_zeros(m, Cat(acc.mantissa, 1)[::-1], name="tz_c")),
+        ]
         special = (special_a | special_b
                    | ((acc.exponent == dl.exp_all_ones) & (acc.mantissa == dl.man_all_ones)))
 
@@ -152,44 +182,24 @@ class MPE(wiring.Component):
 
         s1 = pipe.cut_all("product", {
             "valid": self.valid_in, "mode": self.mode, "acc": self.acc_in,
-            "product": product, "product_exp": product_exp,
-            "product_sign": sign_a ^ sign_b, "special": special, "lane_sum": lane_sum,
+            "product": product, "product_sign": sign_a ^ sign_b, "special": special,
+            "lane_sum": lane_sum, "acc_zero": acc_zero, "product_big": product_big,
+            "top": top, "distance": distance, "trailing_p": trailing_p,
+            "trailing_c": trailing_c,
         })
 
         # Stage 2: align the smaller addend below the larger one's top, and add. ---------
         acc = data.View(float_layout(dl), s1["acc"][:dl.width])
-        acc_zero = (acc.exponent == 0) & (acc.mantissa == 0)
-        product_zero = s1["product"] == 0
-        # Tops (exclusive MSB exponents) biased by +30: product 2**(ea+eb-28), acc 2**(e-30).
-        # Each significand is top-justified in the WINDOW-bit window; the one with the lower
-        # top (the smaller addend) is shifted down by the difference of the tops, and the
-        # bits it loses are ORed into an extra LSB (the sticky bit).
-        top_p = s1["product_exp"] + 2
-        top_c = acc.exponent
-        product_big = Signal()
-        m.d.comb += product_big.eq(~product_zero & (top_p >= top_c))
+        product_big, distance = s1["product_big"], s1["distance"]
         window_p = Cat(Const(0, WINDOW - 8), s1["product"])
-        window_c = Cat(Const(0, WINDOW - dl.man_bits - 1), acc.mantissa, ~acc_zero)
-        top = Signal(7)
+        window_c = Cat(Const(0, WINDOW - dl.man_bits - 1), acc.mantissa, ~s1["acc_zero"])
         big = Signal(WINDOW)
         small = Signal(WINDOW)
-        distance = Signal(7)                  # top - the smaller top (garbage when small is 0)
-        m.d.comb += [
-            top.eq(Mux(product_big, top_p, top_c)),
-            big.eq(Mux(product_big, window_p, window_c)),
-            small.eq(Mux(product_big, window_c, window_p)),
-            distance.eq(Mux(product_big, top_p - top_c, top_c - top_p)),
-        ]
-        # Both significands sit in the window's top 10 bits, so the shifter needs 5 levels
-        # and the sticky bit is a comparison: some set bit of ``small`` falls below the
-        # window exactly when the distance exceeds its count of trailing zeros.
-        small_top = small[WINDOW - dl.man_bits - 1:]
-        trailing = Signal(range(WINDOW + 1))
-        m.d.comb += trailing.eq(WINDOW - dl.man_bits - 1
-                                + leading_zeros(m, small_top[::-1], name="trailing_zeros"))
+        m.d.comb += [big.eq(Mux(product_big, window_p, window_c)),
+                     small.eq(Mux(product_big, window_c, window_p))]
         shifted = Signal(WINDOW)
         m.d.comb += shifted.eq(Mux(distance[5:].any(), 0, small >> distance[:5]))
-        sticky = small_top.any() & (distance > trailing)
+        sticky = small.any() & (distance > Mux(product_big, s1["trailing_c"], s1["trailing_p"]))
         aligned_big = Cat(Const(0, 1), big)
         aligned_small = Cat(sticky, shifted)
         int_result = Signal(32)
@@ -199,7 +209,8 @@ class MPE(wiring.Component):
             "valid": s1["valid"], "mode": s1["mode"], "special": s1["special"],
             "big": aligned_big, "small": aligned_small,
             "big_sign": Mux(product_big, s1["product_sign"], acc.sign),
-            "subtract": s1["product_sign"] ^ acc.sign, "top": top, "int_result": int_result,
+            "subtract": s1["product_sign"] ^ acc.sign, "top": s1["top"],
+            "int_result": int_result,
         })
         # One adder: big + small, or big - small as big + ~small + 1. The difference is
         # negative only when the tops are equal or the product is not normalized.
