@@ -1,0 +1,122 @@
+"""python -m hw.bench: the harness, nextpnr log reading and the table (fast checks only;
+the full sweep is run by hand)."""
+
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from hw import bench
+from hw.bench import (CONFIGS, DEVICES, Config, Harness, Result, explain_nextpnr_failure,
+                      format_table, harness_verilog, module_ports, resolve_config,
+                      run_design, select_configs, unit_design)
+from hw.registry import get_unit
+
+# What nextpnr-ice40 prints for a design larger than the UP5K (cut down).
+OVERFULL_LOG = """\
+Info: Packing constants..
+Info: Device utilisation:
+Info: 	         ICESTORM_LC:    7552/   5280   143%
+Info: 	        ICESTORM_RAM:       0/     30     0%
+Info: 	               SB_IO:       4/     96     4%
+Info: 	               SB_GB:       1/      8    12%
+Info: 	        ICESTORM_DSP:       0/      8     0%
+ERROR: Unable to place cell 'x_SB_LUT4_O_LC', no BELs remaining to implement cell type 'ICESTORM_LC'
+"""
+
+
+def test_config_table_resolves():
+    for config in CONFIGS:
+        params = resolve_config(config)
+        assert get_unit(config.unit).resolve(params) == params
+    deepest = Config("fmatree", (("pipeline", bench.DEEPEST),))
+    assert resolve_config(deepest)["pipeline"] == max(
+        p.hi for p in get_unit("fmatree").params if p.name == "pipeline")
+    assert all(c.unit != "matmul" or c.params[0][1] == 2 for c in select_configs(None, True))
+    assert [c.unit for c in select_configs(["mpe,convert"], False)] == ["convert", "mpe", "mpe"]
+
+
+def test_ports_and_harness_widths():
+    design, widths = unit_design(Config("mpe", (("pipeline", 2),)))
+    ports = module_ports(design.sources["unit.v"], design.key)
+    assert {p.name: (p.direction, p.width) for p in ports}["acc_in"] == ("input", 32)
+    # Inputs without the clock (rst is a chain bit); outputs: acc_out and valid_out.
+    assert widths == (1 + 2 + 1 + 1 + 8 + 8 + 32 + 1, 33)
+    assert "Instance" not in design.sources["harness.v"]
+    assert "mpe_bias11_pipeline2 unit" in design.sources["harness.v"]
+
+
+def test_failure_reported_not_raised():
+    assert explain_nextpnr_failure(OVERFULL_LOG) == \
+        "does not fit (needs 7552 of 5280 ICESTORM_LC)"
+    assert explain_nextpnr_failure("ERROR: Unable to place cell 'c', no BELs remaining to "
+                                   "implement cell type 'ICESTORM_DSP'\n") \
+        == "does not fit (out of ICESTORM_DSP)"
+    assert explain_nextpnr_failure("Info: x\nERROR: something else\n") == \
+        "nextpnr failed: something else"
+
+
+def test_table():
+    ok = Result("mpe", "bias=11, pipeline=2", "ecp5", per_cycle=1, op="MAC",
+                note="FP8; INT4 2x, INT2 4x",
+                usage={"TRELLIS_COMB": (1200, 83640), "TRELLIS_FF": (150, 83640),
+                       "MULT18X18D": (0, 156), "DP16KD": (0, 208)},
+                fmax_seeds=[40.0, 50.0, 45.0], pnr_seconds=[10.0, 12.0, 11.0])
+    over = Result("matmul", "rows=8, cols=8", "ice40",
+                  usage=parse_usage(OVERFULL_LOG), yosys_ffs=900,
+                  error=explain_nextpnr_failure(OVERFULL_LOG))
+    lines = format_table([ok, over]).splitlines()
+    assert lines[0] == ("| unit | configuration | device | LUT4 | FF | DSP | BRAM | Fmax MHz | "
+                        "peak throughput | P&R time (s) |")
+    assert all(line.count("|") == 11 for line in lines)
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[:5] == ["`mpe`", "bias=11, pipeline=2", "LFE5U-85F", "1200 (1.4%)", "150 (0.2%)"]
+    assert cells[7].startswith("45.0 (median of 3")
+    assert cells[8] == "0.0450 GMAC/s (FP8; INT4 2x, INT2 4x)"
+    assert cells[9] == "11"
+    cells = [c.strip() for c in lines[3].strip("|").split("|")]
+    assert cells[2] == "iCE40UP5K"
+    assert cells[3] == "7552 (143.0%)"
+    assert cells[4] == "900 (17.0%)"           # Yosys's flip-flops, of the logic cells
+    assert cells[7] == "does not fit (needs 7552 of 5280 ICESTORM_LC)"
+    assert cells[8] == "-" and cells[9] == "-"
+
+
+def parse_usage(log):
+    from boards.flow import parse_utilization
+    return parse_utilization(log)
+
+
+def test_harness_elaborates_without_unit():
+    text = harness_verilog(Harness(None, widths=(5, 7)))
+    assert "module bench_top" in text
+    assert {p.name for p in module_ports(text, "bench_top")} == {"clk", "sin", "sout",
+                                                                 "chain_out"}
+
+
+@pytest.mark.parametrize("family", ["ice40"])
+def test_convert_through_yosys_and_nextpnr(tmp_path, family):
+    design, (w_in, w_out) = unit_design(Config("convert", (("bias", 11),), 1, "conv"))
+    result = run_design(design, family, tmp_path / family, seeds=1)
+    assert result.error is None
+    assert result.fmax is not None and result.fmax > 0
+    lut = result.resource("lut")
+    assert lut is not None and lut[0] > 0 and lut[1] == 5280
+    # Chain, output registers and the XOR tree (9 -> 3 -> 1): nothing optimized away.
+    assert result.yosys_ffs == w_in + w_out + 3 + 1
+    assert result.throughput().endswith("Mconv/s")
+    assert result.path["logic_ns"] > 0 and result.path["to"] != "?"
+    assert (tmp_path / family / "nextpnr-seed1.log").exists()
+    assert DEVICES[family].name in format_table([result])
+
+
+def test_cli_errors(tmp_path):
+    assert_one_line_error(run_cli("hw.bench", "--only", "nope", "--out", tmp_path / "x.md"),
+                          "unknown unit 'nope'")
+    assert_one_line_error(run_cli("hw.bench", "--only", "dot", "--out", tmp_path / "x.md"),
+                          "no benchmark configuration")
+    assert_one_line_error(run_cli("hw.bench", "--seeds", "0", "--out", tmp_path / "x.md"),
+                          "at least 1")
+    import os
+    env = dict(os.environ, NEXTPNR_ICE40="no-such-nextpnr")
+    assert_one_line_error(run_cli("hw.bench", "--family", "ice40", "--out", tmp_path / "x.md",
+                                  env=env), "nextpnr-ice40 not found")
+    assert not (tmp_path / "x.md").exists()
