@@ -225,8 +225,7 @@ def build(target: BoardTarget, build_dir: Path, *, seed: int = NEXTPNR_SEED) -> 
     log_path = build_dir / "build.log"
     tim = build_dir / f"{name}.tim"
 
-    start = time.monotonic()
-    start_wall = time.time()
+    start = time.time()
     try:
         with _output_to(log_path):
             platform.build(
@@ -235,7 +234,7 @@ def build(target: BoardTarget, build_dir: Path, *, seed: int = NEXTPNR_SEED) -> 
                 script_after_synth=f"tee -q -o {name}.stat.json stat -json")
     except subprocess.CalledProcessError:
         synth_done = _mtime(build_dir / f"{name}.json")
-        if synth_done is None or synth_done < start_wall:
+        if synth_done is None or synth_done < start:
             rpt = build_dir / f"{name}.rpt"
             message = _first_error(rpt.read_text() if rpt.exists() else "")
             raise BoardError(f"Yosys failed for {target.name}: {message or 'see ' + str(rpt)}")
@@ -245,12 +244,20 @@ def build(target: BoardTarget, build_dir: Path, *, seed: int = NEXTPNR_SEED) -> 
             raise BoardError(_explain_nextpnr_error(target, message, log))
         message = _first_error(log_path.read_text()) or f"see {log_path}"
         raise BoardError(f"bitstream packing failed for {target.name}: {message}")
-    end = time.monotonic()
+    end = time.time()
 
-    synth_done = _mtime(build_dir / f"{name}.json")
-    pnr_done = _mtime(build_dir / f"{name}.{_NEXTPNR_OUTPUT[family]}")
-    seconds = {"yosys": synth_done - start_wall, "nextpnr": pnr_done - synth_done,
-               "total": end - start}
+    # Each step's end from the file it writes last: the build script (written once the
+    # design is elaborated), Yosys's netlist, nextpnr's placed and routed design.
+    steps = {"elaboration": build_dir / f"build_{name}.sh",
+             "yosys": build_dir / f"{name}.json",
+             "nextpnr": build_dir / f"{name}.{_NEXTPNR_OUTPUT[family]}"}
+    seconds, previous = {}, start
+    for step, path in steps.items():
+        done = _mtime(path)
+        seconds[step] = done - previous
+        previous = done
+    seconds["packing"] = end - previous
+    seconds["total"] = end - start
 
     log = tim.read_text()
     usage = parse_utilization(log)
