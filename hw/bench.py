@@ -6,15 +6,18 @@ routes it with nextpnr (the YoWASP tools from PyPI), and reports nextpnr's utili
 and Fmax and the peak throughput, as a Markdown table on stdout and in ``--out``.
 
 The harness (``Harness``): every unit input comes from a register of a shift chain fed by
-one pin (each chain bit takes the XOR of the two bits before it, a LUT2 that keeps Yosys
-from merging registers), and every unit output goes into a register, so the Fmax is
-register to register through the unit (a sequential unit's ``clk`` is the harness clock
-and its ``rst`` one more chain bit). The output registers are folded by a registered XOR
-tree (4 inputs a level) into one pin, and the chain's last bit goes to another pin, so
-nothing is optimized away and the design has four pins: ``clk``, ``sin``, ``sout``,
-``chain_out``. The main table's figures include the harness; the second table is the same
-harness with the unit replaced by wires (output bit j = input bit j), once per port-width
-pair, so its overhead can be subtracted.
+one pin, and every unit output goes into a register, so the Fmax is register to register
+through the unit (a sequential unit's ``clk`` is the harness clock and its ``rst`` one
+more chain bit). The output registers are folded by a registered XOR tree (4 inputs a
+level) into one pin, and the chain's last bit goes to another pin, so nothing is optimized
+away and the design has four pins: ``clk``, ``sin``, ``sout``, ``chain_out``.
+
+Yosys maps the unit by itself (as ``python -m hw.synth`` does) and the harness around it
+as a black box, then joins the two netlists without optimizing across them: the unit's
+cells are exactly its own synthesis, and no harness register is merged into the unit or
+the chain. The main table's figures include the harness; the second table is the same
+harness around wires (output bit j = input bit j), once per port-width pair, so its
+overhead can be subtracted.
 """
 
 from __future__ import annotations
@@ -146,18 +149,15 @@ def harness_widths(ports: list[Port]) -> tuple[int, int]:
 
 
 class Harness(Elaboratable):
-    """Registers around ``module`` (ports ``ports``), or, with ``module=None``, around
-    wires of the same widths (output bit j = input bit j mod the input width)."""
+    """Registers around the module ``module`` with ports ``ports``, instantiated as
+    ``unit``."""
 
     TREE_FANIN = 4
 
-    def __init__(self, module: str | None, ports: list[Port] | None = None, *,
-                 widths: tuple[int, int] | None = None):
-        if module is not None and ports is None:
-            raise ValueError("a unit harness needs the unit's ports")
+    def __init__(self, module: str, ports: list[Port]):
         self.module = module
-        self.unit_ports = list(ports or [])
-        self.w_in, self.w_out = widths if widths is not None else harness_widths(self.unit_ports)
+        self.unit_ports = list(ports)
+        self.w_in, self.w_out = harness_widths(self.unit_ports)
         self.clk = Signal()
         self.sin = Signal()
         self.sout = Signal()
@@ -172,34 +172,24 @@ class Harness(Elaboratable):
         m.domains.sync = cd = ClockDomain("sync", reset_less=True)
         m.d.comb += cd.clk.eq(self.clk)
 
-        # A shift chain in which each bit takes the XOR of the two before it (the first,
-        # the pin): no chain register's input is another chain register's output, so Yosys
-        # cannot merge an output register that holds a unit input bit unchanged with the
-        # chain register after that bit. Every input vector is still reachable.
         chain = Signal(self.w_in)
-        before = Cat(self.sin, chain)
-        m.d.sync += chain[0].eq(self.sin)
-        for k in range(1, self.w_in):
-            m.d.sync += chain[k].eq(before[k] ^ before[k - 1])
+        m.d.sync += chain.eq(Cat(self.sin, chain[:-1]))
         m.d.comb += self.chain_out.eq(chain[-1])
-        captured = Signal(self.w_out)
 
-        if self.module is None:
-            m.d.sync += captured.eq(Cat(*[chain[j % self.w_in] for j in range(self.w_out)]))
-        else:
-            connections, at_in, outputs = {}, 0, []
-            for port in self.unit_ports:
-                if _is_clock(port):
-                    connections[f"i_{port.name}"] = ClockSignal("sync")
-                elif port.direction == "input":
-                    connections[f"i_{port.name}"] = chain[at_in:at_in + port.width]
-                    at_in += port.width
-                else:
-                    wire = Signal(port.width, name=f"u_{port.name}")
-                    connections[f"o_{port.name}"] = wire
-                    outputs.append(wire)
-            m.submodules.unit = Instance(self.module, **connections)
-            m.d.sync += captured.eq(Cat(*outputs))
+        connections, at_in, outputs = {}, 0, []
+        for port in self.unit_ports:
+            if _is_clock(port):
+                connections[f"i_{port.name}"] = ClockSignal("sync")
+            elif port.direction == "input":
+                connections[f"i_{port.name}"] = chain[at_in:at_in + port.width]
+                at_in += port.width
+            else:
+                wire = Signal(port.width, name=f"u_{port.name}")
+                connections[f"o_{port.name}"] = wire
+                outputs.append(wire)
+        m.submodules.unit = Instance(self.module, **connections)
+        captured = Signal(self.w_out)
+        m.d.sync += captured.eq(Cat(*outputs))
 
         level = list(captured)
         while len(level) > 1:
@@ -211,6 +201,16 @@ class Harness(Elaboratable):
             level = folded
         m.d.comb += self.sout.eq(level[0] if level else 0)
         return m
+
+
+PASSTHROUGH = "passthrough"
+
+
+def passthrough_verilog(w_in: int, w_out: int) -> str:
+    """A module of wires with the harness widths: output bit j = input bit j mod w_in."""
+    bits = ", ".join(f"i[{j % w_in}]" for j in reversed(range(w_out)))
+    return (f"module {PASSTHROUGH}(input [{w_in - 1}:0] i, output [{w_out - 1}:0] o);\n"
+            f"  assign o = {{{bits}}};\nendmodule\n")
 
 
 def harness_verilog(harness: Harness, name: str = "bench_top") -> str:
@@ -361,11 +361,36 @@ class Design:
     key: str                     # work directory name under the bench directory
     unit: str
     config: str
-    sources: dict[str, str]      # file name -> Verilog
+    module: str                  # the unit's module, in unit.v
+    sources: dict[str, str]      # unit.v and harness.v
     top: str = "bench_top"
     per_cycle: int = 1
     op: str = "MAC"
     note: str = ""
+
+
+def synthesis_script(design: Design, family: str) -> list[str]:
+    """Yosys commands: the unit by itself, the harness around it as a black box, then the
+    two netlists joined with nothing optimized across them (``synth.json``, ``stat.json``)."""
+    unit, top = design.module, design.top
+    return [
+        "read_verilog unit.v",
+        f"hierarchy -check -top {unit}",
+        f"synth_{family} -top {unit}",
+        "design -stash unit",
+        "read_verilog -lib unit.v",
+        "read_verilog harness.v",
+        f"hierarchy -check -top {top}",
+        f"synth_{family} -top {top}",
+        f"delete {unit}",
+        f"design -copy-from unit -as {unit} {unit}",
+        f"hierarchy -check -top {top}",
+        "flatten",
+        "opt_clean",
+        "check -assert",
+        "tee -q -o stat.json stat -json",
+        "write_json synth.json",
+    ]
 
 
 def run_design(design: Design, family: str, workdir: Path, seeds: int,
@@ -382,12 +407,7 @@ def run_design(design: Design, family: str, workdir: Path, seeds: int,
         (workdir / name).write_text(text)
     what = f"{design.unit} {design.config} {family}"
 
-    script = "; ".join([
-        f"read_verilog {' '.join(design.sources)}",
-        f"hierarchy -check -top {design.top}",
-        f"synth_{family} -top {design.top} -json synth.json",
-        "tee -q -o stat.json stat -json",
-    ])
+    script = "; ".join(synthesis_script(design, family))
     start = time.monotonic()
     proc = subprocess.run([tool_command("yosys"), "-q", "-l", "yosys.log", "-p", script],
                           cwd=workdir, capture_output=True, text=True)
@@ -457,21 +477,22 @@ def unit_design(config: Config) -> tuple[Design, tuple[int, int]]:
     params = resolve_config(config)
     module = spec.module_name(params)
     unit_v = spec.verilog(params)
-    ports = module_ports(unit_v, module)
-    harness = Harness(module, ports)
+    harness = Harness(module, module_ports(unit_v, module))
     per_cycle = config.per_cycle(params) if callable(config.per_cycle) else config.per_cycle
-    design = Design(module, config.unit, describe(params),
+    design = Design(module, config.unit, describe(params), module,
                     {"unit.v": unit_v, "harness.v": harness_verilog(harness)},
                     per_cycle=per_cycle, op=config.op, note=config.note)
     return design, (harness.w_in, harness.w_out)
 
 
 def harness_design(widths: tuple[int, int]) -> Design:
+    """The harness of ``widths`` (input, output bits) around wires."""
     w_in, w_out = widths
-    harness = Harness(None, widths=widths)
+    harness = Harness(PASSTHROUGH, [Port("input", w_in, "i"), Port("output", w_out, "o")])
     return Design(f"harness_in{w_in}_out{w_out}", "harness only",
-                  f"in {w_in} bits, out {w_out} bits", {"harness.v": harness_verilog(harness)},
-                  per_cycle=0)
+                  f"in {w_in} bits, out {w_out} bits", PASSTHROUGH,
+                  {"unit.v": passthrough_verilog(w_in, w_out),
+                   "harness.v": harness_verilog(harness)}, per_cycle=0)
 
 
 # The table ----------------------------------------------------------------------------
@@ -524,10 +545,11 @@ def format_report(unit_results: list[Result], harness_results: list[Result], *,
     seed_text = "seed 1" if seeds == 1 else f"median over seeds 1..{seeds}"
     parts = [
         "Units in the measurement harness (`python -m hw.bench`): every input from a "
-        "register of a serial shift chain (one LUT2 a bit), every output into a register, "
-        "XOR-folded to a pin by a registered tree, so Fmax is register to register through "
-        "the unit. The figures include the harness; the second table is the harness alone "
-        "(unit replaced by wires, same port widths), to subtract.",
+        "register of a serial shift chain, every output into a register, XOR-folded to a "
+        "pin by a registered tree, so Fmax is register to register through the unit; Yosys "
+        "maps the unit alone and joins it to the harness without optimizing across. The "
+        "figures include the harness; the second table is the harness alone (around wires "
+        "of the same port widths), to subtract.",
         f"nextpnr: {seed_text}, `--timing-allow-fail`, clock constraint {constraint}; "
         "LUT4 = TRELLIS_COMB (ECP5) or ICESTORM_LC logic cells (iCE40, including "
         "flip-flop-only cells); FF = TRELLIS_FF (ECP5) or Yosys's SB_DFF* cells as a share "
@@ -562,7 +584,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m hw.bench", description=__doc__.splitlines()[0])
+    p = _Parser(prog="python -m hw.bench",
+                description="Place and route every unit configuration (CONFIGS in hw/bench.py) "
+                "in a register harness on ECP5 and iCE40; a Markdown table of utilization, "
+                "Fmax and peak throughput.")
     p.add_argument("--only", action="append", metavar="NAME",
                    help="only this unit (repeatable, or comma-separated)")
     p.add_argument("--family", action="append", choices=FAMILIES,

@@ -5,9 +5,9 @@ import pytest
 
 from conftest import assert_one_line_error, run_cli
 from hw import bench
-from hw.bench import (CONFIGS, DEVICES, Config, Harness, Result, explain_nextpnr_failure,
-                      format_table, harness_verilog, module_ports, resolve_config,
-                      run_design, select_configs, unit_design)
+from hw.bench import (CONFIGS, DEVICES, Config, Result, explain_nextpnr_failure,
+                      format_table, harness_design, module_ports, resolve_config, run_design,
+                      select_configs, unit_design)
 from hw.registry import get_unit
 
 # What nextpnr-ice40 prints for a design larger than the UP5K (cut down).
@@ -85,11 +85,15 @@ def parse_usage(log):
     return parse_utilization(log)
 
 
-def test_harness_elaborates_without_unit():
-    text = harness_verilog(Harness(None, widths=(5, 7)))
-    assert "module bench_top" in text
-    assert {p.name for p in module_ports(text, "bench_top")} == {"clk", "sin", "sout",
-                                                                 "chain_out"}
+def test_harness_only_design(tmp_path):
+    design = harness_design((5, 7))
+    assert {p.name for p in module_ports(design.sources["harness.v"], "bench_top")} == \
+        {"clk", "sin", "sout", "chain_out"}
+    assert "assign o = {i[1], i[0], i[4], i[3], i[2], i[1], i[0]};" in design.sources["unit.v"]
+    # Nothing merged or removed: 5 chain, 7 output and 2 + 1 tree registers.
+    result = run_design(design, "ice40", tmp_path, seeds=1)
+    assert result.error is None and result.yosys_ffs == 5 + 7 + 2 + 1
+    assert result.throughput() == "-"
 
 
 @pytest.mark.parametrize("family", ["ice40"])
