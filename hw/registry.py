@@ -130,7 +130,7 @@ UNITS: dict[str, UnitSpec] = {
         _convert, (_BIAS,)),
     "mpe": UnitSpec(
         "mpe", "mixed-precision MAC: fp8 (e4m3/e5m2 per operand) into dlfloat16, int4, int2",
-        _mpe, (_BIAS, Param("pipeline", 2, 0, 5, "register stages (= latency in cycles)"))),
+        _mpe, (_BIAS, Param("pipeline", 2, 0, 6, "register stages (= latency in cycles)"))),
     "quant16": UnitSpec(
         "quant16", "dlfloat16 to e4m3/e5m2 quantizer (rne, sat or nan), format at run time",
         _quant16, (_BIAS,)),
@@ -150,7 +150,7 @@ UNITS: dict[str, UnitSpec] = {
         _matmul, (Param("rows", 4, 1, 64, "PE rows"), Param("cols", 4, 1, 64, "PE columns"),
                   Param("dataflow", "os", 0, 0, "os (output-stationary) or ws "
                         "(weight-stationary)", choices=DATAFLOWS),
-                  _BIAS, Param("pipeline", 2, 0, 5, "MPE register stages (os: "
+                  _BIAS, Param("pipeline", 2, 0, 6, "MPE register stages (os: "
                                       "accumulations interleaved per PE)"))),
 }
 

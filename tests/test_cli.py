@@ -249,7 +249,7 @@ def test_sim_run_bad_generator_param(tmp_path):
     _mpe_file(tmp_path / "in.npz", np.random.default_rng(0), 4)
     proc = run_cli("sim", "run", "mpe", tmp_path / "in.npz", tmp_path / "o.npz",
                    "--param", "pipeline=7")
-    assert_one_line_error(proc, "pipeline=7 is outside the allowed range 0..5")
+    assert_one_line_error(proc, "pipeline=7 is outside the allowed range 0..6")
     assert not (tmp_path / "o.npz").exists()
 
 

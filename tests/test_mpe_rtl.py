@@ -39,7 +39,7 @@ def test_valid_toggling_stream(sim, tmp_path, pipeline):
 
 @pytest.mark.parametrize("params, message", [
     ({"bias": 16}, "bias must be an integer in 0..15"),
-    ({"pipeline": 6}, "pipeline must be one of 0, 1, 2, 3, 4, 5"),
+    ({"pipeline": 7}, "pipeline must be one of 0, 1, 2, 3, 4, 5, 6"),
 ])
 def test_bad_parameters(params, message):
     with pytest.raises(ValueError, match=message):

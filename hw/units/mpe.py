@@ -24,6 +24,7 @@ PIPELINE_CUTS = {
     3: ("product", "sum", "result"),
     4: ("product", "align", "sum", "result"),
     5: ("product", "align", "sum", "normalize", "result"),
+    6: ("operands", "product", "align", "sum", "normalize", "result"),
 }
 
 # Alignment window of the fused add: the 8-bit product and the 10-bit accumulator
@@ -44,8 +45,9 @@ class MPE(wiring.Component):
     ``acc_out`` come ``pipeline`` cycles later.
 
     Parameters: ``bias``, the ``e4m3`` bias (0..15, default 11); ``pipeline``, the number of
-    register stages (0..5, default 2: after the product and on the result; 3 adds one after
-    the fused add, 4 one after the alignment, 5 one after the normalization).
+    register stages (0..6, default 2: after the product and on the result; 3 adds one after
+    the fused add, 4 one after the alignment, 5 one after the normalization, 6 one on the
+    inputs).
 
     Latency: ``pipeline`` cycles (0: combinational). Throughput: one row per cycle, that
     is 1 FP8 MAC, 2 INT4 MACs or 4 INT2 MACs per cycle.
@@ -88,6 +90,12 @@ class MPE(wiring.Component):
         m = Module()
         pipe = Pipeline(m, PIPELINE_CUTS[self.pipeline])
         dl = DLFLOAT16
+        inputs = pipe.cut_all("operands", {
+            "valid": self.valid_in, "mode": self.mode, "fmt_a": self.fmt_a,
+            "fmt_b": self.fmt_b, "a": self.a, "b": self.b, "acc": self.acc_in,
+        })
+        valid_in, mode, acc_in = inputs["valid"], inputs["mode"], inputs["acc"]
+        a, b = inputs["a"], inputs["b"]
 
         # Stage 1: decode both operands and multiply the significands. -------------------
         rebias = FP9.bias - self.bias
@@ -111,9 +119,9 @@ class MPE(wiring.Component):
                           code[:7] == (E4M3.exp_all_ones << E4M3.man_bits | E4M3.man_all_ones))
             return code[7], significand, exponent, special
 
-        sign_a, significand_a, exponent_a, special_a = decode(self.a, self.fmt_a)
-        sign_b, significand_b, exponent_b, special_b = decode(self.b, self.fmt_b)
-        acc = data.View(float_layout(dl), self.acc_in[:dl.width])
+        sign_a, significand_a, exponent_a, special_a = decode(a, inputs["fmt_a"])
+        sign_b, significand_b, exponent_b, special_b = decode(b, inputs["fmt_b"])
+        acc = data.View(float_layout(dl), acc_in[:dl.width])
 
         product = Signal(8)
         m.d.comb += product.eq(mul_lut(significand_a, significand_b))
@@ -151,9 +159,9 @@ class MPE(wiring.Component):
         # INT4 and INT2 share 2-bit digit products. Digit i of ``a`` is INT2 lane i; INT4
         # lane j is digits 2j (unsigned, low) and 2j+1 (signed, high), so that
         # x * y = 16 * hi(x) * hi(y) + 4 * (hi(x) * lo(y) + lo(x) * hi(y)) + lo(x) * lo(y).
-        int4 = self.mode == Mode.INT4
-        digit_a = [self.a[i:i + 2] for i in range(0, 8, 2)]
-        digit_b = [self.b[i:i + 2] for i in range(0, 8, 2)]
+        int4 = mode == Mode.INT4
+        digit_a = [a[i:i + 2] for i in range(0, 8, 2)]
+        digit_b = [b[i:i + 2] for i in range(0, 8, 2)]
 
         def digit_product(x, y, x_signed, y_signed, name):
             """A 2-bit x 2-bit product as a lookup table (each bit a 4-input function)."""
@@ -181,7 +189,7 @@ class MPE(wiring.Component):
                                 + Mux(int4, (cross[0] + cross[1]) << 2, 0))
 
         s1 = pipe.cut_all("product", {
-            "valid": self.valid_in, "mode": self.mode, "acc": self.acc_in,
+            "valid": valid_in, "mode": mode, "acc": acc_in,
             "product": product, "product_sign": sign_a ^ sign_b, "special": special,
             "lane_sum": lane_sum, "acc_zero": acc_zero, "product_big": product_big,
             "top": top, "distance": distance, "trailing_p": trailing_p,
