@@ -485,12 +485,14 @@ def unit_design(config: Config) -> tuple[Design, tuple[int, int]]:
     return design, (harness.w_in, harness.w_out)
 
 
-def harness_design(widths: tuple[int, int]) -> Design:
-    """The harness of ``widths`` (input, output bits) around wires."""
+def harness_design(widths: tuple[int, int], users: str = "") -> Design:
+    """The harness of ``widths`` (input, output bits) around wires; ``users`` names the
+    configurations it is the harness of."""
     w_in, w_out = widths
     harness = Harness(PASSTHROUGH, [Port("input", w_in, "i"), Port("output", w_out, "o")])
     return Design(f"harness_in{w_in}_out{w_out}", "harness only",
-                  f"in {w_in} bits, out {w_out} bits", PASSTHROUGH,
+                  f"in {w_in} bits, out {w_out} bits" + (f" ({users})" if users else ""),
+                  PASSTHROUGH,
                   {"unit.v": passthrough_verilog(w_in, w_out),
                    "harness.v": harness_verilog(harness)}, per_cycle=0)
 
@@ -668,8 +670,16 @@ def run(args) -> int:
         unit_results = list(pool.map(lambda t: unit_task(*t, cache), tasks))
         harness_results = []
         if not args.no_harness_table:
-            widths = list(dict.fromkeys(cache[c][1] for c in configs if c in cache))
-            designs = [harness_design(w) for w in widths]
+            users: dict[tuple[int, int], list[str]] = {}
+            for c in configs:
+                if c in cache:
+                    widths, params = cache[c][1], resolve_config(c)
+                    label = c.unit + (f" {params['rows']}x{params['cols']}"
+                                      if "rows" in params else "")
+                    users.setdefault(widths, [])
+                    if label not in users[widths]:
+                        users[widths].append(label)
+            designs = [harness_design(w, "; ".join(u)) for w, u in users.items()]
             harness_results = list(pool.map(lambda t: harness_task(*t),
                                             [(d, f) for d in designs for f in families]))
 
