@@ -64,6 +64,7 @@ _FMAX_LINE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz\s+
 
 @dataclass
 class Fmax:
+    """nextpnr's maximum frequency for one clock, and the constraint it was checked at."""
     clock: str
     mhz: float
     constraint_mhz: float
@@ -71,6 +72,8 @@ class Fmax:
 
 @dataclass
 class BuildResult:
+    """A built bitstream: where it is, nextpnr's utilization and Fmax, Yosys's flip-flop
+    count, and how long each step took (seconds)."""
     target: BoardTarget
     name: str
     build_dir: Path
