@@ -23,6 +23,7 @@ overhead can be subtracted.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -219,12 +220,12 @@ def harness_verilog(harness: Harness, name: str = "bench_top") -> str:
 
 # Tools --------------------------------------------------------------------------------
 
-def tool_command(tool: str) -> str:
+def tool_command(tool: str, check: bool = True) -> str:
     """The command for ``tool`` (``yosys``, ``nextpnr-ecp5``, ...): its environment variable,
     as amaranth reads it, or the YoWASP default. Raises BenchError when it is missing."""
     var = tool.upper().replace("-", "_")
     command = os.environ.get(var, TOOL_DEFAULTS[var])
-    if shutil.which(command) is None:
+    if check and shutil.which(command) is None:
         raise BenchError(f"{tool} not found: {var}={command} is not a command "
                          f"(pip install {TOOL_PACKAGES.get(tool, command)}, or set {var})")
     return command
@@ -307,6 +308,8 @@ class Result:
     fmax_seeds: list[float] = field(default_factory=list)
     pnr_seconds: list[float] = field(default_factory=list)
     synth_seconds: float | None = None
+    tool_seconds: float = 0.0                # Yosys and every nextpnr run, failed ones too
+    reused: bool = False                     # read back from an earlier run (--reuse)
     error: str | None = None
     path: dict | None = None                 # critical path of the median seed's run
     per_cycle: int = 1
@@ -351,8 +354,9 @@ class Result:
                 "device": self.device.name, "usage": self.usage, "yosys_ffs": self.yosys_ffs,
                 "fmax_mhz": self.fmax, "fmax_seeds": self.fmax_seeds,
                 "pnr_seconds": self.pnr_seconds, "synth_seconds": self.synth_seconds,
-                "error": self.error, "throughput": self.throughput(),
-                "critical_path": self.path, "workdir": self.workdir}
+                "tool_seconds": self.tool_seconds, "error": self.error,
+                "throughput": self.throughput(), "critical_path": self.path,
+                "workdir": self.workdir}
 
 
 @dataclass
@@ -393,10 +397,54 @@ def synthesis_script(design: Design, family: str) -> list[str]:
     ]
 
 
+_SAVED_FIELDS = ("usage", "yosys_ffs", "fmax_seeds", "pnr_seconds", "synth_seconds",
+                 "tool_seconds", "error", "path")
+
+
+def _nextpnr_command(dev: Device, seed: int, check: bool = True) -> list[str]:
+    return [tool_command(dev.nextpnr, check), *dev.args, "--json", "synth.json",
+            "--freq", f"{dev.freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail"]
+
+
+def _stamp(design: Design, family: str, seeds: int) -> str:
+    """What a measurement depends on: sources, Yosys script, nextpnr commands."""
+    what = {"sources": design.sources, "script": synthesis_script(design, family),
+            "nextpnr": [_nextpnr_command(DEVICES[family], s, check=False)
+                        for s in range(1, seeds + 1)]}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
 def run_design(design: Design, family: str, workdir: Path, seeds: int,
-               log: Callable[[str], None] = lambda s: None) -> Result:
+               log: Callable[[str], None] = lambda s: None, *, reuse: bool = False) -> Result:
     """Yosys and nextpnr (seeds 1..``seeds``) for ``design`` on ``family``. Tool failures
-    and designs that do not fit end up in ``Result.error``; nothing is raised for them."""
+    and designs that do not fit end up in ``Result.error``; nothing is raised for them.
+
+    The result is saved in ``workdir/result.json``; with ``reuse``, a saved result of the
+    same sources, Yosys script and nextpnr commands is returned instead of measuring."""
+    stamp = _stamp(design, family, seeds)
+    saved = workdir / "result.json"
+    if reuse and saved.exists():
+        try:
+            data = json.loads(saved.read_text())
+        except ValueError:
+            data = {}
+        if data.get("stamp") == stamp:
+            result = Result(design.unit, design.config, family, per_cycle=design.per_cycle,
+                            op=design.op, note=design.note, workdir=str(workdir), reused=True)
+            for name in _SAVED_FIELDS:
+                setattr(result, name, data[name])
+            result.usage = {k: tuple(v) for k, v in result.usage.items()}
+            log(f"{design.unit} {design.config} {family}: reused {saved}")
+            return result
+    saved.unlink(missing_ok=True)
+    result = _measure(design, family, workdir, seeds, log)
+    saved.write_text(json.dumps({"stamp": stamp, **{name: getattr(result, name)
+                                                     for name in _SAVED_FIELDS}}, indent=1))
+    return result
+
+
+def _measure(design: Design, family: str, workdir: Path, seeds: int,
+             log: Callable[[str], None]) -> Result:
     dev = DEVICES[family]
     result = Result(design.unit, design.config, family, per_cycle=design.per_cycle,
                     op=design.op, note=design.note, workdir=str(workdir))
@@ -412,6 +460,7 @@ def run_design(design: Design, family: str, workdir: Path, seeds: int,
     proc = subprocess.run([tool_command("yosys"), "-q", "-l", "yosys.log", "-p", script],
                           cwd=workdir, capture_output=True, text=True)
     result.synth_seconds = time.monotonic() - start
+    result.tool_seconds += result.synth_seconds
     if proc.returncode != 0:
         message = _first_error(proc.stderr + proc.stdout) or f"see {workdir / 'yosys.log'}"
         result.error = f"yosys failed: {message}"
@@ -425,12 +474,12 @@ def run_design(design: Design, family: str, workdir: Path, seeds: int,
     paths = []
     for seed in range(1, seeds + 1):
         log_path = workdir / f"nextpnr-seed{seed}.log"
-        command = [tool_command(dev.nextpnr), *dev.args, "--json", "synth.json",
-                   "--freq", f"{dev.freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail"]
         start = time.monotonic()
         with open(log_path, "w") as out:
-            proc = subprocess.run(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.run(_nextpnr_command(dev, seed), cwd=workdir, stdout=out,
+                                  stderr=subprocess.STDOUT)
         seconds = time.monotonic() - start
+        result.tool_seconds += seconds
         text = log_path.read_text(errors="replace")
         if proc.returncode != 0:
             result.usage = parse_utilization(text) or result.usage
@@ -566,7 +615,15 @@ def format_report(unit_results: list[Result], harness_results: list[Result], *,
     if harness_results:
         parts += ["", "Harness alone (the overhead included above):", "",
                   format_table(harness_results)]
-    parts += ["", f"Total run time: {_duration(seconds)}."]
+    everything = unit_results + harness_results
+    tools = sum(r.tool_seconds for r in everything)
+    reused = sum(r.reused for r in everything)
+    total = f"Total run time: {_duration(seconds)}; Yosys and nextpnr, summed over the designs: "
+    total += f"{_duration(tools)}"
+    if reused:
+        total += (f" ({reused} of {len(everything)} designs reused from an earlier run with "
+                  f"--reuse, with that run's times)")
+    parts += ["", total + "."]
     return "\n".join(parts) + "\n"
 
 
@@ -599,6 +656,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="designs placed and routed at once (default 1)")
     p.add_argument("--quick", action="store_true", help="skip the 4x4 and 8x8 arrays")
+    p.add_argument("--reuse", action="store_true",
+                   help="take a design's result from its work directory when an earlier run "
+                   "measured the same sources with the same commands (to finish an "
+                   "interrupted sweep)")
     p.add_argument("--no-harness-table", action="store_true",
                    help="skip the harness-only runs")
     p.add_argument("--out", default="build/bench.md", help="Markdown output (build/bench.md)")
@@ -647,7 +708,8 @@ def run(args) -> int:
                     log(f"{config.unit} {config_text}: generating Verilog")
                     cache[config] = unit_design(config)
                 design, widths = cache[config]
-            return run_design(design, family, workdir / design.key / family, args.seeds, log)
+            return run_design(design, family, workdir / design.key / family, args.seeds, log,
+                              reuse=args.reuse)
         except BenchError:
             raise               # a missing tool: the whole run stops with one line
         except Exception as e:  # noqa: BLE001 - one design's failure is a table cell
@@ -656,7 +718,8 @@ def run(args) -> int:
 
     def harness_task(design: Design, family: str) -> Result:
         try:
-            return run_design(design, family, workdir / design.key / family, args.seeds, log)
+            return run_design(design, family, workdir / design.key / family, args.seeds, log,
+                              reuse=args.reuse)
         except BenchError:
             raise
         except Exception as e:  # noqa: BLE001

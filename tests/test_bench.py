@@ -110,6 +110,18 @@ def test_convert_through_yosys_and_nextpnr(tmp_path, family):
     assert result.path["logic_ns"] > 0 and result.path["to"] != "?"
     assert (tmp_path / family / "nextpnr-seed1.log").exists()
     assert DEVICES[family].name in format_table([result])
+    # --reuse: the saved result comes back without running the tools again.
+    again = run_design(design, family, tmp_path / family, seeds=1, reuse=True)
+    assert again.reused and (again.fmax, again.usage, again.path) == \
+        (result.fmax, result.usage, result.path)
+    assert table_row_cells(again) == table_row_cells(result)
+    changed = unit_design(Config("convert", (("bias", 10),), 1, "conv"))[0]
+    changed.key = design.key
+    assert not run_design(changed, family, tmp_path / family, seeds=1, reuse=True).reused
+
+
+def table_row_cells(result):
+    return format_table([result]).splitlines()[2]
 
 
 def test_cli_errors(tmp_path):
