@@ -591,7 +591,8 @@ def format_table(results: list[Result]) -> str:
 
 
 def format_report(unit_results: list[Result], harness_results: list[Result], *,
-                  seeds: int, versions: dict[str, str], seconds: float) -> str:
+                  seeds: int, versions: dict[str, str], seconds: float,
+                  revision: str = "unknown") -> str:
     constraint = ", ".join(f"{d.name} {d.freq_mhz:g} MHz" for d in DEVICES.values())
     seed_text = "seed 1" if seeds == 1 else f"median over seeds 1..{seeds}"
     parts = [
@@ -608,7 +609,7 @@ def format_report(unit_results: list[Result], harness_results: list[Result], *,
         "DP16KD / ICESTORM_RAM; P&R time = nextpnr wall clock"
         f"{' (median)' if seeds > 1 else ''}.",
         "Tools: " + ", ".join(f"{v} (`{k}`)" for k, v in versions.items()) + "; source: git "
-        + source_revision() + ".",
+        + revision + ".",
         "",
         format_table(unit_results),
     ]
@@ -690,6 +691,7 @@ def run(args) -> int:
     versions = {cmd: tool_version(cmd, "-V" if tool == "yosys" else "--version")
                 for tool, cmd in commands.items()}
     configs = select_configs(args.only, args.quick)
+    revision = source_revision()     # before the units are imported and elaborated
     workdir = Path(args.workdir)
     print_lock, build_lock = threading.Lock(), threading.Lock()
 
@@ -747,7 +749,8 @@ def run(args) -> int:
                                             [(d, f) for d in designs for f in families]))
 
     report = format_report(unit_results, harness_results, seeds=args.seeds,
-                           versions=versions, seconds=time.monotonic() - started)
+                           versions=versions, seconds=time.monotonic() - started,
+                           revision=revision)
     print(report, end="")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
