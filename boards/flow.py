@@ -177,23 +177,37 @@ def parse_fmax(log: str) -> list[Fmax]:
     return list(found.values())
 
 
-def _first_error(text: str) -> str | None:
+def first_error(text: str) -> str | None:
+    """The first line of a tool's output that reports an error, without its ``ERROR:``."""
     for line in text.splitlines():
         if "ERROR" in line:
-            return re.sub(r"^ERROR:\s*", "", line.strip())
+            return re.sub(r"^.*?ERROR:\s*", "", line.strip())
     return None
+
+
+def overfull_resources(log: str) -> list[tuple[str, int | None, int | None]]:
+    """(cell type, used, available) for each resource a design needs more of than the
+    device has: from nextpnr's utilization report, or else the cell type its placer ran
+    out of (with the counts when the report has them). Empty when the design fits."""
+    usage = parse_utilization(log)
+    over = [(cell, used, total) for cell, (used, total) in usage.items() if used > total]
+    if over:
+        return over
+    match = re.search(r"no BELs remaining to implement cell type '(\w+)'", log)
+    if match:
+        return [(match[1], *usage.get(match[1], (None, None)))]
+    return []
 
 
 def _explain_nextpnr_error(target: BoardTarget, message: str, log: str) -> str:
     device = target.platform.device
-    usage = parse_utilization(log)
-    over = [f"{cell} {used} of {total} ({100 * used / total:.0f}%)"
-            for cell, (used, total) in usage.items() if used > total]
+    over = overfull_resources(log)
+    if over and over[0][1] is not None:
+        parts = [f"{cell} {used} of {total} ({100 * used / total:.0f}%)"
+                 for cell, used, total in over]
+        return f"design does not fit the {device}: {', '.join(parts)}; nextpnr: {message}"
     if over:
-        return f"design does not fit the {device}: {', '.join(over)}; nextpnr: {message}"
-    match = re.search(r"no BELs remaining to implement cell type '(\w+)'", message)
-    if match:
-        return f"design does not fit the {device}: out of {match[1]}; nextpnr: {message}"
+        return f"design does not fit the {device}: out of {over[0][0]}; nextpnr: {message}"
     return f"nextpnr failed for {target.name}: {message}"
 
 
@@ -239,13 +253,13 @@ def build(target: BoardTarget, build_dir: Path, *, seed: int = NEXTPNR_SEED) -> 
         synth_done = _mtime(build_dir / f"{name}.json")
         if synth_done is None or synth_done < start:
             rpt = build_dir / f"{name}.rpt"
-            message = _first_error(rpt.read_text() if rpt.exists() else "")
+            message = first_error(rpt.read_text() if rpt.exists() else "")
             raise BoardError(f"Yosys failed for {target.name}: {message or 'see ' + str(rpt)}")
         log = tim.read_text() if tim.exists() else ""
         if not (build_dir / f"{name}.{_NEXTPNR_OUTPUT[family]}").exists():
-            message = _first_error(log) or f"see {tim}"
+            message = first_error(log) or f"see {tim}"
             raise BoardError(_explain_nextpnr_error(target, message, log))
-        message = _first_error(log_path.read_text()) or f"see {log_path}"
+        message = first_error(log_path.read_text()) or f"see {log_path}"
         raise BoardError(f"bitstream packing failed for {target.name}: {message}")
     end = time.time()
 

@@ -43,7 +43,8 @@ from typing import Callable
 from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.back import verilog as amaranth_verilog
 
-from boards.flow import TOOL_DEFAULTS, TOOL_PACKAGES, parse_fmax, parse_utilization
+from boards.flow import (TOOL_DEFAULTS, TOOL_PACKAGES, first_error, overfull_resources,
+                         parse_fmax, parse_utilization)
 from hw.registry import BuildError, get_unit
 
 DEEPEST = object()   # a parameter value: the largest the registry accepts
@@ -273,27 +274,15 @@ def critical_path(log: str) -> dict | None:
             "logic_levels": levels, "logic_ns": float(last[2]), "routing_ns": float(last[3])}
 
 
-def _first_error(text: str) -> str | None:
-    for line in text.splitlines():
-        if "ERROR" in line:
-            return re.sub(r"^.*?ERROR:\s*", "", line.strip())
-    return None
-
-
 def explain_nextpnr_failure(log: str) -> str:
     """One line for a failed nextpnr run: ``does not fit (needs X of Y CELL)`` when the
     design is larger than the device, otherwise nextpnr's first error."""
-    usage = parse_utilization(log)
-    over = [f"{used} of {total} {cell}" for cell, (used, total) in usage.items()
-            if used > total]
+    over = overfull_resources(log)
+    if over and over[0][1] is None:
+        return f"does not fit (out of {over[0][0]})"
     if over:
-        return f"does not fit (needs {', '.join(over)})"
-    match = re.search(r"no BELs remaining to implement cell type '(\w+)'", log)
-    if match:
-        used, total = usage.get(match[1], (None, None))
-        need = f"needs {used} of {total} {match[1]}" if used else f"out of {match[1]}"
-        return f"does not fit ({need})"
-    return f"nextpnr failed: {_first_error(log) or 'no error message'}"
+        return f"does not fit (needs {', '.join(f'{u} of {t} {c}' for c, u, t in over)})"
+    return f"nextpnr failed: {first_error(log) or 'no error message'}"
 
 
 # One design on one device ---------------------------------------------------------------
@@ -462,7 +451,7 @@ def _measure(design: Design, family: str, workdir: Path, seeds: int,
     result.synth_seconds = time.monotonic() - start
     result.tool_seconds += result.synth_seconds
     if proc.returncode != 0:
-        message = _first_error(proc.stderr + proc.stdout) or f"see {workdir / 'yosys.log'}"
+        message = first_error(proc.stderr + proc.stdout) or f"see {workdir / 'yosys.log'}"
         result.error = f"yosys failed: {message}"
         log(f"{what}: {result.error}")
         return result
