@@ -30,9 +30,10 @@ def mul_lut(a: Value, b: Value, width: int | None = None, *, is_signed=False) ->
 def leading_zeros(m, value: Value, name: str = "lz") -> Signal:
     """Number of leading zero bits of ``value`` (len(value) when it is zero).
 
-    A balanced tree: ``value`` is padded below with ones to the next power of two above its width (so the count of
-    an all-zero ``value`` comes out as its width), and each node picks its upper half's
-    count, or half its width plus the lower half's count when the upper half is all zero.
+    A balanced tree: ``value`` is padded below with ones to the next power of two above
+    its width (so the count of an all-zero ``value`` comes out as its width), and each node
+    picks its upper half's count, or half its width plus the lower half's count when the
+    upper half is all zero.
     """
     width = len(value)
     size = 1 << width.bit_length()        # a power of two above width: at least one 1 pad
@@ -49,6 +50,11 @@ def leading_zeros(m, value: Value, name: str = "lz") -> Signal:
     lz = Signal(range(width + 1), name=name)
     m.d.comb += lz.eq(node(padded)[1])
     return lz
+
+
+def trailing_zeros(m, value: Value, name: str = "tz") -> Signal:
+    """Number of trailing zero bits of ``value`` (len(value) when it is zero)."""
+    return leading_zeros(m, value[::-1], name=name)
 
 
 class Pipeline:

@@ -5,7 +5,7 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.formats import DLFLOAT16, E4M3, E5M2, FP9
-from hw.arith import Pipeline, leading_zeros, mul_lut
+from hw.arith import Pipeline, leading_zeros, mul_lut, trailing_zeros
 from hw.layouts import e4m3_bias_parameter, float_layout
 from hw.units.fp8_to_fp9 import SourceFormat
 
@@ -116,7 +116,7 @@ class MPE(wiring.Component):
             exponent = Mux(is_e5, Mux(e5.exponent == 0, 1, e5.exponent),
                            Mux(e4.exponent == 0, 1, e4.exponent) + rebias)
             special = Mux(is_e5, e5.exponent == E5M2.exp_all_ones,
-                          code[:7] == (E4M3.exp_all_ones << E4M3.man_bits | E4M3.man_all_ones))
+                          code[:7] == E4M3.canonical_nan)
             return code[7], significand, exponent, special
 
         sign_a, significand_a, exponent_a, special_a = decode(a, inputs["fmt_a"])
@@ -148,10 +148,10 @@ class MPE(wiring.Component):
         trailing_p = Signal(range(WINDOW + 1))
         trailing_c = Signal(range(WINDOW + 1))
         m.d.comb += [
-            trailing_p.eq(WINDOW - 8 + leading_zeros(m, significand_a[::-1], name="tz_a")
-                          + leading_zeros(m, significand_b[::-1], name="tz_b")),
+            trailing_p.eq(WINDOW - 8 + trailing_zeros(m, significand_a, name="tz_a")
+                          + trailing_zeros(m, significand_b, name="tz_b")),
             trailing_c.eq(WINDOW - dl.man_bits - 1
-                          + leading_zeros(m, Cat(acc.mantissa, 1)[::-1], name="tz_c")),
+                          + trailing_zeros(m, Cat(acc.mantissa, 1), name="tz_c")),
         ]
         special = (special_a | special_b
                    | ((acc.exponent == dl.exp_all_ones) & (acc.mantissa == dl.man_all_ones)))
