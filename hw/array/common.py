@@ -69,7 +69,8 @@ class MacCell:
 
 class SteppedCore:
     """Builds the array's registers in ``core`` (every one enabled by ``step``) and the
-    result register outside it, which must also empty on a cycle with no step.
+    result register outside it, which must also empty on a cycle with no step (or, with
+    ``finish_direct``, no result register).
 
     ``finish(results, complete, payload, extra_ok)``: ``step`` is high unless the result
     register is full and not being taken, or ``extra_ok`` is low; on a step with
@@ -88,6 +89,16 @@ class SteppedCore:
             m.d.sync += results.valid.eq(0)
         with m.If(self.step & complete):
             m.d.sync += [results.valid.eq(1), results.payload.eq(payload)]
+        return m
+
+
+    def finish_direct(self, results, complete, payload) -> Module:
+        """Like ``finish``, but with no result register: the core's last registers are the
+        result (``valid`` is ``complete``), held by stalling the core until it is taken."""
+        m = Module()
+        m.submodules.core = EnableInserter(self.step)(self.core)
+        m.d.comb += [self.step.eq(~(complete & ~results.ready)),
+                     results.valid.eq(complete), results.payload.eq(payload)]
         return m
 
 

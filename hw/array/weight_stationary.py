@@ -23,8 +23,9 @@ class WeightStationaryArray(wiring.Component):
     ``acc <- mpe(acc, A[i, k], B[k, n])``, so a K longer than ``rows`` is several passes
     whose results are the next pass's partial sums.
 
-    Run-time settings ``mode``, ``fmt_a``, ``fmt_b`` (as for the MPE) must only change
-    while ``idle`` is high.
+    Run-time settings ``mode``, ``fmt_a``, ``fmt_b`` (as for the MPE) are taken with each
+    row of A and travel with it; change them only while ``idle`` is high all the same, as
+    the output-stationary array requires.
 
     Streams (``amaranth.lib.stream``, with backpressure):
 
@@ -43,8 +44,11 @@ class WeightStationaryArray(wiring.Component):
     code r of a row enters ``r * L`` cycles late and moves east one PE per cycle, sum j
     enters ``j`` late and moves south; results are deskewed into one beat.
 
-    Throughput: one row per cycle (``rows * cols`` MACs per cycle). Latency from a row's
-    issue to its result beat: ``rows * L + cols`` cycles (``result_latency``).
+    Throughput: one row per cycle (``rows * cols`` MACs per cycle). An operand beat goes
+    straight into the array (no buffer): ``operands.ready`` is low only while the array
+    is stalled or a ``first`` row waits for its weights. Latency from a row's acceptance
+    to its result beat: ``rows * L + cols - 1`` cycles (``result_latency``); the result
+    beat is the last PE row's output registers, deskewed, held by stalling the array.
     """
 
     def __init__(self, rows: int, cols: int, bias: int = E4M3.bias, pipeline: int = 2):
@@ -54,7 +58,7 @@ class WeightStationaryArray(wiring.Component):
         self.pipeline = pipeline
         self.cell_latency = max(pipeline, 1)
         self.swap_time = (rows - 1) * self.cell_latency + cols - 1
-        self.result_latency = rows * self.cell_latency + cols
+        self.result_latency = rows * self.cell_latency + cols - 1
         self.weight_layout = data.StructLayout({"b": data.ArrayLayout(8, cols), "active": 1})
         self.operand_layout = data.StructLayout({
             "a": data.ArrayLayout(8, rows), "c": data.ArrayLayout(32, cols), "first": 1})
@@ -81,30 +85,25 @@ class WeightStationaryArray(wiring.Component):
         m.d.comb += [self.weights.ready.eq(step & (loaded != R) & (swapping == 0)),
                      shift.eq(self.weights.valid & self.weights.ready)]
 
-        # Operands: one held row; a first row waits for a full shadow tile.
-        hold = Signal(self.operand_layout)
-        hold_valid = Signal()
+        # Operands go straight into the array; a first row waits for a full shadow tile.
+        issue = self.operands.payload
         issuing = Signal()
-        m.d.comb += issuing.eq(hold_valid & (~hold.first | (loaded == R)))
-        m.d.comb += self.operands.ready.eq(step & (~hold_valid | issuing))
-        with m.If(self.operands.valid & self.operands.ready):
-            m.d.sync += [hold.eq(self.operands.payload), hold_valid.eq(1)]
-        with m.Elif(issuing):
-            m.d.sync += hold_valid.eq(0)
-        with m.If(issuing & hold.first):
+        m.d.comb += [self.operands.ready.eq(step & (~issue.first | (loaded == R))),
+                     issuing.eq(self.operands.valid & self.operands.ready)]
+        with m.If(issuing & issue.first):
             m.d.sync += [loaded.eq(0), swapping.eq(max(self.swap_time - 1, 0))]
         with m.Elif(shift):
             m.d.sync += loaded.eq(loaded + 1)
 
-        issue = Signal(self.operand_layout)
-        with m.If(issuing):
-            m.d.comb += issue.eq(hold)
-        issue_mac = issuing
-
         # The array. ----------------------------------------------------------------------
-        west = [delay(m, Cat(issue.a[r], issue_mac, issue.first), r * L, f"west{r}")
-                for r in range(R)]
-        north = [delay(m, Cat(issue.c[j], issue_mac), j, f"north{j}") for j in range(C)]
+        # Each code of A travels east with its row's flags and the run-time settings, so
+        # that every PE reads the settings from a register next to it (a settings net that
+        # fans out to every PE limits the clock of a large array). A bubble (no row) has
+        # garbage codes and sums: its ``mac`` flag is low, which zeroes ``b``.
+        settings = Cat(self.mode, self.fmt_a, self.fmt_b)
+        west = [delay(m, Cat(issue.a[r], issuing, issuing & issue.first, settings), r * L,
+                      f"west{r}") for r in range(R)]
+        north = [delay(m, Cat(issue.c[j], issuing), j, f"north{j}") for j in range(C)]
         # Shadow weights shift up the columns: the bottom row takes the beat.
         shadows = [[Signal(9, name=f"shadow{r}_{j}") for j in range(C)] for r in range(R)]
         with m.If(shift):
@@ -118,15 +117,15 @@ class WeightStationaryArray(wiring.Component):
             a_flags = west[r]
             for j in range(C):
                 a_here, mac, swap = a_flags[:8], a_flags[8], a_flags[9]
+                mode, fmt_a, fmt_b = a_flags[10:12], a_flags[12], a_flags[13]
                 weight = Signal(9, name=f"weight{r}_{j}")
                 use = Signal(9, name=f"use{r}_{j}")
                 m.d.comb += use.eq(Mux(swap, shadows[r][j], weight))
                 m.d.sync += weight.eq(use)
                 active = use[8]
-                cell = MacCell(m, f"pe{r}_{j}", self.bias, self.pipeline,
-                               self.mode, self.fmt_a, self.fmt_b)
+                cell = MacCell(m, f"pe{r}_{j}", self.bias, self.pipeline, mode, fmt_a, fmt_b)
                 sum_in = north[j]
-                m.d.comb += [cell.a.eq(a_here), cell.b.eq(Mux(active, use[:8], 0)),
+                m.d.comb += [cell.a.eq(a_here), cell.b.eq(Mux(active & mac, use[:8], 0)),
                              cell.mac.eq(mac & active), cell.tag.eq(sum_in[32]),
                              cell.acc_in.eq(sum_in[:32])]
                 north[j] = Cat(cell.acc_out, cell.tag_out)
@@ -139,8 +138,9 @@ class WeightStationaryArray(wiring.Component):
         payload = Signal(self.result_layout)
         m.d.comb += [payload.c[j].eq(bottom[j][:32]) for j in range(C)]
 
-        top = sc.finish(self.results, complete, payload)
-        in_flight = Signal(16)          # rows accepted and not yet delivered
+        top = sc.finish_direct(self.results, complete, payload)
+        # Rows accepted and not yet delivered: at most one per register stage.
+        in_flight = Signal(range(self.result_latency + 1))
         took = self.operands.valid & self.operands.ready
         gave = self.results.valid & self.results.ready
         top.d.sync += in_flight.eq(in_flight + took - gave)

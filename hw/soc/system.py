@@ -3,7 +3,7 @@ MPE array with the controller that runs one pass of it per ``RUN`` command."""
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -86,8 +86,14 @@ class ArraySystem(wiring.Component):
         # Counters reported by STATUS, 16 bits each.
         counters = {n: Signal(16, name=f"count_{n}") for n in STATUS_COUNTERS}
 
+        # One incrementer a counter: bump() raises its flag wherever the event happens.
+        bumped = {n: Signal(name=f"bump_{n}") for n in STATUS_COUNTERS}
+        for name, counter in counters.items():
+            with m.If(bumped[name]):
+                m.d.sync += counter.eq(counter + 1)
+
         def bump(name):
-            m.d.sync += counters[name].eq(counters[name] + 1)
+            m.d.comb += bumped[name].eq(1)
 
         uart_rx = m.submodules.uart_rx
         with m.If(uart_rx.frame_error):
@@ -120,7 +126,8 @@ class ArraySystem(wiring.Component):
                      sender.send.payload.length.eq(answer_length)]
 
         # RUN: the controller around the array. ------------------------------------------
-        run_m = Signal(16)
+        max_m = self.max_m
+        run_m = Signal(range(max_m + 1))
         active_rows = Signal(range(R + 1))
         run_mode = Signal(2)
         run_fmt_a = Signal(1)
@@ -128,31 +135,31 @@ class ArraySystem(wiring.Component):
         m.d.comb += [array.mode.eq(run_mode), array.fmt_a.eq(run_fmt_a),
                      array.fmt_b.eq(run_fmt_b)]
         weight_row = Signal(range(R + 1))
-        row_in = Signal(16)                 # rows of A sent
-        row_out = Signal(16)                # result rows written back
+        # Counters as wide as the buffers and max_m need (every bit is a logic cell).
+        row_in = Signal(range(max_m + 1))          # rows of A sent
+        row_out = Signal(range(max_m + 1))         # result rows written back
         byte_step = Signal(range(max(4 * C, R, C) + 2))
-        a_addr = Signal(16)
-        b_addr = Signal(16)
-        c_read = Signal(16)
-        c_write = Signal(16)
+        a_addr = Signal(range(self.sizes[0] + 1))
+        b_addr = Signal(range(self.sizes[1] + 1))
+        c_read = Signal(range(self.sizes[2] + 1))
+        c_write = Signal(range(self.sizes[2] + 1))
         weights_beat = Signal(8 * C)
         a_beat = Signal(8 * R)
         c_beat = Signal(32 * C)
-        result = Signal(32 * C)
-        writing = Signal()
-        write_step = Signal(range(4 * C + 1))
+        write_step = Signal(range(4 * C))
 
-        # Results into C, a byte a cycle, while rows are still going in.
-        m.d.comb += array.results.ready.eq(~writing)
-        with m.If(array.results.valid & array.results.ready):
-            m.d.sync += [result.eq(array.results.payload), writing.eq(1), write_step.eq(0)]
-        with m.If(writing):
+        # Results into C, a byte a cycle, straight from the array's result register, which
+        # is taken with the last byte (the array stalls meanwhile; rows still go in).
+        results = array.results
+        m.d.comb += results.ready.eq(write_step == 4 * C - 1)
+        with m.If(results.valid):
             m.d.comb += [buffers[2].write.addr.eq(c_write),
-                         buffers[2].write.data.eq(result.word_select(write_step, 8)),
+                         buffers[2].write.data.eq(
+                             Value.cast(results.payload).word_select(write_step, 8)),
                          buffers[2].write.en.eq(1)]
             m.d.sync += [c_write.eq(c_write + 1), write_step.eq(write_step + 1)]
             with m.If(write_step == 4 * C - 1):
-                m.d.sync += [writing.eq(0), row_out.eq(row_out + 1)]
+                m.d.sync += [write_step.eq(0), row_out.eq(row_out + 1)]
 
         host_index = Signal(range(MAX_PAYLOAD))
         copy_valid = Signal()
@@ -212,6 +219,10 @@ class ArraySystem(wiring.Component):
 
             sizes = [Const(size, 17) for size in self.sizes]
             size_of = Mux(buffer_no == 0, sizes[0], Mux(buffer_no == 1, sizes[1], sizes[2]))
+            # The end of the bytes a WRITE or READ touches (one adder for both).
+            past_end = Signal()
+            m.d.comb += past_end.eq(
+                address + Mux(got.command == Command.READ, count, data_length) > size_of)
             with m.State("DISPATCH"):
                 with m.Switch(got.command):
                     with m.Case(Command.IDENTIFY, Command.STATUS):
@@ -222,15 +233,14 @@ class ArraySystem(wiring.Component):
                         with m.Else():
                             accept(1 + 2 * len(STATUS_COUNTERS))
                     with m.Case(Command.WRITE):
-                        with m.If((got.length < 3) | (buffer_no > 2)
-                                  | (address + data_length > size_of)):
+                        with m.If((got.length < 3) | (buffer_no > 2) | past_end):
                             refuse(Nak.ARGUMENT)
                         with m.Else():
                             m.d.sync += [host_index.eq(0), reading.eq(buffer_no)]
                             m.next = "COPY"
                     with m.Case(Command.READ):
                         with m.If((got.length != 5) | (buffer_no > 2)
-                                  | (count > MAX_PAYLOAD - 1) | (address + count > size_of)):
+                                  | (count > MAX_PAYLOAD - 1) | past_end):
                             refuse(Nak.ARGUMENT)
                         with m.Else():
                             m.d.sync += reading.eq(buffer_no)
@@ -316,7 +326,7 @@ class ArraySystem(wiring.Component):
                     with m.Else():
                         m.next = "ROW_READ"
             with m.State("DRAIN"):
-                with m.If((row_out == run_m) & ~writing):
+                with m.If(row_out == run_m):
                     accept()
 
             # Answer, then let the receiver take the next frame.

@@ -189,7 +189,7 @@ class MPE(wiring.Component):
                                 + Mux(int4, (cross[0] + cross[1]) << 2, 0))
 
         s1 = pipe.cut_all("product", {
-            "valid": valid_in, "mode": mode, "acc": acc_in,
+            "valid": valid_in, "fp8": mode == Mode.FP8, "acc": acc_in,
             "product": product, "product_sign": sign_a ^ sign_b, "special": special,
             "lane_sum": lane_sum, "acc_zero": acc_zero, "product_big": product_big,
             "top": top, "distance": distance, "trailing_p": trailing_p,
@@ -214,7 +214,7 @@ class MPE(wiring.Component):
         m.d.comb += int_result.eq(s1["acc"] + s1["lane_sum"].as_signed())
 
         s1a = pipe.cut_all("align", {
-            "valid": s1["valid"], "mode": s1["mode"], "special": s1["special"],
+            "valid": s1["valid"], "fp8": s1["fp8"], "special": s1["special"],
             "big": aligned_big, "small": aligned_small,
             "big_sign": Mux(product_big, s1["product_sign"], acc.sign),
             "subtract": s1["product_sign"] ^ acc.sign, "top": s1["top"],
@@ -232,7 +232,7 @@ class MPE(wiring.Component):
                      sum_sign.eq(s1a["big_sign"] ^ (total < 0))]
 
         s2 = pipe.cut_all("sum", {
-            "valid": s1a["valid"], "mode": s1a["mode"], "special": s1a["special"],
+            "valid": s1a["valid"], "fp8": s1a["fp8"], "special": s1a["special"],
             "magnitude": magnitude, "sign": sum_sign, "top": s1a["top"],
             "int_result": s1a["int_result"],
         })
@@ -243,7 +243,7 @@ class MPE(wiring.Component):
         normalized_sum = Signal(width)
         m.d.comb += normalized_sum.eq(s2["magnitude"] << lz_sum)
         s3 = pipe.cut_all("normalize", {
-            "valid": s2["valid"], "mode": s2["mode"], "special": s2["special"],
+            "valid": s2["valid"], "fp8": s2["fp8"], "special": s2["special"],
             "sign": s2["sign"], "top": s2["top"], "int_result": s2["int_result"],
             "normalized": normalized_sum, "lz": lz_sum, "zero": s2["magnitude"] == 0,
         })
@@ -280,7 +280,7 @@ class MPE(wiring.Component):
         with m.Else():
             m.d.comb += code.eq(sign | (exp_final[:dl.exp_bits] << dl.man_bits) | man_final)
 
-        acc_out = Mux(s3["mode"] == Mode.FP8, code, s3["int_result"])
+        acc_out = Mux(s3["fp8"], code, s3["int_result"])
         m.d.comb += [self.acc_out.eq(pipe.cut("result", acc_out)),
                      self.valid_out.eq(pipe.cut("result", s3["valid"], reset_less=False))]
         return m
