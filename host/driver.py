@@ -18,7 +18,7 @@ import numpy as np
 
 from hw.schedule import GemmSchedule
 from hw.soc.protocol import (ACK, NAK, STATUS_COUNTERS, Command, FrameError, Nak,
-                             decode_frame, encode_frame)
+                             buffer_image, decode_frame, encode_frame, row_stride)
 from hw.units.fp8_to_fp9 import SourceFormat
 from hw.units.mpe import Mode
 
@@ -181,13 +181,14 @@ class Board:
             for tile in s.tiles:
                 b, active = s.ws_weights(tile, B)
                 a, c = s.ws_operands(tile, A[rows], part)
-                self.write(1, 0, b.tobytes())
-                self.write(0, 0, a.tobytes())
-                self.write(2, 0, c.astype("<u4").tobytes())
+                self.write(1, 0, buffer_image(b, "u1"))
+                self.write(0, 0, buffer_image(a, "u1"))
+                self.write(2, 0, buffer_image(c, "<u4"))
                 self.request(Command.RUN, bytes([MODES[mode], FORMATS[fmt_a], FORMATS[fmt_b],
                                                  int(active.sum())])
                              + part.shape[0].to_bytes(2, "little"))
-                result = np.frombuffer(self.read(2, 0, part.shape[0] * 4 * Cn), "<u4")
-                s.store(tile, part, result.reshape(part.shape[0], Cn))
+                stride = row_stride(4 * Cn) // 4
+                result = np.frombuffer(self.read(2, 0, part.shape[0] * 4 * stride), "<u4")
+                s.store(tile, part, result.reshape(part.shape[0], stride)[:, :Cn])
             out[rows] = part
         return out

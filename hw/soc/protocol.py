@@ -37,6 +37,24 @@ STATUS_COUNTERS = ("frames", "crc_errors", "timeouts", "refused", "uart_errors",
                    "runs")
 
 
+def row_stride(items: int) -> int:
+    """Bytes from one row of a board buffer to the next for rows of ``items`` bytes: the
+    next power of 2 (each buffer row is one memory word of byte lanes)."""
+    return 1 << max(items - 1, 0).bit_length()
+
+
+def buffer_image(rows, dtype: str) -> bytes:
+    """The bytes of a 2-D array as a board buffer holds it: each row padded with zeros to
+    ``row_stride`` bytes, items little-endian (``dtype`` ``"u1"`` or ``"<u4"``)."""
+    import numpy as np
+    rows = np.asarray(rows)
+    size = np.dtype(dtype).itemsize
+    stride = row_stride(rows.shape[1] * size) // size
+    out = np.zeros((rows.shape[0], stride), dtype)
+    out[:, :rows.shape[1]] = rows
+    return out.tobytes()
+
+
 class Nak(enum.IntEnum):
     CRC = 1          # the CRC did not match
     COMMAND = 2      # unknown command

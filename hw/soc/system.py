@@ -10,34 +10,62 @@ from amaranth.lib.wiring import In, Out
 from golden.formats import E4M3
 from hw.array import WeightStationaryArray
 from hw.soc.frames import FrameReceiver, FrameSender
-from hw.soc.protocol import ACK, MAX_PAYLOAD, NAK, STATUS_COUNTERS, Command, Nak
+from hw.soc.protocol import ACK, MAX_PAYLOAD, NAK, STATUS_COUNTERS, Command, Nak, row_stride
 from hw.soc.uart import UartRx, UartTx
 
-VERSION = 1
+VERSION = 2
 BUFFERS = ("A", "B", "C")          # buffer numbers 0, 1, 2 in WRITE and READ
 
 
-class BufferPort:
-    """A byte-wide ``lib.memory`` buffer with one read and one write port, each shared
-    between the host link and the controller (never at the same time for one port)."""
+class RowBuffer:
+    """A ``lib.memory`` buffer of rows, ``lanes`` bytes each (a power of 2), with one read
+    and one write port, each shared between the host link and the controller (never at
+    the same time for one port). The host sees bytes: byte address ``a`` is lane
+    ``a % lanes`` of row ``a // lanes``; the controller reads or writes a whole row a
+    cycle."""
 
-    def __init__(self, m, name, depth):
-        self.depth = depth
-        m.submodules[f"buffer_{name}"] = mem = memory.Memory(shape=8, depth=depth, init=[])
+    def __init__(self, m, name, lanes, depth):
+        assert lanes == row_stride(lanes)
+        self.lanes, self.depth, self.lane_bits = lanes, depth, lanes.bit_length() - 1
+        self.size = lanes * depth
+        m.submodules[f"buffer_{name}"] = mem = memory.Memory(shape=8 * lanes, depth=depth,
+                                                             init=[])
         self.read = mem.read_port()
-        self.write = mem.write_port()
+        self.write = mem.write_port(granularity=8)
+        self.lane_read = Signal(range(lanes), name=f"lane_read_{name}")
+
+    def host_write(self, m, address, byte):
+        """Write one byte at a byte address (comb assignments, for this cycle)."""
+        lane = address[:self.lane_bits] if self.lane_bits else 0
+        m.d.comb += [self.write.addr.eq(address >> self.lane_bits),
+                     self.write.data.eq(byte.replicate(self.lanes)),
+                     self.write.en.eq(1 << lane)]
+
+    def host_read(self, m, address):
+        """Read the byte at a byte address; it is ``host_data`` a cycle later."""
+        m.d.comb += self.read.addr.eq(address >> self.lane_bits)
+        if self.lane_bits:
+            m.d.sync += self.lane_read.eq(address[:self.lane_bits])
+
+    @property
+    def host_data(self):
+        if self.lanes == 1:
+            return self.read.data
+        return self.read.data.word_select(self.lane_read, 8)
 
 
 class ArraySystem(wiring.Component):
     """``rx`` / ``tx``: the UART pins (8N1, ``divisor`` clock cycles a bit).
 
-    Buffers (byte addresses, little-endian words), for a ``rows`` x ``cols`` array:
-    ``A`` holds ``max_m`` rows of ``rows`` codes (row i at ``i * rows``); ``B`` the weight
-    tile, ``rows`` rows of ``cols`` codes; ``C`` ``max_m`` rows of ``cols`` 32-bit sums
-    (row i at ``i * 4 * cols``). ``RUN`` (payload: mode, fmt_a, fmt_b, active rows, M as
-    2 bytes) loads B as the weights (rows past ``active`` pass the sums through), streams
-    rows 0..M-1 of A with the sums in C through the array, and writes the results back
-    into C, then answers. See ``hw/soc/protocol.py`` for the frames and the README for
+    Buffers (byte addresses, little-endian words), for a ``rows`` x ``cols`` array, each
+    row padded to a power of 2 of bytes (``protocol.row_stride``): ``A`` holds ``max_m``
+    rows of ``rows`` codes (row i at ``i * row_stride(rows)``); ``B`` the weight tile,
+    ``rows`` rows of ``cols`` codes (row k at ``k * row_stride(cols)``); ``C`` ``max_m``
+    rows of ``cols`` 32-bit sums (row i at ``i * 4 * row_stride(cols)``). ``RUN``
+    (payload: mode, fmt_a, fmt_b, active rows, M as 2 bytes) loads B as the weights (rows
+    past ``active`` pass the sums through), streams rows 0..M-1 of A with the sums in C
+    through the array, a row a buffer read, and writes the results back into C, a row a
+    cycle, then answers. See ``hw/soc/protocol.py`` for the frames and the README for
     every command's payload.
     """
 
@@ -46,7 +74,9 @@ class ArraySystem(wiring.Component):
         self.rows, self.cols, self.max_m = rows, cols, max_m
         self.pipeline, self.bias, self.divisor = pipeline, bias, divisor
         self.timeout = timeout_bits * divisor
-        self.sizes = (max_m * rows, rows * cols, max_m * 4 * cols)
+        self.lanes = (row_stride(rows), row_stride(cols), 4 * row_stride(cols))
+        self.depths = (max_m, rows, max_m)
+        self.sizes = tuple(lanes * depth for lanes, depth in zip(self.lanes, self.depths))
         if max(self.sizes) > 1 << 16:
             raise ValueError(f"buffers of {max(self.sizes)} bytes do not fit 16-bit addresses")
         self.identity = bytes([VERSION, rows, cols, 1, pipeline, bias]) + b"".join(
@@ -65,7 +95,8 @@ class ArraySystem(wiring.Component):
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
         wiring.connect(m, uart_rx.data, receiver.bytes)
         wiring.connect(m, sender.bytes, uart_tx.data)
-        buffers = [BufferPort(m, name, size) for name, size in zip(BUFFERS, self.sizes)]
+        buffers = [RowBuffer(m, name, lanes, depth)
+                   for name, lanes, depth in zip(BUFFERS, self.lanes, self.depths)]
         return self._executor(m, receiver, sender, array, buffers)
 
     def _executor(self, m, receiver, sender, array, buffers):
@@ -115,9 +146,9 @@ class ArraySystem(wiring.Component):
                                  status.word_select(fetch_index, 8)))
         read_data = Signal(8)
         reading = Signal(range(len(buffers)))
-        m.d.comb += read_data.eq(Mux(reading == 0, buffers[0].read.data,
-                                     Mux(reading == 1, buffers[1].read.data,
-                                         buffers[2].read.data)))
+        m.d.comb += read_data.eq(Mux(reading == 0, buffers[0].host_data,
+                                     Mux(reading == 1, buffers[1].host_data,
+                                         buffers[2].host_data)))
         m.d.comb += sender.fetch_data.eq(
             Mux(answer_command == NAK, answer_reason,
                 Mux(fetch_first, got.command,
@@ -135,31 +166,17 @@ class ArraySystem(wiring.Component):
         m.d.comb += [array.mode.eq(run_mode), array.fmt_a.eq(run_fmt_a),
                      array.fmt_b.eq(run_fmt_b)]
         weight_row = Signal(range(R + 1))
-        # Counters as wide as the buffers and max_m need (every bit is a logic cell).
         row_in = Signal(range(max_m + 1))          # rows of A sent
         row_out = Signal(range(max_m + 1))         # result rows written back
-        byte_step = Signal(range(max(4 * C, R, C) + 2))
-        a_addr = Signal(range(self.sizes[0] + 1))
-        b_addr = Signal(range(self.sizes[1] + 1))
-        c_read = Signal(range(self.sizes[2] + 1))
-        c_write = Signal(range(self.sizes[2] + 1))
-        weights_beat = Signal(8 * C)
-        a_beat = Signal(8 * R)
-        c_beat = Signal(32 * C)
-        write_step = Signal(range(4 * C))
 
-        # Results into C, a byte a cycle, straight from the array's result register, which
-        # is taken with the last byte (the array stalls meanwhile; rows still go in).
+        # Results into C, a row a cycle, straight from the array's result registers.
         results = array.results
-        m.d.comb += results.ready.eq(write_step == 4 * C - 1)
+        m.d.comb += results.ready.eq(1)
         with m.If(results.valid):
-            m.d.comb += [buffers[2].write.addr.eq(c_write),
-                         buffers[2].write.data.eq(
-                             Value.cast(results.payload).word_select(write_step, 8)),
-                         buffers[2].write.en.eq(1)]
-            m.d.sync += [c_write.eq(c_write + 1), write_step.eq(write_step + 1)]
-            with m.If(write_step == 4 * C - 1):
-                m.d.sync += [write_step.eq(0), row_out.eq(row_out + 1)]
+            m.d.comb += [buffers[2].write.addr.eq(row_out),
+                         buffers[2].write.data.eq(results.payload.as_value()),
+                         buffers[2].write.en.eq((1 << (4 * C)) - 1)]
+            m.d.sync += row_out.eq(row_out + 1)
 
         host_index = Signal(range(MAX_PAYLOAD))
         copy_valid = Signal()
@@ -167,12 +184,16 @@ class ArraySystem(wiring.Component):
         with m.FSM() as fsm:
             m.d.comb += [
                 array.weights.valid.eq(fsm.ongoing("WEIGHT_SEND")),
-                array.weights.payload.b.eq(weights_beat),
+                array.weights.payload.b.eq(buffers[1].read.data),
                 array.weights.payload.active.eq(weight_row < active_rows),
                 array.operands.valid.eq(fsm.ongoing("ROW_SEND")),
-                array.operands.payload.a.eq(a_beat),
-                array.operands.payload.c.eq(c_beat),
+                array.operands.payload.a.eq(buffers[0].read.data),
+                array.operands.payload.c.eq(buffers[2].read.data),
                 array.operands.payload.first.eq(row_in == 0),
+                # A beat's row stays on the read ports until the beat is taken.
+                buffers[0].read.en.eq(~fsm.ongoing("ROW_SEND")),
+                buffers[1].read.en.eq(~fsm.ongoing("WEIGHT_SEND")),
+                buffers[2].read.en.eq(~fsm.ongoing("ROW_SEND")),
                 sender.send.valid.eq(fsm.ongoing("ANSWER")),
                 receiver.received.ready.eq(fsm.ongoing("SENDING") & sender.send.ready),
             ]
@@ -255,9 +276,7 @@ class ArraySystem(wiring.Component):
                             m.d.sync += [run_mode.eq(args[0]), run_fmt_a.eq(args[1]),
                                          run_fmt_b.eq(args[2]), active_rows.eq(args[3]),
                                          run_m.eq(run_rows), weight_row.eq(0),
-                                         row_in.eq(0), row_out.eq(0), byte_step.eq(0),
-                                         a_addr.eq(0), b_addr.eq(0), c_read.eq(0),
-                                         c_write.eq(0)]
+                                         row_in.eq(0), row_out.eq(0)]
                             bump("runs")
                             m.next = "WEIGHT_READ"
                     with m.Default():
@@ -274,53 +293,29 @@ class ArraySystem(wiring.Component):
                 with m.If(copy_valid):
                     for n, buf in enumerate(buffers):
                         with m.If(buffer_no == n):
-                            m.d.comb += [buf.write.addr.eq(address + host_index - 1),
-                                         buf.write.data.eq(receiver.read_data),
-                                         buf.write.en.eq(1)]
+                            buf.host_write(m, address + host_index - 1, receiver.read_data)
                 with m.If(host_index == data_length + 1):
                     m.d.sync += copy_valid.eq(0)
                     accept()
 
-            # RUN, weights: row r of B (cols bytes) becomes weight beat r.
+            # RUN: row r of B is weight beat r; row i of A and of C is operand beat i. Each
+            # buffer row is read once (its read port holds it until the beat is taken).
             with m.State("WEIGHT_READ"):
-                m.d.comb += buffers[1].read.addr.eq(b_addr)
-                m.d.sync += [b_addr.eq(b_addr + 1), byte_step.eq(byte_step + 1)]
-                m.next = "WEIGHT_BYTE"
-            with m.State("WEIGHT_BYTE"):
-                m.d.sync += weights_beat.eq(Cat(weights_beat[8:], buffers[1].read.data))
-                with m.If(byte_step == C):
-                    m.next = "WEIGHT_SEND"
-                with m.Else():
-                    m.next = "WEIGHT_READ"
+                m.d.comb += buffers[1].read.addr.eq(weight_row)
+                m.next = "WEIGHT_SEND"
             with m.State("WEIGHT_SEND"):
                 with m.If(array.weights.ready):
-                    m.d.sync += [weight_row.eq(weight_row + 1), byte_step.eq(0)]
+                    m.d.sync += weight_row.eq(weight_row + 1)
                     with m.If(weight_row == R - 1):
                         m.next = "ROW_READ"
                     with m.Else():
                         m.next = "WEIGHT_READ"
-
-            # RUN, rows: row i of A (rows bytes) and of C (4 * cols bytes) as one beat.
             with m.State("ROW_READ"):
-                m.d.comb += [buffers[0].read.addr.eq(a_addr), buffers[2].read.addr.eq(c_read)]
-                with m.If(byte_step < R):
-                    m.d.sync += a_addr.eq(a_addr + 1)
-                with m.If(byte_step < 4 * C):
-                    m.d.sync += c_read.eq(c_read + 1)
-                m.d.sync += byte_step.eq(byte_step + 1)
-                m.next = "ROW_BYTE"
-            with m.State("ROW_BYTE"):
-                with m.If(byte_step <= R):
-                    m.d.sync += a_beat.eq(Cat(a_beat[8:], buffers[0].read.data))
-                with m.If(byte_step <= 4 * C):
-                    m.d.sync += c_beat.eq(Cat(c_beat[8:], buffers[2].read.data))
-                with m.If(byte_step == max(R, 4 * C)):
-                    m.next = "ROW_SEND"
-                with m.Else():
-                    m.next = "ROW_READ"
+                m.d.comb += [buffers[0].read.addr.eq(row_in), buffers[2].read.addr.eq(row_in)]
+                m.next = "ROW_SEND"
             with m.State("ROW_SEND"):
                 with m.If(array.operands.ready):
-                    m.d.sync += [row_in.eq(row_in + 1), byte_step.eq(0)]
+                    m.d.sync += row_in.eq(row_in + 1)
                     with m.If(row_in == run_m - 1):
                         m.next = "DRAIN"
                     with m.Else():
@@ -340,5 +335,5 @@ class ArraySystem(wiring.Component):
         # READ answers fetch from the buffer: the byte for fetch index f + 1 is read at f.
         for n, buf in enumerate(buffers):
             with m.If((got.command == Command.READ) & (reading == n)):
-                m.d.comb += buf.read.addr.eq(address + fetch - 1)
+                buf.host_read(m, address + fetch - 1)
         return m

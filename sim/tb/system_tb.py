@@ -11,7 +11,8 @@ import numpy as np
 
 from golden.matmul import matmul
 from hw.schedule import GemmSchedule
-from hw.soc.protocol import ACK, NAK, Command, Nak, encode_frame
+from hw.soc.protocol import ACK, NAK, Command, Nak, buffer_image, encode_frame, row_stride
+from hw.soc.system import VERSION
 from hw.units.fp8_to_fp9 import SourceFormat
 from hw.units.mpe import Mode
 from sim.lanes import start_clock
@@ -61,14 +62,15 @@ class Host:
         for tile in s.tiles:
             b, active = s.ws_weights(tile, B)
             a, c = s.ws_operands(tile, A, Cm)
-            await self.write(1, 0, b.astype(np.uint8).tobytes())
-            await self.write(0, 0, a.astype(np.uint8).tobytes())
-            await self.write(2, 0, c.astype("<u4").tobytes())
+            await self.write(1, 0, buffer_image(b, "u1"))
+            await self.write(0, 0, buffer_image(a, "u1"))
+            await self.write(2, 0, buffer_image(c, "<u4"))
             run = bytes([Mode[mode.upper()].value, SourceFormat[fmt_a.upper()].value,
                          SourceFormat[fmt_b.upper()].value, int(active.sum())])
             await self.ok(Command.RUN, run + M.to_bytes(2, "little"))
-            out = np.frombuffer(await self.read(2, 0, M * 4 * C), "<u4").reshape(M, C)
-            s.store(tile, Cm, out)
+            stride = row_stride(4 * C) // 4
+            out = np.frombuffer(await self.read(2, 0, M * 4 * stride), "<u4")
+            s.store(tile, Cm, out.reshape(M, stride)[:, :C])
         return Cm
 
 
@@ -82,8 +84,10 @@ async def setup(dut):
 async def identify(dut):
     host = await setup(dut)
     data = await host.ok(Command.IDENTIFY)
-    assert data[:6] == bytes([1, R, C, 1, 2, 11]), data
-    assert int.from_bytes(data[6:8], "little") == P["max_m"]
+    assert data[:6] == bytes([VERSION, R, C, 1, 2, 11]), data
+    sizes = [int.from_bytes(data[i:i + 2], "little") for i in range(6, 14, 2)]
+    assert sizes == [P["max_m"], P["max_m"] * row_stride(R), R * row_stride(C),
+                     P["max_m"] * 4 * row_stride(C)], sizes
 
 
 @cocotb.test()
