@@ -222,6 +222,19 @@ def _mtime(path: Path) -> float | None:
     return path.stat().st_mtime if path.exists() else None
 
 
+def _no_rw_check(name: str) -> str:
+    """Yosys commands that let the system's buffers be plain block RAMs.
+
+    Their memories carry ``no_rw_check`` (no port ever reads a row written in the same
+    cycle), but Yosys applies that attribute only in its Verilog frontend; read as RTLIL,
+    each read port keeps "old data on collision" and becomes a block RAM plus a bypass
+    register and a multiplexer a bit. Marking the collisions undefined on those read ports
+    (the modules of ``ArraySystem`` and its frame receiver) has the same effect.
+    """
+    return " ".join(["setparam -set COLLISION_X_MASK 1"]
+                    + [f"{name}.{module}/t:$memrd_v2" for module in ("system", "system.receiver")])
+
+
 def build(target: BoardTarget, build_dir: Path, *, seed: int = NEXTPNR_SEED) -> BuildResult:
     """Build ``target``'s bitstream in ``build_dir`` and read its utilization and Fmax.
 
@@ -248,6 +261,7 @@ def build(target: BoardTarget, build_dir: Path, *, seed: int = NEXTPNR_SEED) -> 
             platform.build(
                 BoardTop(target), name=name, build_dir=str(build_dir), do_program=False,
                 nextpnr_opts=f"--seed {seed} --timing-allow-fail",
+                script_after_read=_no_rw_check(name),
                 script_after_synth=f"tee -q -o {name}.stat.json stat -json")
     except subprocess.CalledProcessError:
         synth_done = _mtime(build_dir / f"{name}.json")

@@ -54,7 +54,9 @@ class FrameReceiver(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=MAX_PAYLOAD, init=[])
+        # Never read and written in one cycle (no byte is taken while a frame is out).
+        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=MAX_PAYLOAD, init=[],
+                                                     attrs={"no_rw_check": 1})
         write = buffer.write_port()
         read = buffer.read_port()
         m.d.comb += [read.addr.eq(self.read_addr), self.read_data.eq(read.data)]

@@ -28,8 +28,10 @@ class RowBuffer:
         assert lanes == row_stride(lanes)
         self.lanes, self.depth, self.lane_bits = lanes, depth, lanes.bit_length() - 1
         self.size = lanes * depth
-        m.submodules[f"buffer_{name}"] = mem = memory.Memory(shape=8 * lanes, depth=depth,
-                                                             init=[])
+        # The ports never touch one row in the same cycle: no_rw_check spares Yosys the
+        # bypass logic (registers and a comparator a bit) that would make it safe.
+        m.submodules[f"buffer_{name}"] = mem = memory.Memory(
+            shape=8 * lanes, depth=depth, init=[], attrs={"no_rw_check": 1})
         self.read = mem.read_port()
         self.write = mem.write_port(granularity=8)
         self.lane_read = Signal(range(lanes), name=f"lane_read_{name}")
@@ -223,7 +225,7 @@ class ArraySystem(wiring.Component):
                             m.d.sync += args[i].eq(receiver.read_data)
                 m.d.sync += arg_index.eq(arg_index + 1)
                 with m.If(arg_index == 5):
-                    m.next = "DISPATCH"
+                    m.next = "CHECK"
                 with m.Else():
                     m.next = "ARGS"
 
@@ -241,9 +243,18 @@ class ArraySystem(wiring.Component):
             sizes = [Const(size, 17) for size in self.sizes]
             size_of = Mux(buffer_no == 0, sizes[0], Mux(buffer_no == 1, sizes[1], sizes[2]))
             # The end of the bytes a WRITE or READ touches (one adder for both).
+            # The argument checks are registered (from CHECK to DISPATCH), so that none of
+            # them is in series with the decisions of DISPATCH.
             past_end = Signal()
-            m.d.comb += past_end.eq(
+            m.d.sync += past_end.eq(
                 address + Mux(got.command == Command.READ, count, data_length) > size_of)
+            run_rows = Cat(args[4], args[5])
+            bad_run = Signal()
+            m.d.sync += bad_run.eq((got.length != 6) | (args[0] > 2) | (args[1] > 1)
+                                   | (args[2] > 1) | (args[3] > R) | (run_rows == 0)
+                                   | (run_rows > self.max_m))
+            with m.State("CHECK"):
+                m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 with m.Switch(got.command):
                     with m.Case(Command.IDENTIFY, Command.STATUS):
@@ -267,10 +278,7 @@ class ArraySystem(wiring.Component):
                             m.d.sync += reading.eq(buffer_no)
                             accept(1 + count)
                     with m.Case(Command.RUN):
-                        run_rows = Cat(args[4], args[5])
-                        with m.If((got.length != 6) | (args[0] > 2) | (args[1] > 1)
-                                  | (args[2] > 1) | (args[3] > R) | (run_rows == 0)
-                                  | (run_rows > self.max_m)):
+                        with m.If(bad_run):
                             refuse(Nak.ARGUMENT)
                         with m.Else():
                             m.d.sync += [run_mode.eq(args[0]), run_fmt_a.eq(args[1]),

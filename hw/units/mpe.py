@@ -22,7 +22,7 @@ PIPELINE_CUTS = {
     1: ("result",),
     2: ("product", "result"),
     3: ("product", "sum", "result"),
-    4: ("product", "align", "sum", "result"),
+    4: ("product", "sum", "normalize", "result"),
     5: ("product", "align", "sum", "normalize", "result"),
     6: ("operands", "product", "align", "sum", "normalize", "result"),
 }
@@ -46,7 +46,7 @@ class MPE(wiring.Component):
 
     Parameters: ``bias``, the ``e4m3`` bias (0..15, default 11); ``pipeline``, the number of
     register stages (0..6, default 2: after the product and on the result; 3 adds one after
-    the fused add, 4 one after the alignment, 5 one after the normalization, 6 one on the
+    the fused add, 4 one after the normalization, 5 one after the alignment, 6 one on the
     inputs).
 
     Latency: ``pipeline`` cycles (0: combinational). Throughput: one row per cycle, that
@@ -251,21 +251,27 @@ class MPE(wiring.Component):
         sig_bits = dl.man_bits + 1
         kept = normalized[width - sig_bits:]              # 10 bits, MSB set
         guard = normalized[width - sig_bits - 1]
-        rounded = Signal(sig_bits + 1)
-        m.d.comb += rounded.eq(kept + guard)
-        carry = rounded[-1]
+        fraction = kept[:dl.man_bits]
+        # Rounding up carries out of the significand only when its fraction is all ones;
+        # then the result is 2**(exponent + 1) (fraction 0). No decision below waits for
+        # the rounding adder: the exponent cases come from exp_field and carry, the
+        # mantissa cases from the kept bits and the guard bit.
+        carry = Signal()
+        m.d.comb += carry.eq(fraction.all() & guard)
         exp_field = Signal(signed(9))       # biased dlfloat16 exponent before rounding
-        m.d.comb += exp_field.eq(s3["top"] + 1 - lz)
-        exp_final = Signal(signed(9))
-        m.d.comb += exp_final.eq(exp_field + carry)
+        exp_next = Signal(signed(9))        # the same, plus one
+        m.d.comb += [exp_field.eq(s3["top"] + 1 - lz), exp_next.eq(s3["top"] + 2 - lz)]
+        exp_final = Mux(carry, exp_next, exp_field)
         man_final = Signal(dl.man_bits)
-        m.d.comb += man_final.eq(Mux(carry, 0, rounded[:dl.man_bits]))
+        m.d.comb += man_final.eq(Mux(carry, 0, fraction + guard))
 
         code = Signal(dl.width)
         sign = s3["sign"] << (dl.width - 1)
         e_max, m_max = dl.max_fields
-        with m.If(s3["special"]
-                  | (exp_final > e_max) | ((exp_final == e_max) & (man_final > m_max))):
+        # Past the largest finite value: a larger exponent, or the largest one with a
+        # mantissa over m_max after rounding (a carry makes the exponent larger instead).
+        mantissa_over = carry | (fraction > m_max) | ((fraction == m_max) & guard)
+        with m.If(s3["special"] | (exp_field > e_max) | ((exp_field == e_max) & mantissa_over)):
             m.d.comb += code.eq(dl.canonical_nan)
         with m.Elif(s3["zero"] | (exp_field < -1)):
             m.d.comb += code.eq(0)
@@ -274,7 +280,7 @@ class MPE(wiring.Component):
             # that is when any of the 9 bits below the leading one is set; else zero.
             below_lead = normalized[width - dl.man_bits - 1:width - 1]
             m.d.comb += code.eq(Mux(below_lead.any(), sign | 1, 0))
-        with m.Elif((exp_final == 0) & (man_final == 0)):
+        with m.Elif((exp_field == 0) & ~fraction.any() & ~guard):
             # e=0, m=0 is the zero code, not 2**-31: round up to min positive instead.
             m.d.comb += code.eq(sign | 1)
         with m.Else():
