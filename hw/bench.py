@@ -74,6 +74,7 @@ _WS5 = (("dataflow", "ws"), ("pipeline", 5))
 CONFIGS: tuple[Config, ...] = (
     Config("convert", (("bias", 11),), 1, "conv"),
     Config("mpe", (("pipeline", 2),), 1, "MAC", "FP8; INT4 2x, INT2 4x"),
+    Config("mpe", (("pipeline", 4),), 1, "MAC", "FP8; INT4 2x, INT2 4x"),
     Config("mpe", (("pipeline", 5),), 1, "MAC", "FP8; INT4 2x, INT2 4x"),
     Config("quant16", (), 1, "conv"),
     Config("quant30", (), 1, "conv"),

@@ -31,7 +31,7 @@ def test_config_table_resolves():
     assert resolve_config(deepest)["pipeline"] == max(
         p.hi for p in get_unit("fmatree").params if p.name == "pipeline")
     assert all(c.unit != "matmul" or c.params[0][1] == 2 for c in select_configs(None, True))
-    assert [c.unit for c in select_configs(["mpe,convert"], False)] == ["convert", "mpe", "mpe"]
+    assert [c.unit for c in select_configs(["mpe,convert"], False)] == ["convert", "mpe", "mpe", "mpe"]
 
 
 def test_ports_and_harness_widths():
