@@ -67,16 +67,16 @@ def default_cache_dir() -> Path:
 def run_cocotb(top, name: str, sim: str, test_module: str, build_dir, *,
                testcase: str | None = None, env: dict | None = None,
                quiet: bool = False, seed: int | None = None,
-               cache_dir: Path | None = None, cxx_opt: str | None = None) -> SimResult:
+               cache_dir: Path | None = None, cxx_opt: str | None = "-O0") -> SimResult:
     """Build ``top`` as module ``name`` and run the cocotb tests of ``test_module``.
 
     ``env`` reaches the testbench as environment variables (values that are not strings
     are JSON-encoded). With ``quiet``, simulator output goes to ``build_dir/sim.log``.
     With ``cache_dir``, the simulator build is kept in ``cache_dir/SIM/NAME`` and reused
     while the Verilog is unchanged (a file lock keeps concurrent runs apart); the test
-    itself still runs in ``build_dir``. ``cxx_opt`` (e.g. ``-O0``) sets Verilator's C++
-    optimization level: large designs build several times faster at ``-O0``, and a
-    testbench that spends its time in Python runs no slower.
+    itself still runs in ``build_dir``. ``cxx_opt`` (default ``-O0``; ``None`` for the
+    Makefile's own) sets Verilator's C++ optimization level: designs build several times
+    faster at ``-O0``, and these testbenches spend their time in Python, not in the model.
     """
     prepare_simulator(sim)
     build_dir = Path(build_dir).resolve()
