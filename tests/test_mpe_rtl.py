@@ -18,7 +18,8 @@ def run_lanes(sim, tmp_path, testcase=None, **params):
 
 
 def test_every_pair_every_mode(sim, tmp_path):
-    """fp8: 65,536 pairs x 4 format pairs x 6 accumulators; int4/int2: every pair."""
+    """fp8: 65,536 pairs x 4 format pairs x 2 of 6 kinds of accumulator; int4/int2: every
+    pair (FP8HW_FULL_SWEEP=1: every kind with every pair)."""
     result = run_lanes(sim, tmp_path)
     assert (result.tests, result.failed) == (3, 0)
 
