@@ -152,9 +152,10 @@ async def int_every_pair(dut):
     wrap_points = np.array([0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0], dtype=np.int64)
     near_wrap = (wrap_points[rng.integers(0, 4, n)] + rng.integers(-130, 131, n)) & 0xFFFFFFFF
     random_acc = rng.integers(0, 1 << 32, n, dtype=np.uint64)
+    kinds = [random_acc.astype(np.uint32), near_wrap.astype(np.uint32)]
     parts = []
     for mode in ("int4", "int2"):
-        for acc in pick_kinds(rng, [random_acc.astype(np.uint32), near_wrap.astype(np.uint32)], 1):
+        for acc in pick_kinds(rng, kinds, 1):
             parts.append({"acc": acc.astype(np.uint32), "a": a_all, "b": b_all,
                           "mode": np.full(n, mode), "fmt_a": np.full(n, "e4m3"),
                           "fmt_b": np.full(n, "e4m3")})
