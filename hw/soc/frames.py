@@ -133,8 +133,10 @@ class FrameReceiver(wiring.Component):
 
 class FrameSender(wiring.Component):
     """Sends one answer frame per ``send`` request: ``command`` and a payload of ``length``
-    bytes, fetched one at a time through ``fetch_addr`` / ``fetch_data`` (one cycle of
-    latency), then the CRC. Bytes go out on ``bytes``."""
+    bytes, fetched one at a time through ``fetch_addr`` / ``fetch_data``, then the CRC.
+    ``fetch_data`` is taken two cycles after ``fetch_addr`` changes (so a source may
+    register its read, or its read and a multiplexer after it) and must hold while
+    ``fetch_addr`` does. Bytes go out on ``bytes``."""
 
     def __init__(self):
         super().__init__({
@@ -189,11 +191,13 @@ class FrameSender(wiring.Component):
                     with m.If(~out_valid | sent):
                         emit(value)
                         m.next = nxt
-            with m.State("FETCH"):                 # fetch_data is valid a cycle later
+            with m.State("FETCH"):                 # fetch_data is valid two cycles later
                 with m.If(count == length):
                     m.next = "CRC0"
                 with m.Else():
-                    m.next = "PAYLOAD"
+                    m.next = "FETCH_WAIT"
+            with m.State("FETCH_WAIT"):
+                m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 with m.If(~out_valid | sent):
                     emit(self.fetch_data)

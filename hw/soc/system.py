@@ -151,7 +151,9 @@ class ArraySystem(wiring.Component):
         m.d.comb += read_data.eq(Mux(reading == 0, buffers[0].host_data,
                                      Mux(reading == 1, buffers[1].host_data,
                                          buffers[2].host_data)))
-        m.d.comb += sender.fetch_data.eq(
+        # Registered: a block RAM's output, a byte lane multiplexer and the sender's CRC
+        # would not fit in one cycle at 60 MHz (the sender waits two cycles for the byte).
+        m.d.sync += sender.fetch_data.eq(
             Mux(answer_command == NAK, answer_reason,
                 Mux(fetch_first, got.command,
                     Mux(got.command == Command.READ, read_data, table))))
