@@ -78,18 +78,23 @@ class WeightStationaryArray(wiring.Component):
         sc = SteppedCore()
         m, step = sc.core, sc.step
 
+        # Inside the core, a beat is taken when it is valid and may go in: ``step`` is not
+        # in these conditions, as no register of the core changes without it anyway (so
+        # the stall signal reaches only the enables, never the data paths of the PEs).
         # Weights: count the shadow rows loaded; no shift while a switch is under way.
         loaded = Signal(range(R + 1))
         swapping = countdown(m, "swapping", self.swap_time)
         shift = Signal()
-        m.d.comb += [self.weights.ready.eq(step & (loaded != R) & (swapping == 0)),
-                     shift.eq(self.weights.valid & self.weights.ready)]
+        may_shift = (loaded != R) & (swapping == 0)
+        m.d.comb += [self.weights.ready.eq(step & may_shift),
+                     shift.eq(self.weights.valid & may_shift)]
 
         # Operands go straight into the array; a first row waits for a full shadow tile.
         issue = self.operands.payload
         issuing = Signal()
-        m.d.comb += [self.operands.ready.eq(step & (~issue.first | (loaded == R))),
-                     issuing.eq(self.operands.valid & self.operands.ready)]
+        may_issue = ~issue.first | (loaded == R)
+        m.d.comb += [self.operands.ready.eq(step & may_issue),
+                     issuing.eq(self.operands.valid & may_issue)]
         with m.If(issuing & issue.first):
             m.d.sync += [loaded.eq(0), swapping.eq(max(self.swap_time - 1, 0))]
         with m.Elif(shift):
