@@ -55,7 +55,7 @@ class BoardTarget:
 
 
 # A 2x2 array on the UP5K at 21 MHz (the iCE40 PLL makes exactly 21 from 12; nextpnr
-# reaches 23.7) and an 8x8 array on the 85F at 60 MHz (nextpnr reaches 66.6); see the
+# reaches 23.5) and an 8x8 array on the 85F at 60 MHz (nextpnr reaches 66.6); see the
 # README, "FPGA boards".
 BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
     BoardTarget("icebreaker", ICEBreakerPlatform, rows=2, cols=2, max_m=64, pipeline=4,
