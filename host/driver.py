@@ -18,7 +18,8 @@ import numpy as np
 
 from hw.schedule import GemmSchedule
 from hw.soc.protocol import (ACK, NAK, STATUS_COUNTERS, Command, FrameError, Nak,
-                             buffer_image, decode_frame, encode_frame, row_stride)
+                             buffer_image, decode_frame, encode_frame, from_buffer_image,
+                             image_row_bytes)
 from hw.units.fp8_to_fp9 import SourceFormat
 from hw.units.mpe import Mode
 
@@ -187,8 +188,7 @@ class Board:
                 self.request(Command.RUN, bytes([MODES[mode], FORMATS[fmt_a], FORMATS[fmt_b],
                                                  int(active.sum())])
                              + part.shape[0].to_bytes(2, "little"))
-                stride = row_stride(4 * Cn) // 4
-                result = np.frombuffer(self.read(2, 0, part.shape[0] * 4 * stride), "<u4")
-                s.store(tile, part, result.reshape(part.shape[0], stride)[:, :Cn])
+                result = self.read(2, 0, part.shape[0] * image_row_bytes(Cn, "<u4"))
+                s.store(tile, part, from_buffer_image(result, Cn, "<u4"))
             out[rows] = part
         return out

@@ -91,7 +91,6 @@ class SteppedCore:
             m.d.sync += [results.valid.eq(1), results.payload.eq(payload)]
         return m
 
-
     def finish_direct(self, results, complete, payload) -> Module:
         """Like ``finish``, but with no result register: the core's last registers are the
         result (``valid`` is ``complete``), held by stalling the core until it is taken."""

@@ -43,16 +43,29 @@ def row_stride(items: int) -> int:
     return 1 << max(items - 1, 0).bit_length()
 
 
+def image_row_bytes(cols: int, dtype: str) -> int:
+    """Bytes a buffer row of ``cols`` items of ``dtype`` takes, padding included."""
+    import numpy as np
+    return row_stride(cols * np.dtype(dtype).itemsize)
+
+
 def buffer_image(rows, dtype: str) -> bytes:
     """The bytes of a 2-D array as a board buffer holds it: each row padded with zeros to
     ``row_stride`` bytes, items little-endian (``dtype`` ``"u1"`` or ``"<u4"``)."""
     import numpy as np
     rows = np.asarray(rows)
-    size = np.dtype(dtype).itemsize
-    stride = row_stride(rows.shape[1] * size) // size
+    stride = image_row_bytes(rows.shape[1], dtype) // np.dtype(dtype).itemsize
     out = np.zeros((rows.shape[0], stride), dtype)
     out[:, :rows.shape[1]] = rows
     return out.tobytes()
+
+
+def from_buffer_image(data: bytes, cols: int, dtype: str):
+    """The rows of ``cols`` items in ``data`` read from a board buffer (``buffer_image``
+    undone: the padding dropped)."""
+    import numpy as np
+    stride = image_row_bytes(cols, dtype) // np.dtype(dtype).itemsize
+    return np.frombuffer(data, dtype).reshape(-1, stride)[:, :cols]
 
 
 class Nak(enum.IntEnum):

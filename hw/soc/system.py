@@ -26,8 +26,7 @@ class RowBuffer:
 
     def __init__(self, m, name, lanes, depth):
         assert lanes == row_stride(lanes)
-        self.lanes, self.depth, self.lane_bits = lanes, depth, lanes.bit_length() - 1
-        self.size = lanes * depth
+        self.lanes, self.lane_bits = lanes, lanes.bit_length() - 1
         # The ports never touch one row in the same cycle: no_rw_check spares Yosys the
         # bypass logic (registers and a comparator a bit) that would make it safe.
         m.submodules[f"buffer_{name}"] = mem = memory.Memory(

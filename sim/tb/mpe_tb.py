@@ -112,13 +112,14 @@ def fp8_accumulators(rng, a, b, fa, fb, bias):
 def pick_kinds(rng, kinds, per_pair):
     """``per_pair`` accumulator arrays, each row taking a different kind at random (all
     kinds in order with FULL_SWEEP)."""
+    assert per_pair in (1, 2)
     if FULL_SWEEP:
         return kinds
-    n = len(kinds[0])
-    first = rng.integers(0, len(kinds), n)
-    steps = [np.zeros(n, int)] + [rng.integers(1, len(kinds), n)] * (per_pair - 1)
-    assert per_pair <= 2
-    return [np.choose((first + step) % len(kinds), kinds) for step in steps]
+    first = rng.integers(0, len(kinds), len(kinds[0]))
+    picks = [first]
+    if per_pair == 2:             # a second kind, never the first one
+        picks.append((first + rng.integers(1, len(kinds), len(first))) % len(kinds))
+    return [np.choose(pick, kinds) for pick in picks]
 
 
 def every_pair_rows(rng, bias):

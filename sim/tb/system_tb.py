@@ -11,7 +11,8 @@ import numpy as np
 
 from golden.matmul import matmul
 from hw.schedule import GemmSchedule
-from hw.soc.protocol import ACK, NAK, Command, Nak, buffer_image, encode_frame, row_stride
+from hw.soc.protocol import (ACK, NAK, Command, Nak, buffer_image, encode_frame,
+                             from_buffer_image, image_row_bytes, row_stride)
 from hw.soc.system import VERSION
 from hw.units.fp8_to_fp9 import SourceFormat
 from hw.units.mpe import Mode
@@ -68,9 +69,8 @@ class Host:
             run = bytes([Mode[mode.upper()].value, SourceFormat[fmt_a.upper()].value,
                          SourceFormat[fmt_b.upper()].value, int(active.sum())])
             await self.ok(Command.RUN, run + M.to_bytes(2, "little"))
-            stride = row_stride(4 * C) // 4
-            out = np.frombuffer(await self.read(2, 0, M * 4 * stride), "<u4")
-            s.store(tile, Cm, out.reshape(M, stride)[:, :C])
+            out = await self.read(2, 0, M * image_row_bytes(C, "<u4"))
+            s.store(tile, Cm, from_buffer_image(out, C, "<u4"))
         return Cm
 
 
