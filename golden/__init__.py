@@ -1,6 +1,9 @@
-"""Bit-exact numpy model of every format and unit: the reference the hardware is judged by.
+"""Bit-exact numpy model of every format and unit: the reference the hardware is judged by,
+and an emulator for real tensors (docs/numerics.md is the contract it implements).
 
-Every function is vectorized over numpy arrays; there is no Python loop per element.
+Every function is vectorized over numpy arrays; there is no Python loop per element::
+
+    from golden import matmul, mpe, E4M3, decode
 """
 
 from .formats import (DLFLOAT16, E4M3, E5M2, FLOAT_FORMATS, FORMATS, FP8SEB, FP9, FP30,
@@ -8,9 +11,16 @@ from .formats import (DLFLOAT16, E4M3, E5M2, FLOAT_FORMATS, FORMATS, FP8SEB, FP9
                       get_format)
 from .codec import (decode, encode, is_nan_code, pack_lanes, round_exact, unpack_lanes)
 from .convert import convert
+from .fmatree import dot, fmatree
+from .matmul import matmul
+from .mpe import mpe
+from .quant16 import quant16
+from .quant30 import max_exponent, next_bias, quant30
 
 __all__ = [
     "DLFLOAT16", "E4M3", "E5M2", "FLOAT_FORMATS", "FORMATS", "FP8SEB", "FP9", "FP30",
     "INT2", "INT4", "INT_FORMATS", "FloatFormat", "FormatError", "IntFormat", "get_format",
-    "decode", "encode", "is_nan_code", "pack_lanes", "round_exact", "unpack_lanes", "convert",
+    "decode", "encode", "is_nan_code", "pack_lanes", "round_exact", "unpack_lanes",
+    "convert", "dot", "fmatree", "matmul", "max_exponent", "mpe", "next_bias", "quant16",
+    "quant30",
 ]

@@ -41,7 +41,8 @@ def _resolve_bias(fmt: FloatFormat, bias) -> np.ndarray:
     return np.asarray(bias).astype(np.int64)
 
 
-def _check_codes(codes, width: int, fmt_name: str) -> np.ndarray:
+def check_codes(codes, width: int, fmt_name: str) -> np.ndarray:
+    """``codes`` as int64, after checking they are integers of ``width`` bits."""
     c = np.asarray(codes)
     if c.dtype.kind not in "iu":
         raise FormatError(f"{fmt_name}: codes must be integers, got dtype {c.dtype}")
@@ -62,10 +63,10 @@ def decode(codes, fmt, bias=None) -> np.ndarray:
     """
     fmt = get_format(fmt)
     if isinstance(fmt, IntFormat):
-        c = _check_codes(codes, fmt.bits, fmt.name)
+        c = check_codes(codes, fmt.bits, fmt.name)
         return np.where(c >= (1 << (fmt.bits - 1)), c - (1 << fmt.bits), c).astype(np.float64)
 
-    c = _check_codes(codes, fmt.width, fmt.name)
+    c = check_codes(codes, fmt.width, fmt.name)
     sign, sig, lsb_exp = split_codes(c, fmt, _resolve_bias(fmt, bias))
     mag = np.ldexp(sig.astype(np.float64), lsb_exp)
     val = np.where(sign == 1, -mag, mag)
@@ -305,7 +306,7 @@ def unpack_lanes(packed, fmt) -> np.ndarray:
     fmt = get_format(fmt)
     if not isinstance(fmt, IntFormat):
         raise FormatError(f"{fmt.name} is not an integer lane format")
-    p = _check_codes(packed, 8, fmt.name)
+    p = check_codes(packed, 8, fmt.name)
     shifts = np.arange(fmt.lanes_per_byte) * fmt.bits
     lanes = (p[..., None] >> shifts) & ((1 << fmt.bits) - 1)
     return np.where(lanes >= (1 << (fmt.bits - 1)), lanes - (1 << fmt.bits), lanes)

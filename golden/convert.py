@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import _check_codes, decode, encode
+from .codec import check_codes, decode, encode
 from .formats import E4M3, E5M2, FP9, FormatError
-
-SOURCE_FORMATS = ("e4m3", "e5m2")
+from .params import FMT
 
 
 def convert(a, fmt: str = "e4m3", bias: int = E4M3.bias) -> np.ndarray:
     """uint8 codes of ``fmt`` to uint16 ``fp9`` codes."""
-    if fmt not in SOURCE_FORMATS:
-        raise FormatError(f"convert: unknown source format {fmt!r} (known: e4m3, e5m2)")
+    if fmt not in FMT.choices:
+        raise FormatError(f"convert: unknown source format {fmt!r} "
+                          f"(known: {', '.join(FMT.choices)})")
     src = E4M3.with_bias(bias) if fmt == "e4m3" else E5M2
-    a = _check_codes(a, 8, src.name)
+    a = check_codes(a, 8, src.name)
     if fmt == "e5m2":
         return (a << 1).astype(np.uint16)
     sign = a >> 7

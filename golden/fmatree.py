@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import _check_codes, add_exact, is_nan_code, round_exact, split_codes
+from .codec import check_codes, add_exact, is_nan_code, round_exact, split_codes
 from .formats import FP8SEB, FP30, FormatError, check_bias
+from .params import WAYS
 
-DEFAULT_WAYS = 24
-# Products are below 2**36; with up to 2**25 ways |T| stays below round_exact's 2**62.
-MAX_WAYS = 1 << 25
+DEFAULT_WAYS = WAYS.default
 
 
 def product_terms(a, b) -> np.ndarray:
@@ -47,15 +46,15 @@ def tree_width(ways: int) -> int:
 
 
 def _check_rows(acc, a, b, bias_a, bias_b):
-    a = _check_codes(a, 8, "a")
-    b = _check_codes(b, 8, "b")
+    a = check_codes(a, 8, "a")
+    b = check_codes(b, 8, "b")
     if a.ndim != 2 or a.shape != b.shape:
         raise FormatError(f"fmatree: a and b must both be [n, ways], got {a.shape} and {b.shape}")
-    if not 1 <= a.shape[1] <= MAX_WAYS:
-        raise FormatError(f"fmatree: ways must be in 1..{MAX_WAYS}, got {a.shape[1]}")
+    if not WAYS.lo <= a.shape[1] <= WAYS.hi:
+        raise FormatError(f"fmatree: ways must be {WAYS.allowed}, got {a.shape[1]}")
     check_bias(FP8SEB, bias_a)
     check_bias(FP8SEB, bias_b)
-    acc = _check_codes(acc, FP30.width, "acc (fp30)")
+    acc = check_codes(acc, FP30.width, "acc (fp30)")
     return acc, a, b, np.asarray(bias_a, np.int64), np.asarray(bias_b, np.int64)
 
 
@@ -82,8 +81,8 @@ def dot(a, b, bias_a, bias_b, ways: int = DEFAULT_WAYS, acc=0) -> np.ndarray:
     them: chunks of ``ways`` products in ascending k, the last chunk padded with zeros,
     each chunk added into the ``fp30`` accumulator (initially ``acc``, default +0).
     Returns uint32 ``fp30`` codes [n]."""
-    a = np.atleast_2d(_check_codes(a, 8, "a"))
-    b = np.atleast_2d(_check_codes(b, 8, "b"))
+    a = np.atleast_2d(check_codes(a, 8, "a"))
+    b = np.atleast_2d(check_codes(b, 8, "b"))
     if a.shape != b.shape:
         raise FormatError(f"dot: a and b must have the same shape, got {a.shape} and {b.shape}")
     n, k = a.shape

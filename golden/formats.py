@@ -22,12 +22,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from fp8hw.enums import Overflow
+from fp8hw.errors import Fp8hwError
+
 STYLES = ("ieee", "fn", "dl", "finite")
 ROUNDINGS = ("rne", "rnu")
-OVERFLOWS = ("sat", "nan")
+OVERFLOWS = Overflow.labels()
 
 
-class FormatError(ValueError):
+class FormatError(Fp8hwError, ValueError):
     """A format, bias, rounding mode or overflow action that does not exist."""
 
 

@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import _check_codes, unpack_lanes
+from .codec import check_codes, unpack_lanes
 from .formats import E4M3, FormatError
-from .mpe import _check_mode, mpe
-
-# The systolic array's dataflows (output- and weight-stationary); every one gives these bits.
-DATAFLOWS = ("os", "ws")
+from .mpe import check_mode, mpe
 
 
 def matmul(A, B, C=None, mode: str = "fp8", fmt_a: str = "e4m3", fmt_b: str = "e4m3",
            bias: int = E4M3.bias) -> np.ndarray:
     """uint8 A [M, K] x uint8 B [K, N], optional uint32 C [M, N]; returns uint32 [M, N]."""
-    _check_mode(mode, fmt_a, fmt_b)
-    A = _check_codes(A, 8, "A")
-    B = _check_codes(B, 8, "B")
+    check_mode(mode, fmt_a, fmt_b)
+    A = check_codes(A, 8, "A")
+    B = check_codes(B, 8, "B")
     if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[0]:
         raise FormatError(f"matmul: A must be [M, K] and B [K, N], got {A.shape} and {B.shape}")
     M, K = A.shape
@@ -34,7 +31,7 @@ def matmul(A, B, C=None, mode: str = "fp8", fmt_a: str = "e4m3", fmt_b: str = "e
     if C is None:
         acc = np.zeros((M, N), np.int64)
     else:
-        acc = _check_codes(C, 32, "C")
+        acc = check_codes(C, 32, "C")
         if acc.shape != (M, N):
             raise FormatError(f"matmul: C must be [{M}, {N}], got {acc.shape}")
     if mode != "fp8":

@@ -13,28 +13,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import (_check_codes, add_exact, is_nan_code, round_exact, split_codes,
+from .codec import (check_codes, add_exact, is_nan_code, round_exact, split_codes,
                     unpack_lanes)
-from .convert import SOURCE_FORMATS, convert
+from .convert import convert
 from .formats import DLFLOAT16, E4M3, FP9, FormatError
+from .params import FMT_A, FMT_B, MODE
 
-MODES = ("fp8", "int4", "int2")
 
-def _check_mode(mode, fmt_a, fmt_b):
-    if mode not in MODES:
-        raise FormatError(f"mpe: unknown mode {mode!r} (modes: {', '.join(MODES)})")
-    for name, fmt in (("fmt_a", fmt_a), ("fmt_b", fmt_b)):
-        if fmt not in SOURCE_FORMATS:
-            raise FormatError(f"mpe: {name} must be e4m3 or e5m2, got {fmt!r}")
+def check_mode(mode, fmt_a, fmt_b) -> None:
+    """FormatError unless ``mode``, ``fmt_a`` and ``fmt_b`` are allowed values."""
+    if mode not in MODE.choices:
+        raise FormatError(f"mpe: unknown mode {mode!r} (modes: {', '.join(MODE.choices)})")
+    for param, fmt in ((FMT_A, fmt_a), (FMT_B, fmt_b)):
+        if fmt not in param.choices:
+            raise FormatError(f"mpe: {param.name} must be {param.allowed}, got {fmt!r}")
 
 
 def mpe(acc, a, b, mode: str = "fp8", fmt_a: str = "e4m3", fmt_b: str = "e4m3",
         bias: int = E4M3.bias) -> np.ndarray:
     """One MAC per row: uint32 ``acc``, uint8 ``a`` and ``b`` (broadcast); uint32 result."""
-    _check_mode(mode, fmt_a, fmt_b)
-    acc = _check_codes(acc, 32, "acc")
-    a = _check_codes(a, 8, "a")
-    b = _check_codes(b, 8, "b")
+    check_mode(mode, fmt_a, fmt_b)
+    acc = check_codes(acc, 32, "acc")
+    a = check_codes(a, 8, "a")
+    b = check_codes(b, 8, "b")
     if mode != "fp8":
         lanes_a, lanes_b = unpack_lanes(a, mode), unpack_lanes(b, mode)
         total = acc + (lanes_a * lanes_b).sum(axis=-1)

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import _check_codes, decode, encode
-from .convert import SOURCE_FORMATS
-from .formats import DLFLOAT16, E4M3, E5M2, OVERFLOWS, FormatError
+from .codec import check_codes, decode, encode
+from .formats import DLFLOAT16, E4M3, E5M2, FormatError
+from .params import FMT, OVERFLOW
 
 
 def quant16(x, fmt: str = "e4m3", bias: int = E4M3.bias, overflow: str = "sat") -> np.ndarray:
     """uint16 ``dlfloat16`` codes to uint8 codes of ``fmt``."""
-    if fmt not in SOURCE_FORMATS:
-        raise FormatError(f"quant16: fmt must be e4m3 or e5m2, got {fmt!r}")
-    if overflow not in OVERFLOWS:
-        raise FormatError(f"quant16: overflow must be sat or nan, got {overflow!r}")
+    for param, value in ((FMT, fmt), (OVERFLOW, overflow)):
+        if value not in param.choices:
+            raise FormatError(f"quant16: {param.name} must be {param.allowed}, got {value!r}")
     target = E4M3.with_bias(bias) if fmt == "e4m3" else E5M2
-    value = decode(_check_codes(x, 16, DLFLOAT16.name), DLFLOAT16)  # exact; NaN for 0x7FFF
+    value = decode(check_codes(x, 16, DLFLOAT16.name), DLFLOAT16)  # exact; NaN for 0x7FFF
     nan = np.isnan(value)
     y = encode(np.where(nan, 0.0, value), target, rounding="rne", overflow=overflow)
     return np.where(nan, target.canonical_nan, y).astype(np.uint8)

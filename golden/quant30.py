@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import _check_codes, is_nan_code, round_exact, split_codes
+from .codec import check_codes, is_nan_code, round_exact, split_codes
 from .formats import FP8SEB, FP30, FormatError, check_bias
+from .params import ROOM
 
-DEFAULT_ROOM = 1
+DEFAULT_ROOM = ROOM.default
 
 
 def quant30(x, bias) -> np.ndarray:
     """uint32 ``fp30`` codes and biases (scalar or per row) to uint8 ``fp8seb`` codes."""
-    x = _check_codes(x, FP30.width, "x (fp30)")
+    x = check_codes(x, FP30.width, "x (fp30)")
     check_bias(FP8SEB, bias)
     sign, sig, exp = split_codes(x, FP30)
     y = round_exact(sign, sig, exp, FP8SEB, bias=np.asarray(bias, np.int64),
@@ -29,7 +30,7 @@ def quant30(x, bias) -> np.ndarray:
 
 def exponents(x) -> np.ndarray:
     """floor(log2|x|) of each ``fp30`` code; None-like (int64 min) for zero and NaN."""
-    x = _check_codes(x, FP30.width, "x (fp30)")
+    x = check_codes(x, FP30.width, "x (fp30)")
     e = (x >> FP30.man_bits) & FP30.exp_all_ones
     valid = (x & ~(1 << (FP30.width - 1))) != 0
     valid &= ~is_nan_code(x, FP30)
@@ -53,8 +54,8 @@ def next_bias(bias: int, max_exp: int | None, room: int = DEFAULT_ROOM) -> int:
     check_bias(FP8SEB, bias)
     if max_exp is None:
         return int(bias)
-    if room < 0:
-        raise FormatError(f"room must be >= 0, got {room}")
+    if not isinstance(room, int) or not ROOM.lo <= room <= ROOM.hi:
+        raise FormatError(f"room must be {ROOM.allowed}, got {room!r}")
     target = (FP8SEB.exp_all_ones - bias) - room
     step = -1 if max_exp > target else (1 if max_exp < target else 0)
     lo, hi = FP8SEB.bias_range

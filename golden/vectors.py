@@ -7,8 +7,6 @@ and every malformed file is refused with the same one-line message.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,50 +14,23 @@ from typing import Callable
 
 import numpy as np
 
-from .convert import SOURCE_FORMATS, convert
-from .fmatree import DEFAULT_WAYS, fmatree
-from .formats import E4M3, FP8SEB, FP30, OVERFLOWS
-from .matmul import DATAFLOWS, matmul
-from .mpe import MODES, mpe
+from fp8hw.arrays import COLS, DATAFLOW, ROWS
+from fp8hw.errors import Fp8hwError
+from fp8hw.files import write_atomic
+from fp8hw.params import Param, resolve_parameters
+
+from .convert import convert
+from .fmatree import fmatree
+from .formats import FP8SEB, FP30
+from .matmul import matmul
+from .mpe import mpe
+from .params import BIAS, FMT, FMT_A, FMT_B, MODE, OVERFLOW, WAYS
 from .quant16 import quant16
 from .quant30 import quant30
 
-# The largest tree a vector file may describe (the generator itself takes any N >= 1).
-MAX_VECTOR_WAYS = 1024
 
-
-class VectorError(ValueError):
+class VectorError(Fp8hwError, ValueError):
     """A malformed vector file or a bad parameter; the message is one line."""
-
-
-@dataclass(frozen=True)
-class VParam:
-    """A unit parameter: a choice among names, or an integer in lo..hi."""
-    name: str
-    default: object
-    choices: tuple[str, ...] | None = None
-    lo: int | None = None
-    hi: int | None = None
-
-    def parse(self, unit: str, text) -> object:
-        if self.choices is not None:
-            if text not in self.choices:
-                raise VectorError(f"{unit}: parameter {self.name} must be one of "
-                                  f"{', '.join(self.choices)}, got {text!r}")
-            return text
-        try:
-            value = int(str(text), 0)
-        except ValueError:
-            raise VectorError(f"{unit}: parameter {self.name} must be an integer, "
-                              f"got {text!r}") from None
-        if not self.lo <= value <= self.hi:
-            raise VectorError(f"{unit}: parameter {self.name}={value} is outside "
-                              f"{self.lo}..{self.hi}")
-        return value
-
-    def describe(self) -> str:
-        allowed = "|".join(self.choices) if self.choices else f"{self.lo}..{self.hi}"
-        return f"{self.name}={allowed} (default {self.default})"
 
 
 @dataclass(frozen=True)
@@ -77,22 +48,15 @@ class VArray:
 @dataclass(frozen=True)
 class VectorUnit:
     name: str
-    params: tuple[VParam, ...]
+    params: tuple[Param, ...]
     inputs: tuple[VArray, ...]
     outputs: tuple[VArray, ...]
     evaluate: Callable[[dict, dict], dict] = field(repr=False)
     nonempty: bool = False          # every input dimension must be at least 1
 
     def resolve_params(self, overrides: dict | None = None) -> dict:
-        overrides = dict(overrides or {})
-        known = {p.name: p for p in self.params}
-        for name in overrides:
-            if name not in known:
-                allowed = ", ".join(known) or "none"
-                raise VectorError(f"{self.name}: unknown parameter {name!r} "
-                                  f"(parameters: {allowed})")
-        return {p.name: (p.parse(self.name, overrides[p.name]) if p.name in overrides
-                         else p.default) for p in self.params}
+        """The defaults with ``overrides`` (name -> command-line text) parsed over them."""
+        return resolve_parameters(self.params, overrides or {}, self.name)
 
     def check_arrays(self, arrays: dict, specs: tuple[VArray, ...], what: str) -> dict:
         """Check names, dtypes and consistent dimensions; returns the named dimensions."""
@@ -137,6 +101,12 @@ class VectorUnit:
                                   f"{name}={params[name]}")
         return dims
 
+    def empty_outputs(self, dims: dict) -> dict:
+        """The outputs of a file with no rows (a dimension of 0): empty arrays of the output
+        dtypes and shapes, which is what evaluating it gives (nothing to compute)."""
+        return {spec.name: np.zeros([dims[d] for d in spec.dims], spec.dtype)
+                for spec in self.outputs}
+
     def run_golden(self, inputs: dict, params: dict) -> dict:
         outputs = self.evaluate(inputs, params)
         self.check_arrays(outputs, self.outputs, "golden output")
@@ -154,12 +124,17 @@ def load_npz(path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as f:
             if not isinstance(f, np.lib.npyio.NpzFile):
                 raise VectorError(f"{path}: not an .npz file (a single .npy array?)")
-            return {name: f[name] for name in f.files}
+            arrays = {name: f[name] for name in f.files}
     except VectorError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise VectorError(f"{path}: not a readable .npz file ({detail})") from None
+    for name, value in arrays.items():
+        # numpy hands back the raw bytes of a member that is not an .npy array.
+        if not isinstance(value, np.ndarray):
+            raise VectorError(f"{path}: member {name!r} is not a numpy array (.npy)")
+    return arrays
 
 
 def save_npz(path, arrays: dict) -> None:
@@ -168,15 +143,7 @@ def save_npz(path, arrays: dict) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise VectorError(f"{path}: folder {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 # Units --------------------------------------------------------------------------------
@@ -194,8 +161,6 @@ def _eval_quant16(inputs: dict, params: dict) -> dict:
     return {"y": quant16(inputs["x"], params["fmt"], params["bias"], params["overflow"])}
 
 
-_BIAS = VParam("bias", E4M3.bias, lo=E4M3.bias_range[0], hi=E4M3.bias_range[1])
-
 def _eval_fmatree(inputs: dict, params: dict) -> dict:
     return {"acc": fmatree(inputs["acc"], inputs["a"], inputs["b"], inputs["bias_a"],
                            inputs["bias_b"])}
@@ -210,39 +175,32 @@ def _eval_matmul(inputs: dict, params: dict) -> dict:
                         params["fmt_a"], params["fmt_b"], params["bias"])}
 
 
-# The array shapes and dataflows ``python -m sim run matmul`` builds; every one gives the
-# same C, so the golden model checks them and otherwise ignores them.
-MAX_ARRAY_SIDE = 64
-
 _FP30_CODES = {"lo": 0, "hi": (1 << FP30.width) - 1}
 _SHARED_BIAS = {"lo": FP8SEB.bias_range[0], "hi": FP8SEB.bias_range[1]}
 
 VECTOR_UNITS: dict[str, VectorUnit] = {
     "convert": VectorUnit(
         "convert",
-        params=(VParam("fmt", "e4m3", choices=SOURCE_FORMATS), _BIAS),
+        params=(FMT, BIAS),
         inputs=(VArray("a", "uint8", ("n",)),),
         outputs=(VArray("y", "uint16", ("n",)),),
         evaluate=_eval_convert),
     "mpe": VectorUnit(
         "mpe",
-        params=(VParam("mode", "fp8", choices=MODES),
-                VParam("fmt_a", "e4m3", choices=SOURCE_FORMATS),
-                VParam("fmt_b", "e4m3", choices=SOURCE_FORMATS), _BIAS),
+        params=(MODE, FMT_A, FMT_B, BIAS),
         inputs=(VArray("acc", "uint32", ("n",)), VArray("a", "uint8", ("n",)),
                 VArray("b", "uint8", ("n",))),
         outputs=(VArray("acc", "uint32", ("n",)),),
         evaluate=_eval_mpe),
     "quant16": VectorUnit(
         "quant16",
-        params=(VParam("fmt", "e4m3", choices=SOURCE_FORMATS), _BIAS,
-                VParam("overflow", "sat", choices=OVERFLOWS)),
+        params=(FMT, BIAS, OVERFLOW),
         inputs=(VArray("x", "uint16", ("n",)),),
         outputs=(VArray("y", "uint8", ("n",)),),
         evaluate=_eval_quant16),
     "fmatree": VectorUnit(
         "fmatree",
-        params=(VParam("ways", DEFAULT_WAYS, lo=1, hi=MAX_VECTOR_WAYS),),
+        params=(WAYS,),
         inputs=(VArray("acc", "uint32", ("n",), **_FP30_CODES),
                 VArray("a", "uint8", ("n", "ways")), VArray("b", "uint8", ("n", "ways")),
                 VArray("bias_a", "int8", ("n",), **_SHARED_BIAS),
@@ -258,12 +216,9 @@ VECTOR_UNITS: dict[str, VectorUnit] = {
         evaluate=_eval_quant30),
     "matmul": VectorUnit(
         "matmul",
-        params=(VParam("mode", "fp8", choices=MODES),
-                VParam("fmt_a", "e4m3", choices=SOURCE_FORMATS),
-                VParam("fmt_b", "e4m3", choices=SOURCE_FORMATS), _BIAS,
-                VParam("rows", 4, lo=1, hi=MAX_ARRAY_SIDE),
-                VParam("cols", 4, lo=1, hi=MAX_ARRAY_SIDE),
-                VParam("dataflow", "os", choices=DATAFLOWS)),
+        # The array's shape and dataflow choose the array ``python -m sim run`` builds;
+        # every one gives the same C, so the golden model checks them and ignores them.
+        params=(MODE, FMT_A, FMT_B, BIAS, ROWS, COLS, DATAFLOW),
         inputs=(VArray("A", "uint8", ("M", "K")), VArray("B", "uint8", ("K", "N")),
                 VArray("C", "uint32", ("M", "N"), optional=True)),
         outputs=(VArray("C", "uint32", ("M", "N")),),
@@ -276,19 +231,6 @@ def get_vector_unit(name: str) -> VectorUnit:
         return VECTOR_UNITS[name]
     except KeyError:
         raise VectorError(f"unknown unit {name!r} (units: {', '.join(VECTOR_UNITS)})") from None
-
-
-def parse_params(items: list[str] | None) -> dict[str, str]:
-    """``["NAME=VALUE", ...]`` to a dict; a malformed item is a VectorError."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise VectorError(f"--param needs NAME=VALUE, got {item!r}")
-        if name in out:
-            raise VectorError(f"parameter {name!r} given twice")
-        out[name] = value
-    return out
 
 
 def load_inputs(unit: VectorUnit, path, params: dict) -> dict[str, np.ndarray]:

@@ -10,30 +10,28 @@ the same output file. Errors end with one line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 
-from golden.formats import FormatError
-from golden.vectors import VectorError, get_vector_unit, load_inputs, parse_params, save_npz
+from boards.targets import UART_BAUD
+from fp8hw.cli import ArgumentParser, UsageError, parse_assignments, run_command
+from fp8hw.files import check_output_path
+from golden.vectors import get_vector_unit, load_inputs, save_npz
 from host.driver import Board, BoardError, SerialTransport
+from sim.runner import SIMULATORS
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise VectorError(message)
-
-
-def _parser():
-    p = _Parser(prog="python -m host", description="Run GEMMs on an fp8hw board.")
+def _parser(prog="python -m host"):
+    p = ArgumentParser(prog=prog, description="Run GEMMs on an fp8hw board.")
     p.add_argument("command", choices=("identify", "status", "matmul"))
     p.add_argument("files", nargs="*", metavar="IN.npz OUT.npz")
     p.add_argument("--param", action="append", metavar="NAME=VALUE")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--serial", metavar="PORT", help="a board on this serial port")
-    where.add_argument("--sim", choices=("icarus", "verilator"),
+    where.add_argument("--sim", choices=SIMULATORS,
                        help="the simulated board (the RTL, on this simulator)")
-    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--baud", type=int, default=UART_BAUD,
+                   help=f"serial rate (default {UART_BAUD}, the boards' UART)")
     return p
 
 
@@ -42,41 +40,44 @@ def _board(args):
     if args.serial:
         yield Board(SerialTransport(args.serial, args.baud))
     else:
-        from sim.board import simulated_board
-        with simulated_board(args.sim) as board:
-            yield board
+        from sim.board import ANSWER_TIMEOUT_S, simulated_board
+        with simulated_board(args.sim) as transport:
+            yield Board(transport, timeout=ANSWER_TIMEOUT_S)
 
 
-def main(argv=None) -> int:
-    try:
-        args = _parser().parse_args(argv)
-        if args.command == "matmul":
-            if len(args.files) != 2:
-                raise VectorError("matmul needs IN.npz and OUT.npz")
-            unit = get_vector_unit("matmul")
-            params = unit.resolve_params(parse_params(args.param))
-            inputs = load_inputs(unit, args.files[0], params)
-        elif args.files or args.param:
-            raise VectorError(f"{args.command} takes no files or parameters")
-        with _board(args) as board:
-            if args.command == "identify":
-                info = board.identify()
-                print(" ".join(f"{k}={v}" for k, v in vars(info).items()))
-            elif args.command == "status":
-                print(" ".join(f"{k}={v}" for k, v in board.status().items()))
-            else:
-                if params["bias"] != board.info.bias:
-                    raise BoardError(f"the board's e4m3 bias is {board.info.bias}, "
-                                     f"not {params['bias']}")
-                C = board.matmul(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
-                                 params["fmt_a"], params["fmt_b"])
-                save_npz(args.files[1], {"C": C})
-                print(f"matmul on the board: {inputs['A'].shape[0]}x{inputs['A'].shape[1]} x "
-                      f"{inputs['B'].shape[1]} -> {args.files[1]}")
-        return 0
-    except (VectorError, FormatError, BoardError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def _main(argv=None, prog="python -m host") -> int:
+    args = _parser(prog).parse_args(argv)
+    if args.sim and args.baud != UART_BAUD:
+        raise UsageError("--baud applies to --serial only")
+    if args.command == "matmul":
+        if len(args.files) != 2:
+            raise UsageError("matmul needs IN.npz and OUT.npz")
+        unit = get_vector_unit("matmul")
+        params = unit.resolve_params(parse_assignments(args.param))
+        inputs = load_inputs(unit, args.files[0], params)
+        check_output_path(args.files[1])          # before the GEMM, not after
+    elif args.files or args.param:
+        raise UsageError(f"{args.command} takes no files or parameters")
+    with _board(args) as board:
+        if args.command == "identify":
+            info = board.identify()
+            print(" ".join(f"{k}={v}" for k, v in vars(info).items()))
+        elif args.command == "status":
+            print(" ".join(f"{k}={v}" for k, v in board.status().items()))
+        else:
+            if params["bias"] != board.info.bias:
+                raise BoardError(f"the board's e4m3 bias is {board.info.bias}, "
+                                 f"not {params['bias']}")
+            C = board.matmul(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
+                             params["fmt_a"], params["fmt_b"])
+            save_npz(args.files[1], {"C": C})
+            print(f"matmul on the board: {inputs['A'].shape[0]}x{inputs['A'].shape[1]} x "
+                  f"{inputs['B'].shape[1]} -> {args.files[1]}")
+    return 0
+
+
+def main(argv=None, prog="python -m host") -> int:
+    return run_command(lambda a: _main(a, prog), argv)
 
 
 if __name__ == "__main__":

@@ -4,40 +4,43 @@
 ``write``, ``read``, ``run``, ``status``, and ``matmul``, which tiles any GEMM onto the
 board's weight-stationary array with ``hw.schedule.GemmSchedule`` and returns exactly the
 bits of ``golden.matmul``. A transport has ``write(bytes)`` and ``read(n, timeout) ->
-bytes`` (fewer bytes on timeout): ``SerialTransport`` for a real board, ``SocketTransport``
-for the simulated one.
+bytes`` (fewer bytes on timeout): ``SerialTransport`` for a real board, or the simulated
+board's socket (``sim.board.simulated_board``).
 """
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from boards.targets import UART_BAUD
+from fp8hw.enums import Dataflow, Mode, SourceFormat
+from fp8hw.errors import Fp8hwError
 from hw.schedule import GemmSchedule
 from hw.soc.protocol import (ACK, NAK, STATUS_COUNTERS, Command, FrameError, Nak,
                              buffer_image, decode_frame, encode_frame, from_buffer_image,
                              image_row_bytes)
-from hw.units.fp8_to_fp9 import SourceFormat
-from hw.units.mpe import Mode
 
-MODES = {mode.name.lower(): mode.value for mode in Mode}
-FORMATS = {fmt.name.lower(): fmt.value for fmt in SourceFormat}
 CHUNK = 512                  # bytes per WRITE or READ frame
+# The rates a USB serial adapter can run at; the boards' UART runs at 115200.
+BAUD_RANGE = (300, 12_000_000)
 
 
-class BoardError(RuntimeError):
+class BoardError(Fp8hwError):
     """The board refused a request or stopped answering; the message says which."""
 
 
 class SerialTransport:
-    def __init__(self, port: str, baud: int = 115200):
+    def __init__(self, port: str, baud: int = UART_BAUD):
         import serial
+        lo, hi = BAUD_RANGE
+        if isinstance(baud, bool) or not isinstance(baud, int) or not lo <= baud <= hi:
+            raise BoardError(f"baud rate must be an integer in {lo}..{hi}, got {baud!r}")
         try:
             self.port = serial.Serial(port, baud, timeout=0.05)
-        except (serial.SerialException, OSError) as e:
+        except (serial.SerialException, OSError, ValueError) as e:
             raise BoardError(f"cannot open serial port {port}: {e}") from None
 
     def write(self, data: bytes) -> None:
@@ -46,29 +49,6 @@ class SerialTransport:
     def read(self, n: int, timeout: float) -> bytes:
         self.port.timeout = timeout
         return self.port.read(n)
-
-
-class SocketTransport:
-    def __init__(self, host: str, port: int, connect_timeout: float = 60.0):
-        deadline = time.monotonic() + connect_timeout
-        while True:
-            try:
-                self.sock = socket.create_connection((host, port), timeout=5)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise BoardError(f"no simulated board at {host}:{port}") from None
-                time.sleep(0.2)
-
-    def write(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def read(self, n: int, timeout: float) -> bytes:
-        self.sock.settimeout(timeout)
-        try:
-            return self.sock.recv(n)
-        except socket.timeout:
-            return b""
 
 
 @dataclass(frozen=True)
@@ -137,7 +117,9 @@ class Board:
     def identify(self) -> BoardInfo:
         d = self.request(Command.IDENTIFY)
         sizes = tuple(int.from_bytes(d[i:i + 2], "little") for i in range(6, 14, 2))
-        self._info = BoardInfo(d[0], d[1], d[2], "ws" if d[3] == 1 else "os", d[4], d[5],
+        if d[3] not in tuple(Dataflow):
+            raise BoardError(f"the board reports an unknown dataflow code {d[3]}")
+        self._info = BoardInfo(d[0], d[1], d[2], Dataflow(d[3]).label, d[4], d[5],
                                sizes[0], sizes[1:])
         return self._info
 
@@ -166,9 +148,11 @@ class Board:
 
     def matmul(self, A, B, C=None, mode="fp8", fmt_a="e4m3", fmt_b="e4m3") -> np.ndarray:
         """C = A x B (+ C) on the board, bit for bit ``golden.matmul``."""
-        if mode not in MODES or fmt_a not in FORMATS or fmt_b not in FORMATS:
-            raise BoardError(f"mode must be one of {', '.join(MODES)} and formats one of "
-                             f"{', '.join(FORMATS)}")
+        try:
+            codes = [Mode.from_label(mode), SourceFormat.from_label(fmt_a),
+                     SourceFormat.from_label(fmt_b)]
+        except ValueError as e:
+            raise BoardError(str(e)) from None
         A, B = np.asarray(A, np.uint8), np.asarray(B, np.uint8)
         M, K = A.shape
         N = B.shape[1]
@@ -178,15 +162,14 @@ class Board:
         for m0 in range(0, M, info.max_m):             # rows are independent
             rows = slice(m0, min(m0 + info.max_m, M))
             part = out[rows]
-            s = GemmSchedule(part.shape[0], K, N, R, Cn, "ws")
+            s = GemmSchedule(part.shape[0], K, N, R, Cn, Dataflow.WS.label)
             for tile in s.tiles:
                 b, active = s.ws_weights(tile, B)
                 a, c = s.ws_operands(tile, A[rows], part)
                 self.write(1, 0, buffer_image(b, "u1"))
                 self.write(0, 0, buffer_image(a, "u1"))
                 self.write(2, 0, buffer_image(c, "<u4"))
-                self.request(Command.RUN, bytes([MODES[mode], FORMATS[fmt_a], FORMATS[fmt_b],
-                                                 int(active.sum())])
+                self.request(Command.RUN, bytes([*codes, int(active.sum())])
                              + part.shape[0].to_bytes(2, "little"))
                 result = self.read(2, 0, part.shape[0] * image_row_bytes(Cn, "<u4"))
                 s.store(tile, part, from_buffer_image(result, Cn, "<u4"))

@@ -14,22 +14,17 @@ it into the board with openFPGALoader.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-from hw.registry import UNITS, BuildError, get_unit, parse_assignments
+from fp8hw.cli import ArgumentParser, parse_assignments, run_command
+from fp8hw.errors import Fp8hwError
+from fp8hw.files import write_text_atomic
+from hw.registry import UNITS, BuildError, get_unit
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise BuildError(message)
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m hw.build", description=__doc__.splitlines()[0])
+def _parser(prog: str = "python -m hw.build") -> ArgumentParser:
+    p = ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--out", help="output folder (build/verilog; with --board, "
                    "build/boards/NAME)")
     p.add_argument("--list", action="store_true",
@@ -88,58 +83,51 @@ def build_board(name: str, out: str | None, program: bool) -> int:
         raise BuildError(str(e)) from None
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+def _verilog(spec, params) -> str:
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
+        return spec.verilog(params)
+    except Fp8hwError:
         raise
+    except ValueError as e:         # a configuration the generator cannot build
+        raise BuildError(f"{spec.name}: {e}") from None
 
 
-def main(argv=None) -> int:
-    try:
-        args = _parser().parse_args(argv)
-        if args.list:
-            print(list_units())
-            print(list_boards())
-            return 0
-        if args.board is not None:
-            if args.unit or args.param:
-                raise BuildError("--board cannot be combined with --unit or --param")
-            return build_board(args.board, args.out, args.program)
-        if args.program:
-            raise BuildError("--program needs --board")
-        if args.param and not args.unit:
-            raise BuildError("--param needs --unit")
-        if args.unit:
-            spec = get_unit(args.unit)
-            jobs = [(spec, spec.resolve(parse_assignments(args.param)))]
-        else:
-            jobs = [(spec, spec.resolve()) for spec in UNITS.values()]
-        # Elaborate everything first, so a failure writes no file.
-        out = Path(args.out or "build/verilog")
-        outputs = []
-        for spec, params in jobs:
-            try:
-                text = spec.verilog(params)
-            except ValueError as e:
-                raise BuildError(f"{spec.name}: {e}") from None
-            outputs.append((spec, params, out / f"{spec.module_name(params)}.v", text))
-        for spec, params, path, text in outputs:
-            write_atomic(path, text)
-            config = ", ".join(f"{k}={v}" for k, v in params.items()) or "no parameters"
-            print(f"{spec.name} ({config}) -> {path} [module {spec.module_name(params)}]")
+def _main(argv=None, prog: str = "python -m hw.build") -> int:
+    args = _parser(prog).parse_args(argv)
+    if args.out is not None and not args.out.strip():
+        raise BuildError("--out is empty: give a folder")
+    if args.list:
+        print(list_units())
+        print(list_boards())
         return 0
-    except BuildError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 2
+    if args.board is not None:
+        if args.unit or args.param:
+            raise BuildError("--board cannot be combined with --unit or --param")
+        return build_board(args.board, args.out, args.program)
+    if args.program:
+        raise BuildError("--program needs --board")
+    if args.param and not args.unit:
+        raise BuildError("--param needs --unit")
+    if args.unit:
+        spec = get_unit(args.unit)
+        jobs = [(spec, spec.resolve(parse_assignments(args.param)))]
+    else:
+        jobs = [(spec, spec.resolve()) for spec in UNITS.values()]
+    # Elaborate everything first, so a failure writes no file.
+    out = Path(args.out or "build/verilog")
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"--out {out}: not a folder")
+    outputs = [(spec, params, out / f"{spec.module_name(params)}.v", _verilog(spec, params))
+               for spec, params in jobs]
+    for spec, params, path, text in outputs:
+        write_text_atomic(path, text)
+        config = ", ".join(f"{k}={v}" for k, v in params.items()) or "no parameters"
+        print(f"{spec.name} ({config}) -> {path} [module {spec.module_name(params)}]")
+    return 0
+
+
+def main(argv=None, prog: str = "python -m hw.build") -> int:
+    return run_command(lambda a: _main(a, prog), argv)
 
 
 if __name__ == "__main__":

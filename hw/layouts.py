@@ -6,7 +6,7 @@ The field widths come from the one format definition shared with the golden mode
 
 from amaranth.lib import data
 
-from golden.formats import E4M3, FloatFormat, FormatError, check_bias
+from golden.formats import FloatFormat
 
 
 def float_layout(fmt: FloatFormat) -> data.StructLayout:
@@ -17,12 +17,3 @@ def float_layout(fmt: FloatFormat) -> data.StructLayout:
         "sign": 1,
     })
 
-
-def e4m3_bias_parameter(bias) -> int:
-    """Check a unit's ``bias`` generator parameter; a ValueError names the allowed range."""
-    try:
-        check_bias(E4M3, bias)
-    except FormatError:
-        lo, hi = E4M3.bias_range
-        raise ValueError(f"bias must be an integer in {lo}..{hi}, got {bias!r}") from None
-    return int(bias)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from golden.matmul import DATAFLOWS
+from fp8hw.arrays import DATAFLOW
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,13 @@ class Tile:
 
 
 class GemmSchedule:
-    def __init__(self, M: int, K: int, N: int, rows: int, cols: int, dataflow: str = "os",
+    def __init__(self, M: int, K: int, N: int, rows: int, cols: int,
+                 dataflow: str = DATAFLOW.default,
                  pipeline: int = 2):
         for name, value in (("M", M), ("K", K), ("N", N), ("rows", rows), ("cols", cols)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
-        if dataflow not in DATAFLOWS:
-            raise ValueError(f"dataflow must be os or ws, got {dataflow!r}")
+        DATAFLOW.check(dataflow, "GemmSchedule")
         self.M, self.K, self.N = M, K, N
         self.rows, self.cols, self.dataflow = rows, cols, dataflow
         self.slots = max(pipeline, 1) if dataflow == "os" else 1

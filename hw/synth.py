@@ -8,7 +8,6 @@ reports LUTs, flip-flops, carry cells, DSP and block RAM cells.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -18,7 +17,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hw.registry import BuildError, get_unit, parse_assignments
+from fp8hw.cli import ArgumentParser, parse_assignments, run_command
+from fp8hw.errors import Fp8hwError
+from hw.registry import get_unit
 
 FAMILIES = ("ecp5", "ice40")
 
@@ -29,8 +30,8 @@ _CELLS = {
 }
 
 
-class SynthError(RuntimeError):
-    pass
+class SynthError(Fp8hwError):
+    """Yosys is missing, failed, or found a latch or a design problem."""
 
 
 @dataclass
@@ -113,23 +114,23 @@ def synthesize_unit(name: str, overrides: dict | None = None,
     return params, synthesize(spec.verilog(params), spec.module_name(params), family)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hw.synth", description=__doc__.splitlines()[0])
+def _main(argv=None, prog: str = "python -m hw.synth") -> int:
+    p = ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--unit", required=True)
     p.add_argument("--param", action="append", metavar="NAME=VALUE")
     p.add_argument("--family", action="append", choices=FAMILIES,
                    help="ecp5 and/or ice40 (default: both)")
-    try:
-        args = p.parse_args(argv)
-        overrides = parse_assignments(args.param)
-        for family in args.family or FAMILIES:
-            params, report = synthesize_unit(args.unit, overrides, family)
-            config = ", ".join(f"{k}={v}" for k, v in params.items())
-            print(f"{args.unit} ({config}) {report.summary()}")
-        return 0
-    except (BuildError, SynthError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    args = p.parse_args(argv)
+    overrides = parse_assignments(args.param)
+    for family in args.family or FAMILIES:
+        params, report = synthesize_unit(args.unit, overrides, family)
+        config = ", ".join(f"{k}={v}" for k, v in params.items())
+        print(f"{args.unit} ({config}) {report.summary()}")
+    return 0
+
+
+def main(argv=None, prog: str = "python -m hw.synth") -> int:
+    return run_command(lambda a: _main(a, prog), argv)
 
 
 if __name__ == "__main__":

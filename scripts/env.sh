@@ -30,7 +30,7 @@ if [ ! -x "$FP8HW_VENV/bin/python" ] || [ "$(cat "$_stamp" 2>/dev/null)" != "$_w
     _say "creating $FP8HW_VENV (first run: about a minute)"
     "$_py" -m venv "$FP8HW_VENV"
     if ! { "$FP8HW_VENV/bin/python" -m pip install --upgrade pip \
-           && "$FP8HW_VENV/bin/python" -m pip install -e "$FP8HW_ROOT"; } \
+           && "$FP8HW_VENV/bin/python" -m pip install -e "$FP8HW_ROOT[test]"; } \
            > "$FP8HW_VENV/pip.log" 2>&1; then
         cat "$FP8HW_VENV/pip.log" >&2; _say "installing the Python packages failed"; exit 1
     fi

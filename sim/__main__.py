@@ -7,29 +7,23 @@ input ends with a one-line error and exit status 2, and writes no output file.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from golden.formats import FormatError
-from golden.vectors import (VectorError, get_vector_unit, load_inputs, load_npz,
-                            parse_params, save_npz)
-from hw.registry import BuildError, get_unit
+from fp8hw.cli import ArgumentParser, parse_assignments, run_command
+from fp8hw.files import check_output_path
+from golden.vectors import get_vector_unit, load_inputs, load_npz, save_npz
+from hw.registry import get_unit
 from sim.lanes import LaneArray
 from sim.runner import SIMULATORS, SimError, default_cache_dir, run_cocotb
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise VectorError(message)
-
-
-def _parser():
-    p = _Parser(prog="python -m sim", description="RTL simulation of every unit.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _parser(prog="python -m sim"):
+    p = ArgumentParser(prog=prog, description="RTL simulation of every unit.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     run = sub.add_parser("run", help="run a vector file through a unit's RTL")
     run.add_argument("unit")
     run.add_argument("input")
@@ -37,6 +31,8 @@ def _parser():
     run.add_argument("--sim", default="icarus", choices=SIMULATORS)
     run.add_argument("--param", action="append", metavar="NAME=VALUE")
     run.add_argument("--keep", metavar="DIR", help="build in DIR and keep it (logs, Verilog)")
+    run.add_argument("--waves", action="store_true",
+                     help="write the waveforms (NAME.fst) into the --keep folder")
     return p
 
 
@@ -59,15 +55,16 @@ def split_params(unit_name: str, overrides: dict) -> tuple[dict, dict]:
 
 
 def simulate(unit_name: str, inputs: dict, params: dict, hw_params: dict, sim: str,
-             build_dir, lanes: int | None = None) -> dict:
-    """Run validated ``inputs`` through the RTL; returns the output arrays."""
+             build_dir, lanes: int | None = None, waves: bool = False) -> dict:
+    """Run validated ``inputs`` through the RTL; returns the output arrays. With ``waves``,
+    the waveforms go into ``build_dir``."""
     vunit = get_vector_unit(unit_name)
     hw = get_unit(unit_name)
     if unit_name == "matmul":                     # one GEMM, tiled onto the array
         from sim.matmul import MatmulJob, simulate_matmul
         job = MatmulJob(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
                         params["fmt_a"], params["fmt_b"])
-        result = simulate_matmul([job], hw_params, sim, build_dir)[0]
+        result = simulate_matmul([job], hw_params, sim, build_dir, waves=waves)[0]
         outputs = {"C": result.C.astype(np.uint32)}
         vunit.check_arrays(outputs, vunit.outputs, "simulation output")
         return outputs
@@ -81,46 +78,51 @@ def simulate(unit_name: str, inputs: dict, params: dict, hw_params: dict, sim: s
     top = LaneArray(lambda: hw.elaborate(hw_params), lanes)
     result = run_cocotb(
         top, f"{hw.module_name(hw_params)}_x{lanes}", sim, "sim.tb.vectors_tb",
-        build_dir, quiet=True, cache_dir=default_cache_dir(),
+        build_dir, quiet=True, cache_dir=default_cache_dir(), waves=waves,
         env={"FP8HW_UNIT": unit_name, "FP8HW_PARAMS": params, "FP8HW_HW_PARAMS": hw_params,
              "FP8HW_LANES": str(lanes),
              "FP8HW_VECTORS_IN": str(vin.resolve()), "FP8HW_VECTORS_OUT": str(vout.resolve())})
     if not result.ok or not vout.is_file():
-        raise SimError(f"{sim}: the vector run failed; see {result.log}")
+        raise SimError(f"{sim}: the vector run failed", result.log)
     outputs = load_npz(vout)
     vunit.check_arrays(outputs, vunit.outputs, "simulation output")
     return outputs
 
 
-def main(argv=None) -> int:
-    try:
-        args = _parser().parse_args(argv)
-        unit = get_vector_unit(args.unit)
-        params, hw_params = split_params(args.unit, parse_params(args.param))
-        inputs = load_inputs(unit, args.input, params)
-        out_dir = Path(args.output).parent
-        if not out_dir.is_dir():
-            raise VectorError(f"{args.output}: folder {out_dir} does not exist")
+def _main(argv=None, prog="python -m sim") -> int:
+    args = _parser(prog).parse_args(argv)
+    if args.waves and not args.keep:
+        raise SimError("--waves needs --keep DIR (the folder the waveforms are written to)")
+    unit = get_vector_unit(args.unit)
+    params, hw_params = split_params(args.unit, parse_assignments(args.param))
+    inputs = load_inputs(unit, args.input, params)
+    check_output_path(args.output)
+    dims = unit.check_inputs(inputs, params, args.input)
+    if 0 in dims.values():
+        outputs = unit.empty_outputs(dims)        # no rows: nothing to simulate
+        what = "0 rows"
+    else:
         if args.keep:
-            outputs = simulate(args.unit, inputs, params, hw_params, args.sim, args.keep)
+            outputs = simulate(args.unit, inputs, params, hw_params, args.sim, args.keep,
+                               waves=args.waves)
         else:
             with tempfile.TemporaryDirectory(prefix="fp8hw-sim-") as tmp:
                 try:
                     outputs = simulate(args.unit, inputs, params, hw_params, args.sim, tmp)
                 except SimError as e:
-                    raise SimError(f"{e} (rerun with --keep DIR to keep the logs)") from None
-        save_npz(args.output, outputs)
+                    # The logs go with the temporary folder: say how to keep them.
+                    raise SimError(f"{e.message} (rerun with --keep DIR to keep the logs)") \
+                        from None
         what = (f"{'x'.join(map(str, inputs['A'].shape))} x {inputs['B'].shape[1]} GEMM on a "
                 f"{hw_params['rows']}x{hw_params['cols']} {hw_params['dataflow']} array"
                 if args.unit == "matmul" else f"{len(next(iter(inputs.values())))} rows")
-        print(f"{args.unit} on {args.sim}: {what} -> {args.output}")
-        return 0
-    except (VectorError, FormatError, BuildError, SimError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    save_npz(args.output, outputs)
+    print(f"{args.unit} on {args.sim}: {what} -> {args.output}")
+    return 0
+
+
+def main(argv=None, prog="python -m sim") -> int:
+    return run_command(lambda a: _main(a, prog), argv)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from cocotb.triggers import RisingEdge, Timer
 
+from fp8hw.enums import Mode, SourceFormat
 from hw.schedule import GemmSchedule
-from hw.units.fp8_to_fp9 import SourceFormat
-from hw.units.mpe import Mode
 from sim.lanes import start_clock
 
 
@@ -58,9 +57,9 @@ async def reset_array(dut, mode="fp8", fmt_a="e4m3", fmt_b="e4m3"):
 
 
 def set_mode(dut, mode, fmt_a, fmt_b):
-    dut.mode.value = Mode[mode.upper()].value
-    dut.fmt_a.value = SourceFormat[fmt_a.upper()].value
-    dut.fmt_b.value = SourceFormat[fmt_b.upper()].value
+    dut.mode.value = Mode.from_label(mode)
+    dut.fmt_a.value = SourceFormat.from_label(fmt_a)
+    dut.fmt_b.value = SourceFormat.from_label(fmt_b)
 
 
 async def run_gemm(dut, schedule: GemmSchedule, A, B, C=None, *, mode="fp8", fmt_a="e4m3",

@@ -1,23 +1,56 @@
-"""Start a simulated board (``sim.tb.board_tb``) in the background and connect to it."""
+"""The simulated board: ``ArraySystem``'s RTL in cocotb (``sim.tb.board_tb``) with its UART
+pins bridged to a local socket, started in the background; ``simulated_board`` yields the
+socket as a transport, which ``host.driver.Board`` speaks to as to a serial port."""
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from host.driver import Board, BoardError, SocketTransport
 from hw.soc.system import ArraySystem
-from sim.runner import default_cache_dir, run_cocotb
+from sim.runner import SimError, default_cache_dir, run_cocotb
 
 SIM_BOARD = dict(rows=2, cols=2, max_m=16, divisor=8, timeout_bits=40)
+# A simulated board answers much more slowly than a real one: give it this long.
+ANSWER_TIMEOUT_S = 120.0
+
+
+class SocketTransport:
+    """The host side of the simulated board's UART: ``write`` and ``read`` as for a serial
+    port (``read`` gives fewer bytes, or none, on timeout)."""
+
+    def __init__(self, host: str, port: int, connect_timeout: float = 60.0):
+        deadline = time.monotonic() + connect_timeout
+        while True:
+            try:
+                self.sock = socket.create_connection((host, port), timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SimError(f"no simulated board at {host}:{port}") from None
+                time.sleep(0.2)
+
+    def write(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read(self, n: int, timeout: float) -> bytes:
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(n)
+        except socket.timeout:
+            return b""
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 @contextlib.contextmanager
 def simulated_board(sim: str = "verilator", build_dir=None, **params):
-    """Yields a ``Board`` connected to the RTL of ``ArraySystem(**params)``."""
+    """Yields a ``SocketTransport`` connected to the RTL of ``ArraySystem(**params)``."""
     params = {**SIM_BOARD, **params}
     top = ArraySystem(params["rows"], params["cols"], max_m=params["max_m"],
                       divisor=params["divisor"], timeout_bits=params["timeout_bits"])
@@ -41,14 +74,14 @@ def simulated_board(sim: str = "verilator", build_dir=None, **params):
         thread.start()
         while not portfile.exists():
             if not thread.is_alive():
-                raise BoardError(f"the simulated board did not start: "
-                                 f"{outcome.get('error') or outcome.get('result')}")
+                raise SimError(f"the simulated board did not start: "
+                               f"{outcome.get('error') or outcome.get('result')}")
             time.sleep(0.2)
         transport = SocketTransport("127.0.0.1", int(portfile.read_text()))
         try:
-            yield Board(transport, timeout=120.0)
+            yield transport
         finally:
-            transport.sock.close()
+            transport.close()
             thread.join(timeout=120)
         if "error" in outcome:
             raise outcome["error"]

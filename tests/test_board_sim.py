@@ -5,14 +5,15 @@ import numpy as np
 import pytest
 
 from golden.matmul import matmul
-from host.driver import BoardError
+from host.driver import Board, BoardError
 from hw.soc.protocol import Command
-from sim.board import SIM_BOARD, simulated_board
+from sim.board import ANSWER_TIMEOUT_S, SIM_BOARD, simulated_board
 
 
 def test_driver_on_simulated_board(sim):
     rng = np.random.default_rng(11)
-    with simulated_board(sim) as board:
+    with simulated_board(sim) as transport:
+        board = Board(transport, timeout=ANSWER_TIMEOUT_S)
         info = board.identify()
         assert (info.rows, info.cols, info.dataflow, info.max_m) == (
             SIM_BOARD["rows"], SIM_BOARD["cols"], "ws", SIM_BOARD["max_m"])

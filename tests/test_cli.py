@@ -234,7 +234,7 @@ def test_sim_run_equals_golden_eval_units(sim, tmp_path, unit, params):
     ("matmul", {"A": np.zeros((2, 3), np.uint8), "B": np.zeros((3, 2), np.uint8)},
      ["--param", "dataflow=xs"], "must be one of os, ws"),
     ("matmul", {"A": np.zeros((2, 3), np.uint8), "B": np.zeros((3, 2), np.uint8)},
-     ["--param", "rows=0"], "rows=0 is outside 1..64"),
+     ["--param", "rows=0"], "rows=0 is outside the allowed range 1..64"),
 ])
 def test_unit_bad_input(tmp_path, tool, unit, arrays, extra, fragment):
     np.savez(tmp_path / "in.npz", **arrays)

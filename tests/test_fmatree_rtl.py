@@ -63,11 +63,21 @@ def test_tree_width():
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: FmaTree(ways=0), "ways must be an integer >= 1"),
-    (lambda: FmaTree(pipeline=5), "pipeline must be one of 0, 1, 2, 3, 4"),
-    (lambda: DotEngine(pipeline=4), "pipeline must be one of 0, 1, 2, 3"),
-    (lambda: Quant30(room=16), "room must be an integer in 0..15"),
+    (lambda: FmaTree(ways=0), "parameter ways=0 is outside the allowed range 1..1024"),
+    (lambda: FmaTree(pipeline=5), "parameter pipeline=5 is outside the allowed range 0..4"),
+    (lambda: DotEngine(pipeline=4), "parameter pipeline=4 is outside the allowed range 0..3"),
+    (lambda: Quant30(room=16), "parameter room=16 is outside the allowed range 0..15"),
 ])
 def test_bad_parameters(make, message):
     with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: FmaTree(ways=2.5), "parameter ways must be an integer in 1..1024, got 2.5"),
+    (lambda: DotEngine(room="1"), "parameter room must be an integer in 0..15, got '1'"),
+    (lambda: Quant30(room=True), "parameter room must be an integer in 0..15, got True"),
+])
+def test_parameters_of_the_wrong_type(make, message):
+    with pytest.raises(TypeError, match=message):
         make()

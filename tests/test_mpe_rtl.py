@@ -39,9 +39,18 @@ def test_valid_toggling_stream(sim, tmp_path, pipeline):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"bias": 16}, "bias must be an integer in 0..15"),
-    ({"pipeline": 7}, "pipeline must be one of 0, 1, 2, 3, 4, 5, 6"),
+    ({"bias": 16}, "MPE: parameter bias=16 is outside the allowed range 0..15"),
+    ({"pipeline": 7}, "MPE: parameter pipeline=7 is outside the allowed range 0..6"),
 ])
 def test_bad_parameters(params, message):
     with pytest.raises(ValueError, match=message):
+        MPE(**params)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"bias": "11"}, "MPE: parameter bias must be an integer in 0..15, got '11'"),
+    ({"pipeline": 2.0}, "MPE: parameter pipeline must be an integer in 0..6, got 2.0"),
+])
+def test_parameters_of_the_wrong_type(params, message):
+    with pytest.raises(TypeError, match=message):
         MPE(**params)

@@ -29,3 +29,18 @@ def test_bad_frames():
         decode_frame(bytes([SOF, 1]) + (MAX_PAYLOAD + 1).to_bytes(2, "little") + b"\0\0")
     with pytest.raises(ValueError):
         encode_frame(Command.WRITE, bytes(MAX_PAYLOAD + 1))
+
+
+def test_crc16_is_the_bytewise_crc():
+    """``crc16`` (the standard library's crc_hqx) equals the byte-at-a-time CRC that the
+    hardware computes, on random data and from any starting value."""
+    import random
+    from hw.soc.protocol import crc16_byte
+    rng = random.Random(5)
+    for n in (1, 2, 7, 100, 1030):
+        data = bytes(rng.randrange(256) for _ in range(n))
+        start = rng.randrange(1 << 16)
+        crc = start
+        for byte in data:
+            crc = crc16_byte(crc, byte)
+        assert crc16(data, start) == crc

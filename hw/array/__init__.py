@@ -1,19 +1,23 @@
 """The systolic array generator: output-stationary or weight-stationary MPE arrays."""
 
-from golden.formats import E4M3
-from golden.matmul import DATAFLOWS
+from fp8hw.arrays import COLS, DATAFLOW, ROWS
+from fp8hw.enums import Dataflow
+from golden.params import BIAS
 from hw.array.output_stationary import OutputStationaryArray
 from hw.array.weight_stationary import WeightStationaryArray
+from hw.units.mpe import PIPELINE
+
+SYSTOLIC_ARRAY_PARAMETERS = (ROWS, COLS, DATAFLOW, BIAS, PIPELINE)
 
 
-def systolic_array(rows: int, cols: int, dataflow: str = "os", bias: int = E4M3.bias,
-                   pipeline: int = 2):
+def systolic_array(rows: int = ROWS.default, cols: int = COLS.default,
+                   dataflow: str = DATAFLOW.default, bias: int = BIAS.default,
+                   pipeline: int = PIPELINE.default):
     """An array of ``rows`` x ``cols`` MPEs with the given dataflow (``os`` or ``ws``)."""
-    if dataflow == "os":
-        return OutputStationaryArray(rows, cols, bias=bias, pipeline=pipeline)
-    if dataflow == "ws":
-        return WeightStationaryArray(rows, cols, bias=bias, pipeline=pipeline)
-    raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, got {dataflow!r}")
+    array = {Dataflow.OS.label: OutputStationaryArray,
+             Dataflow.WS.label: WeightStationaryArray}[DATAFLOW.check(dataflow, "matmul")]
+    return array(rows, cols, bias=bias, pipeline=pipeline)
 
 
-__all__ = ["DATAFLOWS", "OutputStationaryArray", "WeightStationaryArray", "systolic_array"]
+__all__ = ["SYSTOLIC_ARRAY_PARAMETERS", "OutputStationaryArray", "WeightStationaryArray",
+           "systolic_array"]

@@ -15,17 +15,8 @@ from __future__ import annotations
 from amaranth import Module, Signal, Value
 from amaranth.hdl import EnableInserter
 
-from hw.units.mpe import MPE, PIPELINE_CUTS, Mode
-
-
-def check_array_parameters(rows, cols, pipeline) -> None:
-    """A ValueError that names the problem for a shape or MPE pipeline that cannot be built."""
-    for name, value in (("rows", rows), ("cols", cols)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if pipeline not in PIPELINE_CUTS:
-        raise ValueError(f"pipeline must be one of {', '.join(map(str, PIPELINE_CUTS))}, "
-                         f"got {pipeline!r}")
+from fp8hw.enums import Mode
+from hw.units.mpe import MPE
 
 
 def delay(m: Module, value, steps: int, name: str) -> Value:

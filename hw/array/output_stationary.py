@@ -6,11 +6,11 @@ from amaranth import Cat, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import E4M3
-from hw.array.common import MacCell, SteppedCore, check_array_parameters, countdown, delay
-from hw.layouts import e4m3_bias_parameter
-from hw.units.fp8_to_fp9 import SourceFormat
-from hw.units.mpe import Mode
+from fp8hw.enums import Mode, SourceFormat
+from fp8hw.arrays import COLS, ROWS
+from golden.params import BIAS
+from hw.array.common import MacCell, SteppedCore, countdown, delay
+from hw.units.mpe import PIPELINE
 
 
 class OutputStationaryArray(wiring.Component):
@@ -55,11 +55,14 @@ class OutputStationaryArray(wiring.Component):
     cycles (``result_latency``).
     """
 
-    def __init__(self, rows: int, cols: int, bias: int = E4M3.bias, pipeline: int = 2):
-        check_array_parameters(rows, cols, pipeline)
-        self.rows, self.cols = rows, cols
-        self.bias = e4m3_bias_parameter(bias)
-        self.pipeline = pipeline
+    parameters = (ROWS, COLS, BIAS, PIPELINE)
+
+    def __init__(self, rows: int = ROWS.default, cols: int = COLS.default,
+                 bias: int = BIAS.default, pipeline: int = PIPELINE.default):
+        self.rows = ROWS.check(rows, "OutputStationaryArray")
+        self.cols = COLS.check(cols, "OutputStationaryArray")
+        self.bias = BIAS.check(bias, "OutputStationaryArray")
+        self.pipeline = PIPELINE.check(pipeline, "OutputStationaryArray")
         self.slots = max(pipeline, 1)
         self.hop = max(self.slots - 1, 1)
         self.spacing = self.slots + (self.hop + 1) * (cols - 1)

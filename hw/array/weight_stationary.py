@@ -6,11 +6,11 @@ from amaranth import Cat, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import E4M3
-from hw.array.common import MacCell, SteppedCore, check_array_parameters, countdown, delay
-from hw.layouts import e4m3_bias_parameter
-from hw.units.fp8_to_fp9 import SourceFormat
-from hw.units.mpe import Mode
+from fp8hw.enums import Mode, SourceFormat
+from fp8hw.arrays import COLS, ROWS
+from golden.params import BIAS
+from hw.array.common import MacCell, SteppedCore, countdown, delay
+from hw.units.mpe import PIPELINE
 
 
 class WeightStationaryArray(wiring.Component):
@@ -51,11 +51,14 @@ class WeightStationaryArray(wiring.Component):
     beat is the last PE row's output registers, deskewed, held by stalling the array.
     """
 
-    def __init__(self, rows: int, cols: int, bias: int = E4M3.bias, pipeline: int = 2):
-        check_array_parameters(rows, cols, pipeline)
-        self.rows, self.cols = rows, cols
-        self.bias = e4m3_bias_parameter(bias)
-        self.pipeline = pipeline
+    parameters = (ROWS, COLS, BIAS, PIPELINE)
+
+    def __init__(self, rows: int = ROWS.default, cols: int = COLS.default,
+                 bias: int = BIAS.default, pipeline: int = PIPELINE.default):
+        self.rows = ROWS.check(rows, "WeightStationaryArray")
+        self.cols = COLS.check(cols, "WeightStationaryArray")
+        self.bias = BIAS.check(bias, "WeightStationaryArray")
+        self.pipeline = PIPELINE.check(pipeline, "WeightStationaryArray")
         self.cell_latency = max(pipeline, 1)
         self.swap_time = (rows - 1) * self.cell_latency + cols - 1
         self.result_latency = rows * self.cell_latency + cols - 1

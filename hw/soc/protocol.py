@@ -14,6 +14,7 @@ receiver's timeout) changes nothing.
 
 from __future__ import annotations
 
+import binascii
 import enum
 
 SOF = 0xA5
@@ -85,9 +86,9 @@ def crc16_byte(crc: int, byte: int) -> int:
 
 
 def crc16(data: bytes, crc: int = CRC_INIT) -> int:
-    for byte in data:
-        crc = crc16_byte(crc, byte)
-    return crc
+    """CRC-16/CCITT-FALSE of ``data``, continuing from ``crc`` (the standard library's
+    ``crc_hqx`` is this CRC, and much faster than ``crc16_byte`` in a loop)."""
+    return binascii.crc_hqx(bytes(data), crc)
 
 
 def encode_frame(command: int, payload: bytes = b"") -> bytes:

@@ -7,6 +7,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from fp8hw.enums import Dataflow, Mode, SourceFormat
 from golden.formats import E4M3
 from hw.array import WeightStationaryArray
 from hw.soc.frames import FrameReceiver, FrameSender
@@ -80,7 +81,7 @@ class ArraySystem(wiring.Component):
         self.sizes = tuple(lanes * depth for lanes, depth in zip(self.lanes, self.depths))
         if max(self.sizes) > 1 << 16:
             raise ValueError(f"buffers of {max(self.sizes)} bytes do not fit 16-bit addresses")
-        self.identity = bytes([VERSION, rows, cols, 1, pipeline, bias]) + b"".join(
+        self.identity = bytes([VERSION, rows, cols, Dataflow.WS, pipeline, bias]) + b"".join(
             size.to_bytes(2, "little") for size in (max_m,) + self.sizes)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
 
@@ -251,8 +252,9 @@ class ArraySystem(wiring.Component):
                 address + Mux(got.command == Command.READ, count, data_length) > size_of)
             run_rows = Cat(args[4], args[5])
             bad_run = Signal()
-            m.d.sync += bad_run.eq((got.length != 6) | (args[0] > 2) | (args[1] > 1)
-                                   | (args[2] > 1) | (args[3] > R) | (run_rows == 0)
+            m.d.sync += bad_run.eq((got.length != 6) | (args[0] > max(Mode))
+                                   | (args[1] > max(SourceFormat)) | (args[2] > max(SourceFormat))
+                                   | (args[3] > R) | (run_rows == 0)
                                    | (run_rows > self.max_m))
             with m.State("CHECK"):
                 m.next = "DISPATCH"

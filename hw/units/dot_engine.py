@@ -5,11 +5,12 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.fmatree import DEFAULT_WAYS, tree_width
+from fp8hw.params import Param
+from golden.fmatree import tree_width
 from golden.formats import FP30
-from golden.quant30 import DEFAULT_ROOM
+from golden.params import ROOM, WAYS
 from hw.arith import Pipeline
-from hw.units.fma_tree import BIAS_SHAPE, check_tree_parameters, chunk_to_fp30, fp30_add
+from hw.units.fma_tree import BIAS_SHAPE, chunk_to_fp30, fp30_add
 from hw.units.quant30 import EXP_SHAPE, Quant30
 
 # Register positions before the accumulator, in the order they are enabled.
@@ -19,6 +20,8 @@ PIPELINE_CUTS = {
     2: ("terms", "t"),
     3: ("terms", "tree", "t"),
 }
+PIPELINE = Param("pipeline", 3, "register stages before the accumulator", lo=0,
+                 hi=len(PIPELINE_CUTS) - 1)
 
 
 class DotEngine(wiring.Component):
@@ -46,9 +49,12 @@ class DotEngine(wiring.Component):
     nearest even, saturating), in ascending k; the accumulate is a single-cycle loop.
     """
 
-    def __init__(self, ways: int = DEFAULT_WAYS, pipeline: int = 3, room: int = DEFAULT_ROOM):
-        check_tree_parameters(ways, pipeline, PIPELINE_CUTS)
-        self.ways, self.pipeline = ways, pipeline
+    parameters = (WAYS, PIPELINE, ROOM)
+
+    def __init__(self, ways: int = WAYS.default, pipeline: int = PIPELINE.default,
+                 room: int = ROOM.default):
+        self.ways = WAYS.check(ways, "DotEngine")
+        self.pipeline = PIPELINE.check(pipeline, "DotEngine")
         self.quantizer = Quant30(room=room)
         super().__init__({
             "valid_in": In(1),

@@ -4,8 +4,10 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.fmatree import DEFAULT_WAYS, tree_width
+from fp8hw.params import Param
+from golden.fmatree import tree_width
 from golden.formats import FP8SEB, FP30
+from golden.params import WAYS
 from hw.arith import Pipeline, leading_zeros, mul_lut
 from hw.dl_round import round_to_dl
 from hw.layouts import float_layout
@@ -136,14 +138,6 @@ def product_tree(m, pipe, ways: int, a, b, carry: dict) -> tuple:
     return nodes[0][0], carry
 
 
-def check_tree_parameters(ways, pipeline, cuts) -> None:
-    if not isinstance(ways, int) or ways < 1:
-        raise ValueError(f"ways must be an integer >= 1, got {ways!r}")
-    if pipeline not in cuts:
-        raise ValueError(f"pipeline must be one of {', '.join(map(str, cuts))}, "
-                         f"got {pipeline!r}")
-
-
 def shared_scale(m, bias_a, bias_b) -> Signal:
     """The exponent of T's LSB, -4 - bias_a - bias_b (-66..60)."""
     scale = Signal(signed(8), name="scale")
@@ -170,6 +164,8 @@ PIPELINE_CUTS = {
     3: ("terms", "t", "result"),
     4: ("terms", "tree", "t", "result"),
 }
+PIPELINE = Param("pipeline", 3, "register stages (= latency in cycles)", lo=0,
+                 hi=len(PIPELINE_CUTS) - 1)
 
 
 class FmaTree(wiring.Component):
@@ -194,10 +190,11 @@ class FmaTree(wiring.Component):
     Latency: ``pipeline`` cycles; throughput: one N-way dot-product chunk (N MACs) a cycle.
     """
 
-    def __init__(self, ways: int = DEFAULT_WAYS, pipeline: int = 3):
-        check_tree_parameters(ways, pipeline, PIPELINE_CUTS)
-        self.ways = ways
-        self.pipeline = pipeline
+    parameters = (WAYS, PIPELINE)
+
+    def __init__(self, ways: int = WAYS.default, pipeline: int = PIPELINE.default):
+        self.ways = WAYS.check(ways, "FmaTree")
+        self.pipeline = PIPELINE.check(pipeline, "FmaTree")
         super().__init__({
             "valid_in": In(1),
             "a": In(data.ArrayLayout(8, ways)),

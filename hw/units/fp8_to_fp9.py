@@ -1,17 +1,13 @@
 """``e4m3`` / ``e5m2`` to ``fp9`` converter (NUMERICS.md section 3.1)."""
 
 from amaranth import Module, Signal
-from amaranth.lib import data, enum, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from fp8hw.enums import SourceFormat
 from golden.formats import E4M3, E5M2, FP9
-from hw.layouts import e4m3_bias_parameter, float_layout
-
-
-class SourceFormat(enum.Enum, shape=1):
-    """Run-time choice of the 8-bit source format."""
-    E4M3 = 0
-    E5M2 = 1
+from golden.params import BIAS
+from hw.layouts import float_layout
 
 
 class Fp8ToFp9(wiring.Component):
@@ -28,8 +24,10 @@ class Fp8ToFp9(wiring.Component):
     S.1111.111 becomes S.11111.111. The sign always passes through, so -0 stays -0.
     """
 
-    def __init__(self, bias: int = E4M3.bias):
-        self.bias = e4m3_bias_parameter(bias)
+    parameters = (BIAS,)
+
+    def __init__(self, bias: int = BIAS.default):
+        self.bias = BIAS.check(bias, "Fp8ToFp9")
         super().__init__({
             "fmt": In(SourceFormat),
             "a": In(8),

@@ -1,19 +1,15 @@
 """Mixed-precision MAC (MPE): HFP8 operands, fused DLFloat16 accumulation, INT4/INT2 lanes."""
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, enum, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from fp8hw.enums import Mode, SourceFormat
+from fp8hw.params import Param
 from golden.formats import DLFLOAT16, E4M3, E5M2, FP9
+from golden.params import BIAS
 from hw.arith import Pipeline, leading_zeros, mul_lut, trailing_zeros
-from hw.layouts import e4m3_bias_parameter, float_layout
-from hw.units.fp8_to_fp9 import SourceFormat
-
-
-class Mode(enum.Enum, shape=2):
-    FP8 = 0
-    INT4 = 1
-    INT2 = 2
+from hw.layouts import float_layout
 
 
 # Register positions, in the order they are enabled as ``pipeline`` grows.
@@ -26,6 +22,8 @@ PIPELINE_CUTS = {
     5: ("product", "align", "sum", "normalize", "result"),
     6: ("operands", "product", "align", "sum", "normalize", "result"),
 }
+PIPELINE = Param("pipeline", 2, "MPE register stages (= latency in cycles)", lo=0,
+                 hi=len(PIPELINE_CUTS) - 1)
 
 # Alignment window of the fused add: the 8-bit product and the 10-bit accumulator
 # significand, plus 3 bits. Bits of the smaller addend fall out of the window (into the
@@ -64,12 +62,11 @@ class MPE(wiring.Component):
     LSBs; acc_out = acc_in + sum of the lane products, wrapping modulo 2^32.
     """
 
-    def __init__(self, bias: int = E4M3.bias, pipeline: int = 2):
-        if pipeline not in PIPELINE_CUTS:
-            raise ValueError(f"pipeline must be one of {', '.join(map(str, PIPELINE_CUTS))}, "
-                             f"got {pipeline!r}")
-        self.bias = e4m3_bias_parameter(bias)
-        self.pipeline = pipeline
+    parameters = (BIAS, PIPELINE)
+
+    def __init__(self, bias: int = BIAS.default, pipeline: int = PIPELINE.default):
+        self.bias = BIAS.check(bias, "MPE")
+        self.pipeline = PIPELINE.check(pipeline, "MPE")
         super().__init__({
             "valid_in": In(1),
             "mode": In(Mode),

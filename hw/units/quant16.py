@@ -1,18 +1,13 @@
 """``dlfloat16`` to ``e4m3`` / ``e5m2`` output quantizer (NUMERICS.md section 3.3)."""
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import enum, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from fp8hw.enums import Overflow, SourceFormat
 from golden.formats import DLFLOAT16, E4M3, E5M2, FloatFormat
-from hw.layouts import e4m3_bias_parameter, float_layout
-from hw.units.fp8_to_fp9 import SourceFormat
-
-
-class Overflow(enum.Enum, shape=1):
-    """What a result above the largest finite value becomes."""
-    SAT = 0     # +-max finite
-    NAN = 1     # e4m3: the NaN code 0x7F; e5m2: +-inf
+from golden.params import BIAS
+from hw.layouts import float_layout
 
 
 class Quant16(wiring.Component):
@@ -31,8 +26,10 @@ class Quant16(wiring.Component):
     round into its subnormals.
     """
 
-    def __init__(self, bias: int = E4M3.bias):
-        self.bias = e4m3_bias_parameter(bias)
+    parameters = (BIAS,)
+
+    def __init__(self, bias: int = BIAS.default):
+        self.bias = BIAS.check(bias, "Quant16")
         super().__init__({
             "x": In(float_layout(DLFLOAT16)),
             "fmt": In(SourceFormat),

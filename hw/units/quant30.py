@@ -5,7 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.formats import FP8SEB, FP30
-from golden.quant30 import DEFAULT_ROOM
+from golden.params import ROOM
 from hw.layouts import float_layout
 
 BIAS_SHAPE = signed(6)          # -32..31
@@ -91,10 +91,10 @@ class Quant30(wiring.Component):
     +-2^(15-bias) x 1.875; small values round into fp8seb subnormals; NaN gives +max.
     """
 
-    def __init__(self, room: int = DEFAULT_ROOM):
-        if not isinstance(room, int) or not 0 <= room <= 15:
-            raise ValueError(f"room must be an integer in 0..15, got {room!r}")
-        self.room = room
+    parameters = (ROOM,)
+
+    def __init__(self, room: int = ROOM.default):
+        self.room = ROOM.check(room, "Quant30")
         super().__init__({
             "x": In(FP30.width),
             "bias": In(BIAS_SHAPE),

@@ -11,8 +11,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge, Timer
 
-from hw.units.fp8_to_fp9 import SourceFormat
-from hw.units.mpe import Mode
+from fp8hw.enums import Mode, SourceFormat
 from sim.checks import compare
 from sim.lanes import start_clock
 from sim.tb.mpe_tb import describer, golden_rows, random_rows
@@ -23,9 +22,9 @@ SEED = int(os.environ.get("FP8HW_SEED", "1"))
 
 def apply(dut, rows, i, valid):
     dut.valid_in.value = valid
-    dut.mode.value = Mode[rows["mode"][i].upper()].value
-    dut.fmt_a.value = SourceFormat[rows["fmt_a"][i].upper()].value
-    dut.fmt_b.value = SourceFormat[rows["fmt_b"][i].upper()].value
+    dut.mode.value = Mode.from_label(rows["mode"][i])
+    dut.fmt_a.value = SourceFormat.from_label(rows["fmt_a"][i])
+    dut.fmt_b.value = SourceFormat.from_label(rows["fmt_b"][i])
     dut.a.value = int(rows["a"][i])
     dut.b.value = int(rows["b"][i])
     dut.acc_in.value = int(rows["acc"][i])

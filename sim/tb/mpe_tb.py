@@ -12,11 +12,11 @@ import os
 import cocotb
 import numpy as np
 
+from fp8hw.enums import Mode, SourceFormat
 from golden import DLFLOAT16, decode, encode
 from golden.convert import convert
-from golden.mpe import MODES, mpe
-from hw.units.fp8_to_fp9 import SourceFormat
-from hw.units.mpe import MPE, Mode
+from golden.mpe import mpe
+from hw.units.mpe import MPE
 from sim.checks import compare, hex_and_value
 from sim.lanes import LaneArray, drive_rows
 
@@ -35,9 +35,9 @@ async def run_rows(dut, rows: dict) -> np.ndarray:
     """rows: acc, a, b, mode (name per row), fmt_a, fmt_b -> RTL acc_out."""
     inputs = {
         "acc_in": rows["acc"], "a": rows["a"], "b": rows["b"],
-        "mode": np.array([Mode[x.upper()].value for x in rows["mode"]]),
-        "fmt_a": np.array([SourceFormat[x.upper()].value for x in rows["fmt_a"]]),
-        "fmt_b": np.array([SourceFormat[x.upper()].value for x in rows["fmt_b"]]),
+        "mode": np.array([Mode.from_label(x) for x in rows["mode"]]),
+        "fmt_a": np.array([SourceFormat.from_label(x) for x in rows["fmt_a"]]),
+        "fmt_b": np.array([SourceFormat.from_label(x) for x in rows["fmt_b"]]),
     }
     got = await drive_rows(dut, ports(), LANES, inputs, ["acc_out"], latency=PARAMS["pipeline"])
     return got["acc_out"].astype(np.uint32)
@@ -166,7 +166,7 @@ async def int_every_pair(dut):
 
 def random_rows(rng, n, bias):
     """Rows of every mode and format pair mixed, with all kinds of accumulator."""
-    modes = np.array(MODES)[rng.integers(0, 3, n)]
+    modes = np.array(Mode.labels())[rng.integers(0, len(Mode), n)]
     fmts = np.array(["e4m3", "e5m2"])
     fa, fb = fmts[rng.integers(0, 2, n)], fmts[rng.integers(0, 2, n)]
     a = rng.integers(0, 256, n).astype(np.uint8)

@@ -7,10 +7,10 @@ import os
 import cocotb
 import numpy as np
 
+from fp8hw.enums import Overflow, SourceFormat
 from golden import DLFLOAT16
 from golden.quant16 import quant16
-from hw.units.fp8_to_fp9 import SourceFormat
-from hw.units.quant16 import Overflow, Quant16
+from hw.units.quant16 import Quant16
 from sim.checks import compare, hex_and_value
 from sim.lanes import LaneArray, drive_rows
 
@@ -28,8 +28,8 @@ async def every_input_both_formats_both_overflows(dut):
     fmt = np.repeat([f for f, _ in cases], len(x_all))
     ovf = np.repeat([o for _, o in cases], len(x_all))
     inputs = {"x": x,
-              "fmt": np.array([SourceFormat[f.upper()].value for f, _ in cases]).repeat(len(x_all)),
-              "overflow": np.array([Overflow[o.upper()].value for _, o in cases]).repeat(len(x_all))}
+              "fmt": np.array([SourceFormat.from_label(f) for f, _ in cases]).repeat(len(x_all)),
+              "overflow": np.array([Overflow.from_label(o) for _, o in cases]).repeat(len(x_all))}
     got = (await drive_rows(dut, ports, LANES, inputs, ["y"], latency=0, valid=None))["y"]
     want = np.concatenate([quant16(x_all, f, bias, o) for f, o in cases])
 

@@ -9,13 +9,12 @@ import os
 import cocotb
 import numpy as np
 
+from fp8hw.enums import Mode, SourceFormat
 from golden.matmul import matmul
 from hw.schedule import GemmSchedule
 from hw.soc.protocol import (ACK, NAK, Command, Nak, buffer_image, encode_frame,
                              from_buffer_image, image_row_bytes, row_stride)
 from hw.soc.system import VERSION
-from hw.units.fp8_to_fp9 import SourceFormat
-from hw.units.mpe import Mode
 from sim.lanes import start_clock
 from sim.uart_model import LineReceiver, send_bytes
 
@@ -66,8 +65,8 @@ class Host:
             await self.write(1, 0, buffer_image(b, "u1"))
             await self.write(0, 0, buffer_image(a, "u1"))
             await self.write(2, 0, buffer_image(c, "<u4"))
-            run = bytes([Mode[mode.upper()].value, SourceFormat[fmt_a.upper()].value,
-                         SourceFormat[fmt_b.upper()].value, int(active.sum())])
+            run = bytes([Mode.from_label(mode), SourceFormat.from_label(fmt_a),
+                         SourceFormat.from_label(fmt_b), int(active.sum())])
             await self.ok(Command.RUN, run + M.to_bytes(2, "little"))
             out = await self.read(2, 0, M * image_row_bytes(C, "<u4"))
             s.store(tile, Cm, from_buffer_image(out, C, "<u4"))
