@@ -32,7 +32,8 @@ def _parser(prog="python -m sim"):
     run.add_argument("--param", action="append", metavar="NAME=VALUE")
     run.add_argument("--keep", metavar="DIR", help="build in DIR and keep it (logs, Verilog)")
     run.add_argument("--waves", action="store_true",
-                     help="write the waveforms (NAME.fst) into the --keep folder")
+                     help="write the waveforms into the --keep folder (Icarus: FST, "
+                     "Verilator: VCD)")
     return p
 
 

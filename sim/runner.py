@@ -20,7 +20,8 @@ from fp8hw.errors import Fp8hwError
 
 SIMULATORS = ("icarus", "verilator")
 ROOT = Path(__file__).resolve().parent.parent
-WAVE_FORMATS = {"icarus": "fst", "verilator": "fst"}
+# Verilator writes VCD: its FST writer needs the lz4 headers, which a fresh machine lacks.
+WAVE_FORMATS = {"icarus": "fst", "verilator": "vcd"}
 
 
 class SimError(Fp8hwError):
@@ -104,8 +105,9 @@ def run_cocotb(top, name: str, sim: str, test_module: str, build_dir, *,
     Makefile's own) sets Verilator's C++ optimization level: designs build several times
     faster at ``-O0``, and these testbenches spend their time in Python, not in the model.
     With ``waves`` (default: the ``WAVES`` environment variable), the simulation writes
-    ``build_dir/NAME.fst`` (``SimResult.waves``); a build with waves is cached apart from
-    one without, since only it records the signals.
+    ``build_dir/NAME.fst`` (Icarus) or ``NAME.vcd`` (Verilator), given as
+    ``SimResult.waves``; a build with waves is cached apart from one without, since only it
+    records the signals.
     """
     prepare_simulator(sim)
     waves = waves_requested() if waves is None else bool(waves)
@@ -162,8 +164,6 @@ def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
                                          ("OPT_FAST", "OPT_SLOW", "OPT_GLOBAL")]).strip()
             try:
                 build_args = ["-Wno-fatal"] if sim == "verilator" else []
-                if waves and sim == "verilator":
-                    build_args.append("--trace-fst")
                 runner.build(sources=[source], hdl_toplevel=name, build_dir=sim_dir,
                              always=True, timescale=("1ns", "1ps"), build_args=build_args,
                              waves=waves, log_file=build_log)
