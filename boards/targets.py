@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
+from fp8hw.errors import Fp8hwError
+
 UART_BAUD = 115200
 
 
@@ -67,7 +69,7 @@ BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
 )}
 
 
-class BoardError(RuntimeError):
+class BoardError(Fp8hwError):
     """A board build or programming that cannot go on; the message says why, in one line."""
 
 

@@ -19,7 +19,7 @@ SUBCOMMANDS = {
     "bench-array": ("sim.bench_array", "measured cycles and utilization of the arrays"),
     "host": ("host", "use a board or the simulated board (identify, status, matmul)"),
 }
-PACKAGES = ("golden", "sim", "host")      # ``python -m`` runs their ``__main__``
+PACKAGES = ("golden", "sim", "host", "hw.bench")   # ``python -m`` runs their ``__main__``
 
 
 def usage() -> str:

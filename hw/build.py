@@ -1,5 +1,6 @@
 """Generate Verilog: ``python -m hw.build [--list] [--unit NAME --param NAME=VALUE] [--out DIR]``,
-or an FPGA bitstream: ``python -m hw.build --board NAME [--program] [--out DIR]``.
+or an FPGA bitstream: ``python -m hw.build --board NAME [--program] [--force] [-v]
+[--out DIR]``.
 
 Without ``--unit`` or ``--board``, writes every registered unit with its default
 parameters. Each file starts with a comment naming the unit and configuration it was built
@@ -8,8 +9,10 @@ from, and the configuration is printed, so a netlist can be traced back to its p
 ``--board`` builds the board's bitstream (``boards/targets.py`` holds each board's
 configuration) into ``build/boards/NAME/`` with the YoWASP tools and prints the
 configuration, the utilization, nextpnr's Fmax against the board clock and the bitstream's
-path; it fails (exit 2, one line) when the Fmax is below the clock. ``--program`` then loads
-it into the board with openFPGALoader.
+path; it fails (exit 2, one line) when the Fmax is below the clock. While it runs, stderr
+shows the stage and the elapsed time (``-v``: the tools' output too). A bitstream built
+from the same design, constraints, tools and seed is reused (``--force`` builds it again).
+``--program`` then loads it into the board with openFPGALoader.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ def _parser(prog: str = "python -m hw.build") -> ArgumentParser:
     p.add_argument("--board", help="build the bitstream of this board")
     p.add_argument("--program", action="store_true",
                    help="with --board: load the bitstream into the board (openFPGALoader)")
+    p.add_argument("--force", action="store_true",
+                   help="with --board: build even if the last bitstream in the folder was "
+                   "built from the same design, constraints, tools and seed")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="with --board: show the tools' output as they run (stderr)")
     return p
 
 
@@ -56,31 +64,35 @@ def list_boards() -> str:
         f"    {board.summary()}" for board in BOARDS.values())
 
 
-def build_board(name: str, out: str | None, program: bool) -> int:
-    """``--board``: the bitstream, its report, and optionally programming."""
+def build_board(target, out: str | None, *, program: bool = False, force: bool = False,
+                verbose: bool = False) -> int:
+    """``--board``: the bitstream of ``target`` (a ``boards.targets.BoardTarget``) running
+    the board system, its report, and optionally programming. Progress goes to stderr."""
     from boards import flow
     from boards.pll import PllError
-    from boards.targets import BoardError, get_board
+    from boards.progress import Progress
+    from boards.targets import BoardError
+    from hw.soc.board_top import BoardTop
+
+    print(target.summary(), flush=True)
+    if program:
+        flow.check_programmer(target)
+    top = BoardTop(target)
     try:
-        target = get_board(name)
-        print(target.summary(), flush=True)
-        if program:
-            flow.check_programmer(target)
-        try:
-            result = flow.build(target, Path(out or f"build/boards/{name}"))
-        except (PllError, ValueError) as e:
-            raise BoardError(f"{name}: {e}") from None
-        print(result.report(), flush=True)
-        if not result.timing_met:
-            raise BoardError(f"{name}: Fmax {result.fmax.mhz:.2f} MHz is below the "
-                             f"{target.clock_mhz:g} MHz clock (timing not met; the bitstream "
-                             f"is in {result.build_dir})")
-        if program:
-            flow.program(result)
-            print(f"programmed the {name} with {result.bitstream}")
-        return 0
-    except BoardError as e:
-        raise BuildError(str(e)) from None
+        result = flow.build(target, top, Path(out or f"build/boards/{target.name}"),
+                            yosys_after_read=top.yosys_after_read(flow.design_name(target)),
+                            force=force, progress=Progress(verbose=verbose))
+    except (PllError, ValueError) as e:
+        raise BoardError(f"{target.name}: {e}") from None
+    print(result.report(), flush=True)
+    if not result.timing_met:
+        raise BoardError(f"{target.name}: Fmax {result.fmax.mhz:.2f} MHz is below the "
+                         f"{target.clock_mhz:g} MHz clock (timing not met; the bitstream "
+                         f"is in {result.build_dir})")
+    if program:
+        flow.program(result)
+        print(f"programmed the {target.name} with {result.bitstream}")
+    return 0
 
 
 def _verilog(spec, params) -> str:
@@ -103,9 +115,13 @@ def _main(argv=None, prog: str = "python -m hw.build") -> int:
     if args.board is not None:
         if args.unit or args.param:
             raise BuildError("--board cannot be combined with --unit or --param")
-        return build_board(args.board, args.out, args.program)
-    if args.program:
-        raise BuildError("--program needs --board")
+        from boards.targets import get_board
+        return build_board(get_board(args.board), args.out, program=args.program,
+                           force=args.force, verbose=args.verbose)
+    for option, given in (("--program", args.program), ("--force", args.force),
+                          ("--verbose", args.verbose)):
+        if given:
+            raise BuildError(f"{option} needs --board")
     if args.param and not args.unit:
         raise BuildError("--param needs --unit")
     if args.unit:

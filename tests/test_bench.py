@@ -1,13 +1,16 @@
-"""python -m hw.bench: the harness, nextpnr log reading and the table (fast checks only;
-the full sweep is run by hand)."""
+"""python -m hw.bench: the harness, the reading of a failed nextpnr run, the table, and one
+small design through Yosys and nextpnr (fast checks only; the full sweep is run by
+hand)."""
 
 import pytest
 
 from conftest import assert_one_line_error, run_cli
-from hw import bench
-from hw.bench import (CONFIGS, DEVICES, Config, Result, explain_nextpnr_failure,
-                      format_table, harness_design, module_ports, resolve_config, run_design,
-                      select_configs, unit_design)
+from boards import toolchain
+from hw.bench.configs import (CONFIGS, DEEPEST, Config, harness_design, resolve_config,
+                              select_configs, unit_design)
+from hw.bench.harness import module_ports
+from hw.bench.measure import DEVICES, Result, explain_nextpnr_failure, run_design
+from hw.bench.report import format_table
 from hw.registry import get_unit
 
 # What nextpnr-ice40 prints for a design larger than the UP5K (cut down).
@@ -27,7 +30,7 @@ def test_config_table_resolves():
     for config in CONFIGS:
         params = resolve_config(config)
         assert get_unit(config.unit).resolve(params) == params
-    deepest = Config("fmatree", (("pipeline", bench.DEEPEST),))
+    deepest = Config("fmatree", (("pipeline", DEEPEST),))
     assert resolve_config(deepest)["pipeline"] == max(
         p.hi for p in get_unit("fmatree").params if p.name == "pipeline")
     assert all(c.unit != "matmul" or c.params[0][1] == 2 for c in select_configs(None, True))
@@ -81,8 +84,7 @@ def test_table():
 
 
 def parse_usage(log):
-    from boards.flow import parse_utilization
-    return parse_utilization(log)
+    return toolchain.log_utilization(log)
 
 
 def test_harness_only_design(tmp_path):
@@ -109,6 +111,7 @@ def test_convert_through_yosys_and_nextpnr(tmp_path, family):
     assert result.throughput().endswith("Mconv/s")
     assert result.path["logic_ns"] > 0 and result.path["to"] != "?"
     assert (tmp_path / family / "nextpnr-seed1.log").exists()
+    assert (tmp_path / family / "report-seed1.json").exists()
     assert DEVICES[family].name in format_table([result])
     # --reuse: the saved result comes back without running the tools again.
     again = run_design(design, family, tmp_path / family, seeds=1, reuse=True)

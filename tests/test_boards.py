@@ -1,12 +1,20 @@
-"""FPGA board targets: both boards' bitstreams built from scratch with the board table's
-configuration (nextpnr's Fmax must reach the board clock), the PLL settings, the nextpnr
-log reading, and the one-line errors of ``python -m hw.build --board``."""
+"""FPGA board targets: bitstreams built from scratch (nextpnr's Fmax must reach the board
+clock), the PLL settings, the reading of nextpnr's report and of a failed run's log, and
+the one-line errors of ``python -m hw.build --board``.
 
+The default tier builds the iCEBreaker's shipped configuration (about a minute) and a 2x2
+system on the ULX3S at its clock, which proves the ECP5 flow; the ULX3S's shipped 8x8
+system (a quarter of an hour) is in the full tier only.
+"""
+
+import json
 import os
+import re
+from dataclasses import replace
 
 import pytest
 
-from boards import flow
+from boards import flow, toolchain
 from boards.pll import PllError, ecp5_pll, ice40_pll
 from boards.targets import BOARDS, BoardError, get_board
 from conftest import assert_one_line_error, run_cli
@@ -14,29 +22,74 @@ from conftest import assert_one_line_error, run_cli
 BITSTREAM_SUFFIX = {"ice40": "bin", "ecp5": "bit"}
 
 
+def check_bitstream(target, build_dir, stdout):
+    """What every board build must show: the bitstream, the configuration, nextpnr's
+    utilization, and an Fmax read from nextpnr's own report that reaches the clock."""
+    name = target.name
+    bitstream = build_dir / f"fp8hw_{name}.{BITSTREAM_SUFFIX[target.family]}"
+    assert bitstream.is_file() and bitstream.stat().st_size > 0
+    assert f"bitstream: {bitstream}" in stdout
+    assert f"ArraySystem {target.rows}x{target.cols}" in stdout
+    assert "utilization (nextpnr):" in stdout
+
+    # nextpnr's own log and report, read here independently of the flow.
+    log = (build_dir / f"fp8hw_{name}.tim").read_text()
+    assert f"constraining clock net 'pll_clk' to {target.clock_mhz:.2f} MHz" in log
+    report = json.loads((build_dir / f"fp8hw_{name}.report.json").read_text())
+    fmax = [f["achieved"] for f in report["fmax"].values()
+            if f["constraint"] == target.clock_mhz]
+    assert len(fmax) == 1, report["fmax"]
+    assert fmax[0] >= target.clock_mhz, f"Fmax {fmax[0]} MHz"
+    assert f"Fmax: {fmax[0]:.2f} MHz" in stdout and ": met" in stdout
+    lut = toolchain.FAMILIES[target.family].lut
+    used = report["utilization"][lut]
+    assert 0 < used["used"] <= used["available"]
+    assert re.search(rf"^  \w+ +{used['used']} / {used['available']} .*\({lut}\)$", stdout,
+                     re.M), stdout
+
+
 @pytest.mark.slow_build
-@pytest.mark.parametrize("name", list(BOARDS))
+@pytest.mark.parametrize("name", [
+    "icebreaker",
+    pytest.param("ulx3s", marks=pytest.mark.full),     # the 8x8 system: ~16 minutes
+])
 def test_board_bitstream(name, tmp_path):
+    """The shipped configuration through the command line; run again, it reuses the
+    bitstream and prints the same report."""
     target = get_board(name)
     proc = run_cli("hw.build", "--board", name, "--out", tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    bitstream = tmp_path / f"fp8hw_{name}.{BITSTREAM_SUFFIX[target.family]}"
-    assert bitstream.is_file() and bitstream.stat().st_size > 0
-    assert f"bitstream: {bitstream}" in proc.stdout
-    assert f"ArraySystem {target.rows}x{target.cols}" in proc.stdout
-    assert "utilization (nextpnr):" in proc.stdout
+    check_bitstream(target, tmp_path, proc.stdout)
+    assert "nextpnr: routing" in proc.stderr and "reused" not in proc.stdout
 
-    # nextpnr's own log, read here independently of the flow's report.
-    log = (tmp_path / f"fp8hw_{name}.tim").read_text()
-    assert f"constraining clock net 'pll_clk' to {target.clock_mhz:.2f} MHz" in log
-    fmax = [f for f in flow.parse_fmax(log) if f.constraint_mhz == target.clock_mhz]
-    assert len(fmax) == 1, log[-3000:]
-    assert fmax[0].mhz >= target.clock_mhz, f"Fmax {fmax[0].mhz} MHz"
-    assert f"Fmax: {fmax[0].mhz:.2f} MHz" in proc.stdout and ": met" in proc.stdout
+    bitstream = tmp_path / f"fp8hw_{name}.{BITSTREAM_SUFFIX[target.family]}"
+    built = bitstream.stat().st_mtime_ns
+    again = run_cli("hw.build", "--board", name, "--out", tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "reused the last build" in again.stdout and "nextpnr" not in again.stderr
+    check_bitstream(target, tmp_path, again.stdout)
+    assert bitstream.stat().st_mtime_ns == built
+    fmax_line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("Fmax: "))
+    assert fmax_line in again.stdout.splitlines()
+
+
+@pytest.mark.slow_build
+def test_small_ulx3s_system(tmp_path, capsys):
+    """The ECP5 flow end to end, quickly: a 2x2 system on the ULX3S at its clock."""
+    import hw.build
+
+    target = replace(get_board("ulx3s"), rows=2, cols=2)
+    assert hw.build.build_board(target, str(tmp_path)) == 0
+    out, err = capsys.readouterr()
+    check_bitstream(target, tmp_path, out)
+    for stage in ("elaboration", "yosys: synthesis", "nextpnr: placement",
+                  "nextpnr: routing", "ecppack: bitstream"):
+        assert re.search(rf"^\[build \d+:\d\d\] {stage}$", err, re.M), err
 
 
 # PLL settings: the values yowasp-icepll and yowasp-ecppll print for the same request.
 
+@pytest.mark.quick
 def test_pll_settings():
     pll = ice40_pll(12, 24)
     assert (pll.divr, pll.divf, pll.divq, pll.filter_range) == (0, 63, 5, 1)
@@ -50,6 +103,7 @@ def test_pll_settings():
         ice40_pll(12, 23)
 
 
+@pytest.mark.quick
 def test_board_table():
     for target in BOARDS.values():
         assert target.uart_divisor == round(target.clock_mhz * 1e6 / 115200)
@@ -60,7 +114,15 @@ def test_board_table():
         get_board("nope")
 
 
-# Reading nextpnr's log.
+# Reading nextpnr's report (a finished run) and log (a failed run, which writes no report).
+
+NEXTPNR_REPORT = {
+    "utilization": {"ICESTORM_LC": {"used": 2602, "available": 5280},
+                    "ICESTORM_RAM": {"used": 4, "available": 30}},
+    "fmax": {"clk": {"achieved": 19.38, "constraint": 24},
+             "$glbnet$clk": {"achieved": 72.21, "constraint": 60}},
+    "critical_paths": [],
+}
 
 NEXTPNR_LOG = """\
 Info: Device utilisation:
@@ -77,11 +139,16 @@ Info: Max frequency for clock '$glbnet$clk': 72.21 MHz (PASS at 60.00 MHz)
 """
 
 
-def test_parse_nextpnr_log():
-    assert flow.parse_utilization(NEXTPNR_LOG) == {"ICESTORM_LC": (2602, 5280),
-                                                   "ICESTORM_RAM": (4, 30)}
-    assert flow.parse_fmax(NEXTPNR_LOG) == [flow.Fmax("clk", 19.38, 24.0),
-                                            flow.Fmax("$glbnet$clk", 72.21, 60.0)]
+@pytest.mark.quick
+def test_read_nextpnr_report(tmp_path):
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(NEXTPNR_REPORT))
+    report = toolchain.read_nextpnr_report(path)
+    assert report.utilization == {"ICESTORM_LC": (2602, 5280), "ICESTORM_RAM": (4, 30)}
+    assert report.fmax == [flow.Fmax("clk", 19.38, 24.0), flow.Fmax("$glbnet$clk", 72.21, 60.0)]
+    # A failed run: the log's last utilization table.
+    assert toolchain.log_utilization(NEXTPNR_LOG) == {"ICESTORM_LC": (2602, 5280),
+                                                      "ICESTORM_RAM": (4, 30)}
     message = flow._explain_nextpnr_error(get_board("icebreaker"), "Failed to expand region",
                                           NEXTPNR_LOG.split("\n\n")[0])
     assert message.startswith("design does not fit the iCE40UP5K: ICESTORM_LC 5577 of 5280")
@@ -106,6 +173,8 @@ def test_unknown_board(tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (["--board", "ulx3s", "--unit", "mpe"], "--board cannot be combined with --unit"),
     (["--program"], "--program needs --board"),
+    (["--force"], "--force needs --board"),
+    (["--unit", "mpe", "-v"], "--verbose needs --board"),
 ])
 def test_board_option_errors(args, fragment):
     proc = run_cli("hw.build", *args)
@@ -154,7 +223,7 @@ def test_fmax_below_target_is_an_error(monkeypatch, tmp_path, capsys):
 
     target = get_board("icebreaker")
 
-    def fake_build(target, build_dir):
+    def fake_build(target, top, build_dir, **options):
         return flow.BuildResult(target, "fp8hw_icebreaker", build_dir,
                                 [("LC", "ICESTORM_LC", 100, 5280)],
                                 flow.Fmax("clk", target.clock_mhz - 1.5, target.clock_mhz),

@@ -1,5 +1,6 @@
 """The top level of a board's bitstream: the PLL, the reset, the UART pins and the
-``ArraySystem``."""
+``ArraySystem``, and the Yosys commands this design needs (``BoardTop.yosys_after_read``).
+``python -m hw.build --board NAME`` hands both to ``boards.flow.build``."""
 
 from __future__ import annotations
 
@@ -26,6 +27,22 @@ class BoardTop(Elaboratable):
 
     def __init__(self, target: BoardTarget):
         self.target = target
+
+    @staticmethod
+    def yosys_after_read(name: str) -> str:
+        """Yosys commands that let the system's buffers be plain block RAMs, for the
+        design named ``name`` (its top module).
+
+        Their memories carry ``no_rw_check`` (no port ever reads a row written in the same
+        cycle), but Yosys applies that attribute only in its Verilog frontend; read as
+        RTLIL, each read port keeps "old data on collision" and becomes a block RAM plus a
+        bypass register and a multiplexer a bit. Marking the collisions undefined on those
+        read ports (the modules of ``ArraySystem`` and its frame receiver) has the same
+        effect.
+        """
+        return " ".join(["setparam -set COLLISION_X_MASK 1"]
+                        + [f"{name}.{module}/t:$memrd_v2"
+                           for module in ("system", "system.receiver")])
 
     def elaborate(self, platform):
         t = self.target
