@@ -4,6 +4,8 @@ import pytest
 
 from golden import DLFLOAT16, E4M3, E5M2, FP8SEB, FP9, FP30, FORMATS, FormatError, get_format
 
+pytestmark = pytest.mark.quick
+
 
 def test_stated_ranges():
     e4m3 = E4M3.with_bias(11)

@@ -47,6 +47,8 @@ from golden.fmatree import DEFAULT_WAYS, dot, fmatree, tree_sum, tree_width
 from golden.quant30 import max_exponent, next_bias, quant30
 from reference_fractions import OVERFLOW, Grid, Spec, floor_log2, grid_tie, pow2, round_direct
 
+pytestmark = pytest.mark.quick
+
 # Constants from the spec's section 1 (checked against Spec in test_reference_constants) --
 FP30 = Spec.of("fp30")
 FP30_NAN = 0x1FFFFFFF

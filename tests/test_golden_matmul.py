@@ -7,6 +7,8 @@ from golden import DLFLOAT16, FormatError, encode
 from golden.matmul import matmul
 from golden.mpe import mpe
 
+pytestmark = pytest.mark.quick
+
 PAIRS = [("e4m3", "e4m3"), ("e4m3", "e5m2"), ("e5m2", "e4m3"), ("e5m2", "e5m2")]
 
 

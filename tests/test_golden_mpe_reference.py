@@ -39,6 +39,8 @@ from golden.quant16 import quant16
 from reference_fractions import (OVERFLOW, Grid, Spec, decode_int_ref, floor_log2, grid_tie, pow2,
                                  round_direct)
 
+pytestmark = pytest.mark.quick
+
 DL = Spec.of("dlfloat16")
 DL_NAN = 0x7FFF
 DL_SIGN = 0x8000

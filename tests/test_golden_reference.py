@@ -29,6 +29,8 @@ from reference_fractions import (SPEC_FORMATS, SPEC_INT_FORMATS, Grid, Spec,
                                  decode_int_ref, encode_int_ref, floor_log2, pow2,
                                  round_direct)
 
+pytestmark = pytest.mark.quick
+
 ROUNDINGS = ("rne", "rnu")
 OVERFLOWS = ("sat", "nan")
 E4M3_BIASES = tuple(range(16))
