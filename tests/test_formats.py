@@ -1,4 +1,4 @@
-"""Format parameters against the figures NUMERICS.md section 1 states."""
+"""Format parameters against the figures docs/numerics.md, Formats, states."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Golden matmul against the fold of scalar MACs it is defined by (NUMERICS.md 3.6)."""
+"""Golden matmul against the MAC fold that defines it (docs/numerics.md, ``matmul``)."""
 
 import numpy as np
 import pytest
