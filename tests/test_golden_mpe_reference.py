@@ -1,7 +1,7 @@
 """Independent verification of golden's ``mpe`` and ``quant16`` against docs/numerics.md.
 
-The references below are written from docs/numerics.md (Formats, Rounding, mpe, quant16) with exact
-``fractions.Fraction`` arithmetic. They share no code with ``golden/``: operand and
+The references below are written from docs/numerics.md (Formats, Rounding, ``mpe``,
+``quant16``) with exact ``fractions.Fraction`` arithmetic. They share no code with ``golden/``: operand and
 accumulator codes are decoded by ``reference_fractions.Spec`` (the Styles table),
 rounding into ``dlfloat16`` uses ``reference_fractions.round_direct`` (binade, quantum,
 round the quotient; itself cross-checked against an enumerated grid in
