@@ -7,6 +7,7 @@ Small async functions shared by the ``tests/test_quick_*.py`` files instead of c
   row's outputs exactly ``latency`` cycles later, checking ``valid_out`` on every cycle,
   so a unit whose ``latency`` property is wrong fails;
 * ``put`` and ``get`` move one beat through an ``amaranth.lib.stream`` interface;
+* ``send_line`` and ``receive_line`` are the far end of a UART line (8N1);
 * ``check`` compares with the golden model like the cocotb tier (``sim.checks``): the
   first mismatches are printed with their inputs in hex and decoded.
 
@@ -31,20 +32,24 @@ from hw.units.quant16 import Overflow
 from sim.checks import compare, hex_and_value
 
 __all__ = ["Mode", "Overflow", "SourceFormat", "check", "get", "hex_and_value", "idle",
-           "put", "simulate", "stream_rows"]
+           "put", "receive_line", "send_line", "simulate", "stream_rows"]
 
 LOG = logging.getLogger("sim.pysim")
 CLOCK_PERIOD = 1e-8
 
 
-def simulate(dut, *testbenches, max_cycles: int = 200_000) -> None:
-    """Run ``dut`` until every testbench (``async def tb(ctx)``) returns. A clock drives the
-    ``sync`` domain if the design has one; a watchdog fails the run after ``max_cycles``
-    clock cycles, so a handshake that never completes is an error, not a hang."""
+def simulate(dut, *testbenches, background=(), max_cycles: int = 200_000) -> None:
+    """Run ``dut`` until every testbench (``async def tb(ctx)``) returns; ``background``
+    testbenches (models of the unit's surroundings, endless loops) stop with them. A clock
+    drives the ``sync`` domain if the design has one; a watchdog fails the run after
+    ``max_cycles`` clock cycles, so a handshake that never completes is an error, not a
+    hang."""
     sim = Simulator(dut)
     sim.add_clock(CLOCK_PERIOD, if_exists=True)
     for testbench in testbenches:
         sim.add_testbench(testbench)
+    for testbench in background:
+        sim.add_testbench(testbench, background=True)
 
     async def watchdog(ctx):
         await ctx.delay(max_cycles * CLOCK_PERIOD)
@@ -157,6 +162,36 @@ async def get(ctx, stream):
             break
     ctx.set(stream.ready, 0)
     return payload, cycles
+
+
+async def send_line(ctx, line, data: bytes, divisor: int, *, stop_bit: int = 1) -> None:
+    """Drive the serial ``line`` with ``data``, 8N1, ``divisor`` cycles a bit; a bad
+    ``stop_bit`` (0) is followed by two idle bits, so the receiver sees the line idle."""
+    for byte in data:
+        for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [stop_bit]:
+            ctx.set(line, bit)
+            await ctx.tick().repeat(divisor)
+        ctx.set(line, 1)
+        if stop_bit == 0:
+            await ctx.tick().repeat(2 * divisor)
+
+
+async def receive_line(ctx, line, divisor: int, count: int) -> bytes:
+    """The next ``count`` 8N1 bytes on ``line``, each bit sampled in its middle; a stop
+    bit that is not 1 fails."""
+    data = bytearray()
+    while len(data) < count:
+        await ctx.tick().until(~line)                 # the start bit
+        await ctx.tick().repeat(divisor // 2)
+        assert ctx.get(line) == 0, "a start bit shorter than half a bit"
+        byte = 0
+        for i in range(8):
+            await ctx.tick().repeat(divisor)
+            byte |= ctx.get(line) << i
+        await ctx.tick().repeat(divisor)
+        assert ctx.get(line) == 1, f"byte {len(data)} (0x{byte:02x}) has a bad stop bit"
+        data.append(byte)
+    return bytes(data)
 
 
 def check(what: str, got, want, describe) -> None:
