@@ -9,7 +9,8 @@ Small async functions shared by the ``tests/test_quick_*.py`` files instead of c
 * ``put`` and ``get`` move one beat through an ``amaranth.lib.stream`` interface;
 * ``send_line`` and ``receive_line`` are the far end of a UART line (8N1);
 * ``check`` compares with the golden model like the cocotb tier (``sim.checks``): the
-  first mismatches are printed with their inputs in hex and decoded.
+  first mismatches are printed with their inputs in hex and decoded;
+* ``PlantedBug`` wraps a unit with a one-bit error, to show that a check catches it.
 
 Testbenches see settled values: after ``ctx.set`` a ``ctx.get`` of a combinational output
 already reflects the new inputs, and after ``await ctx.tick()`` the registers hold what
@@ -22,7 +23,10 @@ import logging
 import random
 
 import numpy as np
+from amaranth import Module
 from amaranth.hdl import Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
 
 # The run-time enums of the units' ports, imported in this one place.
@@ -31,14 +35,14 @@ from hw.units.mpe import Mode
 from hw.units.quant16 import Overflow
 from sim.checks import compare, hex_and_value
 
-__all__ = ["Mode", "Overflow", "SourceFormat", "check", "get", "hex_and_value", "idle",
-           "put", "receive_line", "send_line", "simulate", "stream_rows"]
+__all__ = ["Mode", "Overflow", "PlantedBug", "SourceFormat", "check", "get", "hex_and_value",
+           "idle", "put", "receive_line", "send_line", "simulate", "stream_rows"]
 
 LOG = logging.getLogger("sim.pysim")
 CLOCK_PERIOD = 1e-8
 
 
-def simulate(dut, *testbenches, background=(), max_cycles: int = 200_000) -> None:
+def simulate(dut, *testbenches, background=(), max_cycles: int = 50_000) -> None:
     """Run ``dut`` until every testbench (``async def tb(ctx)``) returns; ``background``
     testbenches (models of the unit's surroundings, endless loops) stop with them. A clock
     drives the ``sync`` domain if the design has one; a watchdog fails the run after
@@ -199,3 +203,33 @@ def check(what: str, got, want, describe) -> None:
     is in the assertion message) through ``describe(i)``, with inputs in hex and decoded."""
     compare(LOG, what, np.asarray(got, dtype=np.int64), np.asarray(want, dtype=np.int64),
             describe)
+
+
+class PlantedBug(wiring.Component):
+    """``unit`` with bit 0 of its output ``port`` inverted on the cycles where
+    ``when(unit)`` (an expression of the unit's ports) is true, and otherwise the same:
+    same ports, and its other attributes (``latency``, ``bias``...) read through."""
+
+    def __init__(self, unit, port: str, when):
+        self.unit, self.port, self.when = unit, port, when
+        super().__init__(dict(unit.signature.members.items()))
+        self.reads_through = True
+
+    def __getattr__(self, name):
+        # Only once built: the ports themselves must not be found on the unit.
+        if "reads_through" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.unit, name)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = self.unit
+        for name, member in self.signature.members.items():
+            outer, inner = Value.cast(getattr(self, name)), Value.cast(getattr(self.unit, name))
+            if member.flow == In:
+                m.d.comb += inner.eq(outer)
+            elif name == self.port:
+                m.d.comb += outer.eq(inner ^ self.when(self.unit))
+            else:
+                m.d.comb += outer.eq(inner)
+        return m

@@ -6,7 +6,7 @@ import pytest
 
 from golden import E4M3, FP9, convert
 from hw.units.fp8_to_fp9 import Fp8ToFp9
-from sim.pysim import SourceFormat, check, hex_and_value, simulate, stream_rows
+from sim.pysim import PlantedBug, SourceFormat, check, hex_and_value, simulate, stream_rows
 
 pytestmark = pytest.mark.quick
 
@@ -46,3 +46,13 @@ def test_every_code_both_formats(bias):
     assert unit.latency == 0
     for fmt in ("e4m3", "e5m2"):
         check_convert(unit, bias, fmt)
+
+
+def test_a_one_lsb_error_in_one_code_is_caught():
+    """A converter wrong in the last bit of one e4m3 code fails the check, which names it."""
+    unit = PlantedBug(Fp8ToFp9(bias=11), "y",
+                      lambda u: (u.a == 0x09) & (u.fmt == SourceFormat.E4M3))
+    check_convert(unit, 11, "e5m2")
+    with pytest.raises(AssertionError, match=r"1 of 256 rows differ; first: e4m3 bias 11: "
+                                             r"a=0x09 .* rtl=0x028 .* golden=0x029 "):
+        check_convert(unit, 11, "e4m3")

@@ -3,6 +3,8 @@ the frame sender at their byte streams (good frames, a bad CRC, a cut frame, a l
 over the limit, garbage between frames), and ``sim.tops.FrameEcho`` end to end through
 its UART."""
 
+from collections import deque
+
 import numpy as np
 import pytest
 
@@ -27,18 +29,20 @@ def test_receiver():
     expected: (ok, command, reason, payload) of the good ones read from the buffer."""
     rx = FrameReceiver(TIMEOUT)
     rng = np.random.default_rng(7)
-    good = [(int(rng.integers(0, 256)), bytes(rng.integers(0, 256, n).tolist()))
-            for n in (0, 1, 5, 40)]
-    # (bytes, idle cycles after them, expected: (ok, command, reason, payload))
-    sends = [(encode_frame(c, p), 0, (1, c, 0, p)) for c, p in good[:2]]
-    sends += [
+    (c0, p0), (c1, p1), (c2, p2), (c3, p3) = [
+        (int(rng.integers(0, 256)), bytes(rng.integers(0, 256, n).tolist()))
+        for n in (0, 1, 5, 40)]
+    # (bytes, idle cycles after them, expected (ok, command, reason, payload))
+    sends = [
+        (encode_frame(c0, p0), 0, (1, c0, 0, p0)),
+        (encode_frame(c1, p1), 0, (1, c1, 0, p1)),
         (corrupted(encode_frame(0x02, bytes(range(20))), 9, 0x01), 0, (0, 0x02, Nak.CRC, None)),
         (corrupted(encode_frame(0x02, b"abc"), -1, 0x80), 0, (0, 0x02, Nak.CRC, None)),
         (encode_frame(0x03, bytes(20))[:12], 2 * TIMEOUT, (0, 0x03, Nak.TIMEOUT, None)),
         (bytes([SOF, 0x04]) + (MAX_PAYLOAD + 1).to_bytes(2, "little"), 0,
          (0, 0x04, Nak.ARGUMENT, None)),
-        (bytes([0x00, 0x11, 0x5A]) + encode_frame(*good[2]), 0, (1, good[2][0], 0, good[2][1])),
-        (encode_frame(*good[3]), 0, (1, good[3][0], 0, good[3][1])),
+        (bytes([0x00, 0x11, 0x5A]) + encode_frame(c2, p2), 0, (1, c2, 0, p2)),  # garbage first
+        (encode_frame(c3, p3), 0, (1, c3, 0, p3)),
     ]
     got = []
 
@@ -87,12 +91,13 @@ def test_sender():
             await put(ctx, tx.send, {"command": command, "length": len(payload)})
 
     async def fetch_source(ctx):
-        addresses = [0, 0]                    # the addresses of the last two cycles
+        addresses = deque([None] * 3, maxlen=3)   # this cycle's and the two before
         while True:
-            payload = current["payload"]
-            ctx.set(tx.fetch_data, payload[addresses[0]] if addresses[0] < len(payload) else 0)
+            addresses.append(ctx.get(tx.fetch_addr))
+            payload, address = current["payload"], addresses[0]
+            valid = address is not None and address < len(payload)
+            ctx.set(tx.fetch_data, payload[address] if valid else 0x00)
             await ctx.tick()
-            addresses = [addresses[1], ctx.get(tx.fetch_addr)]
 
     async def take(ctx):
         size = sum(6 + len(p) for _, p in requests)

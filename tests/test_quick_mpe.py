@@ -14,7 +14,8 @@ from golden import DLFLOAT16, E4M3, E5M2, decode, encode
 from golden.convert import convert
 from golden.mpe import MODES, mpe
 from hw.units.mpe import MPE, PIPELINE_CUTS
-from sim.pysim import Mode, SourceFormat, check, hex_and_value, simulate, stream_rows
+from sim.pysim import (Mode, PlantedBug, SourceFormat, check, hex_and_value, simulate,
+                       stream_rows)
 
 pytestmark = pytest.mark.quick
 
@@ -243,3 +244,22 @@ def test_every_other_depth(pipeline):
     rows = random_rows(rng, 150, unit.bias)
     gaps = np.where(rng.random(150) < 0.3, 1, 0)
     check_mpe(unit, f"mpe pipeline {pipeline}", rows, gaps, seed=pipeline)
+
+
+def test_a_one_lsb_error_is_caught():
+    """An MPE whose result is one LSB off on about one row in sixteen (those whose low
+    four bits should be 1011) fails the check."""
+    unit = PlantedBug(MPE(pipeline=2), "acc_out", lambda u: u.acc_out[:4] == 0b1011)
+    rows = random_rows(np.random.default_rng(5), 200, unit.bias)
+    with pytest.raises(AssertionError, match=r"rows differ; first: mode=.* golden=0x[0-9a-f]*b"):
+        check_mpe(unit, "mpe with a planted bug", rows)
+
+
+def test_a_wrong_latency_is_caught():
+    """A unit that claims one cycle more latency than it has fails on valid_out."""
+    class LateMPE(MPE):
+        latency = property(lambda self: self.pipeline + 1)
+
+    rows = random_rows(np.random.default_rng(6), 20, E4M3.bias)
+    with pytest.raises(AssertionError, match="cycle 2: valid_out is 1, expected 0"):
+        check_mpe(LateMPE(pipeline=2), "mpe claiming latency 3", rows)
