@@ -37,7 +37,8 @@ def chunk_rows(work, ways):
     for a, b, ba, bb, ob in work:
         chunks = max(1, -(-len(a) // ways))
         pad = chunks * ways - len(a)
-        ap, bp = np.pad(a, (0, pad)).reshape(chunks, ways), np.pad(b, (0, pad)).reshape(chunks, ways)
+        ap = np.pad(a, (0, pad)).reshape(chunks, ways)
+        bp = np.pad(b, (0, pad)).reshape(chunks, ways)
         for c in range(chunks):
             rows["a"].append(ap[c].astype(np.uint8))
             rows["b"].append(bp[c].astype(np.uint8))

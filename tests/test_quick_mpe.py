@@ -88,7 +88,7 @@ def fp8_directed(rng, fa, fb, bias) -> dict:
     add(0, np.array([0, 0x80])[:, None], some_b[None, :])
     # Subnormal operands (with both signs), alone and on an accumulator.
     sa = np.concatenate([subs_a, subs_a | 0x80])
-    add(0, sa[:, None], np.concatenate([subs_b, [max_b]])[None, :])
+    add(0, sa[:, None], np.array([subs_b[0], subs_b[-1], max_b])[None, :])
     add(rng.integers(0, 1 << 16, len(sa)), sa, rng.integers(0, 256, len(sa)))
     # The largest codes, and overflow: accumulators next to the largest dlfloat16.
     big = np.array([max_a, max_a | 0x80])
@@ -120,7 +120,7 @@ def fp8_directed(rng, fa, fb, bias) -> dict:
     cancel = np.where((cancel & 0x7FFF) == DL_NAN, 0, cancel & 0xFFFF)
     add(cancel, a, b)
     # Underflow: products of subnormals, and results next to the smallest dlfloat16.
-    add(0, sa[:, None], np.concatenate([subs_b, subs_b | 0x80])[None, :])
+    add(0, rng.choice(sa, 48), rng.choice(np.concatenate([subs_b, subs_b | 0x80]), 48))
     add(rng.integers(0, 1 << 10, n) | (rng.integers(0, 2, n) << 15), rng.integers(0, 256, n),
         rng.integers(0, 256, n))
     return join(parts)
