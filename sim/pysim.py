@@ -29,14 +29,10 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
 
-# The run-time enums of the units' ports, imported in this one place.
-from hw.units.fp8_to_fp9 import SourceFormat
-from hw.units.mpe import Mode
-from hw.units.quant16 import Overflow
 from sim.checks import compare, hex_and_value
 
-__all__ = ["Mode", "Overflow", "PlantedBug", "SourceFormat", "check", "get", "hex_and_value",
-           "idle", "put", "receive_line", "send_line", "simulate", "stream_rows"]
+__all__ = ["PlantedBug", "check", "get", "hex_and_value", "idle", "put", "receive_line",
+           "send_line", "simulate", "stream_rows"]
 
 LOG = logging.getLogger("sim.pysim")
 CLOCK_PERIOD = 1e-8

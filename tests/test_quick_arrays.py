@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from fp8hw.enums import Mode, SourceFormat
 from golden.matmul import matmul
 from hw.array import OutputStationaryArray, systolic_array
 from hw.schedule import GemmSchedule
-from sim.pysim import Mode, SourceFormat, check, get, idle, put, simulate
+from sim.pysim import check, get, idle, put, simulate
 
 pytestmark = pytest.mark.quick
 

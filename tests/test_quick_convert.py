@@ -4,9 +4,10 @@ both source formats at every e4m3 bias, against the golden ``convert``."""
 import numpy as np
 import pytest
 
+from fp8hw.enums import SourceFormat
 from golden import E4M3, FP9, convert
 from hw.units.fp8_to_fp9 import Fp8ToFp9
-from sim.pysim import PlantedBug, SourceFormat, check, hex_and_value, simulate, stream_rows
+from sim.pysim import PlantedBug, check, hex_and_value, simulate, stream_rows
 
 pytestmark = pytest.mark.quick
 

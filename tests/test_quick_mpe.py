@@ -10,11 +10,12 @@ depth with a few random rows, so that each ``latency`` is checked against ``vali
 import numpy as np
 import pytest
 
+from fp8hw.enums import Mode, SourceFormat
 from golden import DLFLOAT16, E4M3, E5M2, decode, encode
 from golden.convert import convert
-from golden.mpe import MODES, mpe
+from golden.mpe import mpe
 from hw.units.mpe import MPE, PIPELINE_CUTS
-from sim.pysim import (Mode, PlantedBug, SourceFormat, check, hex_and_value, simulate,
+from sim.pysim import (PlantedBug, check, hex_and_value, simulate,
                        stream_rows)
 
 pytestmark = pytest.mark.quick
@@ -140,7 +141,7 @@ def random_rows(rng, n, bias) -> dict:
     """Every mode and format pair mixed, changing every row, with accumulators of every
     kind: random codes (upper 16 bits too, which FP8 ignores), zeros, NaN/Inf, ones that
     nearly cancel the product, ones next to the overflow and next to the smallest value."""
-    mode = np.array(MODES)[rng.integers(0, 3, n)]
+    mode = np.array(Mode.labels())[rng.integers(0, len(Mode), n)]
     fa = np.array(FORMATS)[rng.integers(0, 2, n)]
     fb = np.array(FORMATS)[rng.integers(0, 2, n)]
     a = rng.integers(0, 256, n).astype(np.uint8)
@@ -161,7 +162,7 @@ def random_rows(rng, n, bias) -> dict:
 
 def golden_rows(rows, bias) -> np.ndarray:
     want = np.zeros(len(rows["a"]), np.uint32)
-    for mode in MODES:
+    for mode in Mode.labels():
         for fa, fb in FORMAT_PAIRS:
             sel = (rows["mode"] == mode) & (rows["fmt_a"] == fa) & (rows["fmt_b"] == fb)
             if sel.any():

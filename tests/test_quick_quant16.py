@@ -5,10 +5,11 @@ NaN/Inf code, zeros) and seeded random codes, both formats, both overflow action
 import numpy as np
 import pytest
 
+from fp8hw.enums import Overflow, SourceFormat
 from golden import DLFLOAT16, E4M3, E5M2, decode, encode
 from golden.quant16 import quant16
 from hw.units.quant16 import Quant16
-from sim.pysim import Overflow, SourceFormat, check, hex_and_value, simulate, stream_rows
+from sim.pysim import check, hex_and_value, simulate, stream_rows
 
 pytestmark = pytest.mark.quick
 
