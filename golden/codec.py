@@ -2,7 +2,7 @@
 
 ``round_exact`` is the one rounding routine of the golden model: it takes an exact value
 as (sign, integer magnitude, power-of-two exponent, sticky bit) and rounds it to a format
-per NUMERICS.md section 2. ``encode`` feeds it float64 values; the arithmetic units feed
+per docs/numerics.md, Rounding. ``encode`` feeds it float64 values; the arithmetic units feed
 it exact sums that do not fit a float64.
 """
 
@@ -257,7 +257,7 @@ def add_exact(sign_x, sig_x, exp_x, sign_y, sig_y, exp_y, align_bits: int = _ALI
 # Encode -------------------------------------------------------------------------------
 
 def encode(x, fmt, bias=None, rounding="rne", overflow="sat") -> np.ndarray:
-    """Float64 values to codes of ``fmt``, rounded once (NUMERICS.md section 2).
+    """Float64 values to codes of ``fmt``, rounded once (docs/numerics.md, Rounding).
 
     ``rounding``: ``rne`` (ties to even) or ``rnu`` (ties away from zero).
     ``overflow``: ``sat`` (+-max finite) or ``nan`` (NaN code; +-inf in ``ieee`` formats).

@@ -1,4 +1,4 @@
-"""Golden ``convert``: ``e4m3`` or ``e5m2`` codes to ``fp9`` codes (NUMERICS.md 3.1).
+"""Golden ``convert``: ``e4m3``/``e5m2`` to ``fp9`` codes (docs/numerics.md, ``convert``).
 
 Lossless for every input code and every ``e4m3`` bias 0..15. The sign bit passes through
 unchanged, so -0 becomes fp9 -0 (0x100), as ``e5m2``'s ``c << 1`` rule gives. ``e5m2``

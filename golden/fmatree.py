@@ -1,5 +1,5 @@
 """Golden ``fmatree``: the FP8-SEB N-way fused multiply-add tree with an FP30 accumulator
-(NUMERICS.md section 3.4), and ``dot``, a whole K-long dot product run through the tree N
+(docs/numerics.md, ``fmatree``), and ``dot``, a whole K-long dot product run through the tree N
 products at a time exactly as the hardware does.
 
 Stage 1 is exact: every product of two ``fp8seb`` codes becomes an integer

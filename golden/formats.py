@@ -4,7 +4,7 @@ Both the golden model (``golden/``) and the hardware (``hw/``) take field widths
 encoding styles and bias ranges from here, so a format cannot mean two things.
 
 A float code has fields sign (1 bit), exponent (E bits), mantissa (M bits), MSB first.
-Encoding styles (NUMERICS.md section 1):
+Encoding styles (docs/numerics.md, Styles):
 
 ``ieee``
     signed zero, subnormals, exponent all ones: m=0 is +-inf, m!=0 is NaN.

@@ -1,4 +1,4 @@
-"""Golden ``matmul``: the systolic array's GEMM (NUMERICS.md section 3.6).
+"""Golden ``matmul``: the systolic array's GEMM (docs/numerics.md, ``matmul``).
 
 C[i][j] = fold over k = 0..K-1, ascending, of acc <- mpe(acc, A[i][k], B[k][j]), starting
 from the initial C[i][j] (default 0). A is the west operand (``fmt_a``), B the north one

@@ -1,4 +1,4 @@
-"""Golden ``mpe``: the mixed-precision multiply-accumulate (NUMERICS.md section 3.2).
+"""Golden ``mpe``: the mixed-precision multiply-accumulate (docs/numerics.md, ``mpe``).
 
 ``fp8`` mode: acc' = rnu_dlfloat16(acc + a*b), the sum computed exactly and rounded once;
 ``a`` and ``b`` are ``e4m3`` or ``e5m2`` codes, widened losslessly to ``fp9``. A NaN or Inf

@@ -1,4 +1,4 @@
-"""Golden ``quant16``: ``dlfloat16`` to ``e4m3`` / ``e5m2`` (NUMERICS.md section 3.3).
+"""Golden ``quant16``: ``dlfloat16`` to ``e4m3`` / ``e5m2`` (docs/numerics.md, ``quant16``).
 
 y = rne(x) into the target; overflow ``sat`` (default: +-max) or ``nan`` (``e4m3``: 0x7F;
 ``e5m2``, an ``ieee`` format: +-inf). The NaN/Inf input 0x7FFF (either sign) gives the

@@ -1,5 +1,5 @@
 """Golden ``quant30``: ``fp30`` to ``fp8seb`` with an output bias, and shared-bias tracking
-(NUMERICS.md section 3.5).
+(docs/numerics.md, ``quant30``).
 
 y = rne(x) into ``fp8seb`` with bias ``bias`` (-32..31), saturating; a NaN input gives +max.
 The tracker reports the largest unbiased exponent floor(log2|x|) among the nonzero inputs

@@ -1,4 +1,4 @@
-"""Vector files (NUMERICS.md section 4): per-unit parameters, arrays and validation.
+"""Vector files (docs/numerics.md, Vector files): per-unit parameters, arrays, checks.
 
 ``python -m golden eval`` and ``python -m sim run`` both load and check their input
 through here, so a file the golden model accepts is exactly a file the RTL run accepts,

@@ -19,7 +19,7 @@ from boards.targets import UART_BAUD
 from fp8hw.enums import Dataflow, Mode, SourceFormat
 from fp8hw.errors import Fp8hwError
 from hw.schedule import GemmSchedule
-from hw.soc.protocol import (ACK, NAK, STATUS_COUNTERS, Command, FrameError, Nak,
+from hw.soc.protocol import (ACK, NAK, STATUS_COUNTERS, Buffer, Command, FrameError, Nak,
                              buffer_image, decode_frame, encode_frame, from_buffer_image,
                              image_row_bytes)
 
@@ -166,12 +166,12 @@ class Board:
             for tile in s.tiles:
                 b, active = s.ws_weights(tile, B)
                 a, c = s.ws_operands(tile, A[rows], part)
-                self.write(1, 0, buffer_image(b, "u1"))
-                self.write(0, 0, buffer_image(a, "u1"))
-                self.write(2, 0, buffer_image(c, "<u4"))
+                self.write(Buffer.B, 0, buffer_image(b, "u1"))
+                self.write(Buffer.A, 0, buffer_image(a, "u1"))
+                self.write(Buffer.C, 0, buffer_image(c, "<u4"))
                 self.request(Command.RUN, bytes([*codes, int(active.sum())])
                              + part.shape[0].to_bytes(2, "little"))
-                result = self.read(2, 0, part.shape[0] * image_row_bytes(Cn, "<u4"))
+                result = self.read(Buffer.C, 0, part.shape[0] * image_row_bytes(Cn, "<u4"))
                 s.store(tile, part, from_buffer_image(result, Cn, "<u4"))
             out[rows] = part
         return out

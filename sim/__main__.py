@@ -1,8 +1,8 @@
 """``python -m sim run UNIT IN.npz OUT.npz [--sim icarus|verilator] [--param NAME=VALUE ...]``
 
-Runs a vector file through the unit's RTL in a cocotb simulation (NUMERICS.md section 4);
-the output file is the same as ``python -m golden eval`` gives for the same input. Bad
-input ends with a one-line error and exit status 2, and writes no output file.
+Runs a vector file through the unit's RTL in a cocotb simulation (docs/numerics.md,
+Vector files); the output file is the same as ``python -m golden eval`` gives for the same
+input. Bad input ends with a one-line error and exit status 2, and writes no output file.
 """
 
 from __future__ import annotations

@@ -37,6 +37,11 @@ class LaneArray(wiring.Component):
             members[name] = (In if member.flow == In else Out)(8 * nbytes * lanes)
         super().__init__(members)
 
+    @property
+    def latency(self) -> int:
+        """The unit's latency (every lane is the same unit)."""
+        return self.units[0].latency
+
     def elaborate(self, platform):
         m = Module()
         for i, unit in enumerate(self.units):

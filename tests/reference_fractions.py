@@ -1,4 +1,4 @@
-"""Exact reference for the float formats, written from NUMERICS.md sections 1 and 2.
+"""Exact reference for the float formats, from docs/numerics.md, Formats and Rounding.
 
 Independent of ``golden/``: it takes no parameter from ``golden.formats`` and does all its
 arithmetic with ``fractions.Fraction`` (float64 inputs are converted exactly). Two rounding
@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-# Section 1's table: name -> (E, M, default bias, style, (min bias, max bias)).
+# The format table (docs/numerics.md): name -> (E, M, default bias, style, (min bias, max bias)).
 SPEC_FORMATS = {
     "e4m3": (4, 3, 11, "fn", (0, 15)),
     "e5m2": (5, 2, 15, "ieee", (15, 15)),
@@ -40,7 +40,7 @@ def pow2(k: int) -> Fraction:
 
 @dataclass(frozen=True)
 class Spec:
-    """A (1-E-M) format at one bias, with the values section 1 gives its codes."""
+    """A (1-E-M) format at one bias, with the values the Styles table gives its codes."""
 
     name: str
     E: int
@@ -71,7 +71,7 @@ class Spec:
 
     @property
     def canonical_nan(self) -> int | None:
-        """Section 2: positive, exponent and mantissa all ones. ``finite`` has none."""
+        """Rounding: positive, exponent and mantissa all ones. ``finite`` has none."""
         if self.style == "finite":
             return None
         return (self.e_all << self.M) | self.m_all
@@ -80,7 +80,7 @@ class Spec:
         assert self.style == "ieee"
         return (self.sign_bit if negative else 0) | (self.e_all << self.M)
 
-    # Section 1's style table ----------------------------------------------------------
+    # The Styles table -----------------------------------------------------------------
     def value(self, code: int) -> tuple[str, int, Fraction]:
         """(kind, sign, magnitude) of a code; kind is "num", "nan" or "inf".
 
@@ -275,7 +275,7 @@ def round_direct(spec: Spec, a: Fraction, rounding: str) -> int:
 
 
 def encode_ref(spec: Spec, x: float, round_mag, rounding: str, overflow: str) -> int:
-    """Section 2 plus the project decisions, for one float64 x.
+    """Rounding plus the Project choices (docs/numerics.md), for one float64 x.
 
     ``round_mag(ax, rounding)`` gives the magnitude code of the float ``ax = |x|`` (finite,
     nonzero) rounded, or OVERFLOW. Raises ValueError where the operation does not exist

@@ -75,7 +75,8 @@ def test_sim_run_equals_golden_eval(sim, tmp_path, params):
 
 
 def _bad_inputs(tmp_path):
-    """(name, input file, extra args, message fragment) for every error of spec section 4."""
+    """(name, input file, extra args, message fragment) for every vector-file error
+    (docs/numerics.md, Vector files)."""
     good = tmp_path / "good.npz"
     np.savez(good, a=ALL_CODES)
     cases = []

@@ -1,8 +1,10 @@
-"""Format parameters against the figures NUMERICS.md section 1 states."""
+"""Format parameters against the figures docs/numerics.md, Formats, states."""
 
 import pytest
 
 from golden import DLFLOAT16, E4M3, E5M2, FP8SEB, FP9, FP30, FORMATS, FormatError, get_format
+
+pytestmark = pytest.mark.quick
 
 
 def test_stated_ranges():

@@ -1,13 +1,13 @@
-"""Independent verification of golden's ``fmatree``/``dot`` and ``quant30`` against NUMERICS.md.
+"""Independent checks of golden's ``fmatree``/``dot`` and ``quant30`` (docs/numerics.md).
 
-The references below are written from sections 1, 2, 3.4 and 3.5 of the spec with exact
-``fractions.Fraction`` arithmetic and share no code with ``golden/``:
+The references below are written from docs/numerics.md (Formats, Rounding, ``fmatree``,
+``quant30``) with exact ``fractions.Fraction`` arithmetic and share no code with ``golden/``:
 
-* operand values come from ``reference_fractions.Spec`` (section 1's style table for
+* operand values come from ``reference_fractions.Spec`` (the Styles table for
   ``fp8seb`` and ``fp30``);
 * the stage-1 integer T is computed twice per row: from the exact decoded values,
   T = sum(a_i * b_i) * 2^(4 + bias_a + bias_b) (asserted to be an integer), and from the
-  spec's S / e' formula; both must agree;
+  contract's S / e' formula; both must agree;
 * rounding into ``fp30`` uses ``reference_fractions.round_direct`` (binade, quantum, round
   the quotient), into ``fp8seb`` the enumerated ``reference_fractions.Grid`` (cross-checked
   against ``round_direct`` here).
@@ -47,7 +47,9 @@ from golden.fmatree import DEFAULT_WAYS, dot, fmatree, tree_sum, tree_width
 from golden.quant30 import max_exponent, next_bias, quant30
 from reference_fractions import OVERFLOW, Grid, Spec, floor_log2, grid_tie, pow2, round_direct
 
-# Constants from the spec's section 1 (checked against Spec in test_reference_constants) --
+pytestmark = pytest.mark.quick
+
+# Constants from docs/numerics.md, Formats (checked against Spec in test_reference_constants) --
 FP30 = Spec.of("fp30")
 FP30_NAN = 0x1FFFFFFF
 FP30_NAN_CODES = (0x1FFFFFFF, 0x3FFFFFFF)  # dl: the sign is ignored on the NaN code
@@ -85,7 +87,7 @@ def seb_grid(bias: int) -> Grid:
 
 
 def seb_fields(code: int) -> tuple[int, int, int]:
-    """Section 3.4: (sign, S, e') with S = m + (8 if e != 0 else 0), e' = max(e, 1)."""
+    """``fmatree``: (sign, S, e') with S = m + (8 if e != 0 else 0), e' = max(e, 1)."""
     s, e, m = code >> 7, (code >> 3) & 15, code & 7
     return s, m + (8 if e else 0), max(e, 1)
 
@@ -97,7 +99,7 @@ def fp30_value(code: int):
 
 
 def fp30_rne_sat(x: Fraction) -> tuple[int, bool]:
-    """Section 2: rne into fp30, overflow saturates, dl zero is code 0. (code, saturated)."""
+    """Rounding: rne into fp30, overflow saturates, dl zero is code 0. (code, saturated)."""
     if x == 0:
         return 0, False
     mag = round_direct(FP30, abs(x), "rne")
@@ -151,7 +153,7 @@ class Trace(NamedTuple):
 
 
 def fmatree_trace(acc: int, a_row, b_row, bias_a: int, bias_b: int) -> Trace:
-    """Section 3.4 for one row, with the intermediate values for coverage counts."""
+    """``fmatree`` for one row, with the intermediate values for coverage counts."""
     T = tree_T_ref(a_row, b_row, bias_a, bias_b)
     v = T * pow2(-4 - bias_a - bias_b)
     t_code, sat1 = fp30_rne_sat(v)
@@ -180,7 +182,7 @@ def dot_ref(a_row, b_row, bias_a: int, bias_b: int, ways: int = WAYS, acc: int =
 
 
 def quant30_ref(x: int, bias: int) -> int:
-    """Section 3.5: rne into fp8seb (bias), saturating; NaN -> +max; zero -> 0x00."""
+    """``quant30``: rne into fp8seb (bias), saturating; NaN -> +max; zero -> 0x00."""
     val = fp30_value(x)
     if val is None:
         return SEB_MAX_MAG
@@ -464,7 +466,7 @@ def test_reference_constants():
         for c in range(256):
             s, S, e1 = seb_fields(c)
             assert seb_table(bias)[c] == (-1) ** s * S * pow2(e1 - bias - 3)
-    assert extreme_T(24) < 1 << 41  # section 3.4
+    assert extreme_T(24) < 1 << 41  # docs/numerics.md, fmatree
 
 
 def test_reference_seb_grid_matches_round_direct():
@@ -663,7 +665,7 @@ def test_fmatree_saturation():
         acc = rng.choice((0, random_fp30(rng), rng.randrange(2) << 29 | FP30_MAX_MAG,
                           random_fp30(rng, 50, 63)))
         rows.append((acc, a_row, b_row, *split_bias(s, rng)))
-    # stage 1 saturates, then acc = -max cancels it exactly: the spec rounds twice
+    # stage 1 saturates, then acc = -max cancels it exactly: fmatree rounds twice
     for _ in range(30):
         a_row = [rng.randint(10, 15) << 3 | rng.randrange(8) for _ in range(WAYS)]
         b_row = [rng.randint(10, 15) << 3 | rng.randrange(8) for _ in range(WAYS)]
@@ -882,7 +884,7 @@ def test_fmatree_all_pairs(ba, bb):
     acc = np.array(acc_list, dtype=np.uint32)
     got = np.asarray(fmatree(acc, a, b, ba, bb))
 
-    def scaled(code):  # fp30 value times 2^54, an integer (section 1, dl style)
+    def scaled(code):  # fp30 value times 2^54, an integer (the dl style)
         e, m = (code >> 23) & 63, code & 0x7FFFFF
         if code & 0x1FFFFFFF == 0:
             return 0
@@ -913,7 +915,7 @@ def test_tree_width(ways):
     assert -(1 << (w - 1)) <= -ext and ext <= (1 << (w - 1)) - 1  # holds +-extreme
     assert not (ext <= (1 << (w - 2)) - 1)  # one bit less cannot hold +extreme
     if ways == 24:
-        assert w == 42  # |T| < 2^41 (section 3.4): 42-bit two's complement
+        assert w == 42  # |T| < 2^41 (docs/numerics.md, fmatree): 42-bit two's complement
     # the extreme is reached, both signs, and tree_sum returns it exactly
     a = np.array([[0x7F] * ways, [0xFF] * ways], dtype=np.uint8)
     b = np.full((2, ways), 0x7F, dtype=np.uint8)

@@ -1,8 +1,8 @@
-"""Independent verification of golden's ``mpe`` and ``quant16`` against NUMERICS.md.
+"""Independent verification of golden's ``mpe`` and ``quant16`` against docs/numerics.md.
 
-The references below are written from sections 1, 2, 3.2 and 3.3 of the spec with exact
-``fractions.Fraction`` arithmetic. They share no code with ``golden/``: operand and
-accumulator codes are decoded by ``reference_fractions.Spec`` (section 1's style table),
+The references below are written from docs/numerics.md (Formats, Rounding, ``mpe``,
+``quant16``) with exact ``fractions.Fraction`` arithmetic. They share no code with ``golden/``: operand and
+accumulator codes are decoded by ``reference_fractions.Spec`` (the Styles table),
 rounding into ``dlfloat16`` uses ``reference_fractions.round_direct`` (binade, quantum,
 round the quotient; itself cross-checked against an enumerated grid in
 ``test_golden_reference.py``, and again here on every tie row against ``Grid``).
@@ -38,6 +38,8 @@ from golden.mpe import mpe
 from golden.quant16 import quant16
 from reference_fractions import (OVERFLOW, Grid, Spec, decode_int_ref, floor_log2, grid_tie, pow2,
                                  round_direct)
+
+pytestmark = pytest.mark.quick
 
 DL = Spec.of("dlfloat16")
 DL_NAN = 0x7FFF
@@ -94,7 +96,7 @@ def exact_sum(acc: int, a: int, b: int, fmt_a: str, fmt_b: str, bias: int):
 
 
 def dl_rnu(x: Fraction) -> int:
-    """Section 2: rnu into dlfloat16, overflow action NaN, dl zero is code 0."""
+    """Rounding: rnu into dlfloat16, overflow action NaN, dl zero is code 0."""
     if x == 0:
         return 0
     mag = round_direct(DL, abs(x), "rnu")
@@ -107,7 +109,7 @@ def dl_rnu(x: Fraction) -> int:
 
 def mpe_ref(acc: int, a: int, b: int, mode: str = "fp8", fmt_a: str = "e4m3",
             fmt_b: str = "e4m3", bias: int = 11) -> int:
-    """Section 3.2 for one row (Python ints in, int out)."""
+    """``mpe`` for one row (Python ints in, int out)."""
     if mode in ("int4", "int2"):
         bits = 4 if mode == "int4" else 2
         mask = (1 << bits) - 1
@@ -154,7 +156,7 @@ def dl_codes_near(y: Fraction, spread: int):
 
 
 def quant16_ref(x: int, fmt: str = "e4m3", bias: int = 11, overflow: str = "sat") -> int:
-    """Section 3.3 for one dlfloat16 code."""
+    """``quant16`` for one dlfloat16 code."""
     m = x & 0x7FFF
     mag = round_quant_mag(m, fmt, bias) if 0 < m < 0x7FFF else None
     return quant16_mag_then_sign(x, fmt, bias, overflow, mag)

@@ -1,6 +1,6 @@
-"""Independent verification of golden's codec against NUMERICS.md sections 1 and 2.
+"""Independent verification of golden's codec against docs/numerics.md, Formats and Rounding.
 
-The reference (``reference_fractions.py``) is written from the spec with exact
+The reference (``reference_fractions.py``) is written from docs/numerics.md with exact
 ``Fraction`` arithmetic and shares no code with ``golden/codec.py``. Formats up to 16 bits
 are checked exhaustively for decode, and encode is checked against a sorted enumeration
 of every representable value on: all representable values, every midpoint (tie), each
@@ -28,6 +28,8 @@ from golden import FormatError
 from reference_fractions import (SPEC_FORMATS, SPEC_INT_FORMATS, Grid, Spec,
                                  decode_int_ref, encode_int_ref, floor_log2, pow2,
                                  round_direct)
+
+pytestmark = pytest.mark.quick
 
 ROUNDINGS = ("rne", "rnu")
 OVERFLOWS = ("sat", "nan")
@@ -104,7 +106,7 @@ def check_decode(spec: Spec, codes: np.ndarray, got: np.ndarray, ctx: str):
     assert not bad, f"{ctx}: {len(bad)} codes decode wrongly\n" + "\n".join(bad[:16])
 
 
-# 0. The reference itself against the numbers the spec states ---------------------------
+# 0. The reference itself against the numbers of docs/numerics.md------------------------
 def test_reference_matches_spec_numbers():
     e4 = Spec.of("e4m3")
     assert e4.bias == 11
@@ -291,7 +293,7 @@ def test_encode_array_bias_broadcasts():
 
 
 def test_encode_specials_spelled_out():
-    """A few results of section 2 and the project decisions, written out by hand."""
+    """A few results of Rounding and the Project choices, written out by hand."""
     enc = golden.encode
     # exact zeros give +0; nonzero values rounding to zero keep their sign (not in dl)
     assert enc(np.array([0.0, -0.0]), "e4m3").tolist() == [0, 0]

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.quick
 def test_param_check():
     p = Param("n", 3, "a count", lo=1, hi=8)
     assert p.check(8) == 8 and p.parse("0x4") == 4 and p.describe() == "n=1..8 (default 3)"
-    with pytest.raises(ParameterError, match=r"^u: parameter n=9 is outside the allowed range 1\.\.8$"):
+    with pytest.raises(ParameterError,
+                       match=r"^u: parameter n=9 is outside the allowed range 1\.\.8$"):
         p.check(9, "u")
     for wrong in ("3", 3.0, True, None):
         with pytest.raises(TypeError, match="parameter n must be an integer in 1..8"):

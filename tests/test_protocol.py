@@ -5,6 +5,8 @@ import pytest
 from hw.soc.protocol import (MAX_PAYLOAD, SOF, Command, FrameError, crc16, decode_frame,
                              encode_frame)
 
+pytestmark = pytest.mark.quick
+
 
 def test_crc_check_value():
     assert crc16(b"123456789") == 0x29B1          # CRC-16/CCITT-FALSE's check value

@@ -9,6 +9,8 @@ from golden.matmul import matmul
 from golden.mpe import mpe
 from hw.schedule import GemmSchedule
 
+pytestmark = pytest.mark.quick
+
 
 def os_tile(mode, fmt_a, fmt_b):
     """What an output-stationary tile computes: each output folds its K beats."""

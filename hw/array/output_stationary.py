@@ -84,6 +84,14 @@ class OutputStationaryArray(wiring.Component):
             "idle": Out(1),
         })
 
+    @property
+    def latency(self) -> int:
+        """Cycles from the cycle a tile's last operand beat is taken to the cycle its first
+        result beat is valid, with no stall, when the beat is issued at once (it follows
+        the tile's previous beat without a gap): a cycle in the issue register, then
+        ``result_latency``. Each further result beat follows ``hop + 1`` cycles later."""
+        return self.result_latency + 1
+
     def elaborate(self, platform):
         R, C, L, D = self.rows, self.cols, self.slots, self.hop
         sc = SteppedCore()

@@ -76,6 +76,12 @@ class WeightStationaryArray(wiring.Component):
             "idle": Out(1),
         })
 
+    @property
+    def latency(self) -> int:
+        """Cycles from the cycle an operand row is taken to the cycle its result beat is
+        valid, with no stall: ``result_latency``."""
+        return self.result_latency
+
     def elaborate(self, platform):
         R, C, L = self.rows, self.cols, self.cell_latency
         sc = SteppedCore()

@@ -33,6 +33,13 @@ class Command(enum.IntEnum):
     STATUS = 0x05
 
 
+class Buffer(enum.IntEnum):
+    """The board's buffers, by the number WRITE and READ give them."""
+    A = 0       # rows of A
+    B = 1       # the weight tile
+    C = 2       # the sums, in and out
+
+
 # STATUS answers with these counters, 16 bits each, in this order.
 STATUS_COUNTERS = ("frames", "crc_errors", "timeouts", "refused", "uart_errors", "overruns",
                    "runs")

@@ -11,11 +11,11 @@ from fp8hw.enums import Dataflow, Mode, SourceFormat
 from golden.formats import E4M3
 from hw.array import WeightStationaryArray
 from hw.soc.frames import FrameReceiver, FrameSender
-from hw.soc.protocol import ACK, MAX_PAYLOAD, NAK, STATUS_COUNTERS, Command, Nak, row_stride
+from hw.soc.protocol import (ACK, MAX_PAYLOAD, NAK, STATUS_COUNTERS, Buffer, Command, Nak,
+                             row_stride)
 from hw.soc.uart import UartRx, UartTx
 
 VERSION = 2
-BUFFERS = ("A", "B", "C")          # buffer numbers 0, 1, 2 in WRITE and READ
 
 
 class RowBuffer:
@@ -98,7 +98,8 @@ class ArraySystem(wiring.Component):
         wiring.connect(m, uart_rx.data, receiver.bytes)
         wiring.connect(m, sender.bytes, uart_tx.data)
         buffers = [RowBuffer(m, name, lanes, depth)
-                   for name, lanes, depth in zip(BUFFERS, self.lanes, self.depths)]
+                   for name, lanes, depth in zip((b.name for b in Buffer), self.lanes,
+                                                   self.depths)]
         return self._executor(m, receiver, sender, array, buffers)
 
     def _executor(self, m, receiver, sender, array, buffers):
@@ -243,7 +244,8 @@ class ArraySystem(wiring.Component):
                 m.next = "ANSWER"
 
             sizes = [Const(size, 17) for size in self.sizes]
-            size_of = Mux(buffer_no == 0, sizes[0], Mux(buffer_no == 1, sizes[1], sizes[2]))
+            size_of = Mux(buffer_no == Buffer.A, sizes[Buffer.A],
+                          Mux(buffer_no == Buffer.B, sizes[Buffer.B], sizes[Buffer.C]))
             # The end of the bytes a WRITE or READ touches (one adder for both).
             # The argument checks are registered (from CHECK to DISPATCH), so that none of
             # them is in series with the decisions of DISPATCH.
@@ -268,13 +270,13 @@ class ArraySystem(wiring.Component):
                         with m.Else():
                             accept(1 + 2 * len(STATUS_COUNTERS))
                     with m.Case(Command.WRITE):
-                        with m.If((got.length < 3) | (buffer_no > 2) | past_end):
+                        with m.If((got.length < 3) | (buffer_no > max(Buffer)) | past_end):
                             refuse(Nak.ARGUMENT)
                         with m.Else():
                             m.d.sync += [host_index.eq(0), reading.eq(buffer_no)]
                             m.next = "COPY"
                     with m.Case(Command.READ):
-                        with m.If((got.length != 5) | (buffer_no > 2)
+                        with m.If((got.length != 5) | (buffer_no > max(Buffer))
                                   | (count > MAX_PAYLOAD - 1) | past_end):
                             refuse(Nak.ARGUMENT)
                         with m.Else():

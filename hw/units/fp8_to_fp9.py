@@ -19,8 +19,8 @@ class Fp8ToFp9(wiring.Component):
     Latency: combinational (0 cycles); throughput: one conversion per cycle.
 
     ``e5m2``: ``y = a << 1``; infinities and NaN payloads carry over. ``e4m3``: the value is
-    re-biased (+15 - bias) and subnormals are normalized (with bias 11 they all become
-    ``fp9`` normals; with bias 14 or 15 the smallest stay ``fp9`` subnormals); the NaN
+    re-biased (+15 - bias) and subnormals are normalized (with bias 0..12 they all become
+    ``fp9`` normals; with bias 13..15 the smallest stay ``fp9`` subnormals); the NaN
     S.1111.111 becomes S.11111.111. The sign always passes through, so -0 stays -0.
     """
 
@@ -33,6 +33,11 @@ class Fp8ToFp9(wiring.Component):
             "a": In(8),
             "y": Out(float_layout(FP9)),
         })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from ``a`` to ``y``: 0, combinational."""
+        return 0
 
     def elaborate(self, platform):
         m = Module()

@@ -37,6 +37,11 @@ class Quant16(wiring.Component):
             "y": Out(8),
         })
 
+    @property
+    def latency(self) -> int:
+        """Cycles from ``x`` to ``y``: 0, combinational."""
+        return 0
+
     def _round_into(self, m, target: FloatFormat) -> Signal:
         """The ``target`` code of ``x`` (not NaN), before the format select."""
         x, dl = self.x, DLFLOAT16

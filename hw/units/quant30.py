@@ -106,6 +106,12 @@ class Quant30(wiring.Component):
             "next_bias": Out(BIAS_SHAPE),
         })
 
+    @property
+    def latency(self) -> int:
+        """Cycles from ``x`` to ``y``: 0, combinational (the tracker's outputs include
+        a ``valid`` input from the next cycle on)."""
+        return 0
+
     def elaborate(self, platform):
         m = Module()
         m.d.comb += self.y.eq(quantize_fp30(m, self.x, self.bias))

@@ -25,11 +25,11 @@ NAN = FP30.canonical_nan
 
 
 async def check(dut, what, acc, a, b, bias_a, bias_b):
-    ports = LaneArray(lambda: FmaTree(**PARAMS), LANES).ports
+    top = LaneArray(lambda: FmaTree(**PARAMS), LANES)
     inputs = {"a": a.astype(np.uint8), "b": b.astype(np.uint8), "bias_a": bias_a,
               "bias_b": bias_b, "acc_in": acc}
-    got = (await drive_rows(dut, ports, LANES, inputs, ["acc_out"],
-                            latency=PARAMS["pipeline"]))["acc_out"].astype(np.uint32)
+    got = (await drive_rows(dut, top.ports, LANES, inputs, ["acc_out"],
+                            latency=top.latency))["acc_out"].astype(np.uint32)
     want = fmatree(acc, a, b, bias_a, bias_b)
     T = tree_sum(a, b)
 

@@ -12,6 +12,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge, Timer
 
 from fp8hw.enums import Mode, SourceFormat
+from hw.units.mpe import MPE
 from sim.checks import compare
 from sim.lanes import start_clock
 from sim.tb.mpe_tb import describer, golden_rows, random_rows
@@ -35,7 +36,7 @@ async def valid_toggling_stream(dut):
     rng = np.random.default_rng(SEED + 10 * PARAMS["pipeline"])
     n = 3000
     rows = random_rows(rng, n, PARAMS["bias"])
-    depth = PARAMS["pipeline"]
+    depth = MPE(**PARAMS).latency        # the unit says how long it takes
     got, issued_at, seen_at = [], [], []
     clocked = await start_clock(dut)
     if clocked:

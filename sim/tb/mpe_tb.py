@@ -27,8 +27,8 @@ FULL_SWEEP = os.environ.get("FP8HW_FULL_SWEEP") == "1"
 FORMAT_PAIRS = [("e4m3", "e4m3"), ("e4m3", "e5m2"), ("e5m2", "e4m3"), ("e5m2", "e5m2")]
 
 
-def ports():
-    return LaneArray(lambda: MPE(**PARAMS), LANES).ports
+def lanes():
+    return LaneArray(lambda: MPE(**PARAMS), LANES)
 
 
 async def run_rows(dut, rows: dict) -> np.ndarray:
@@ -39,7 +39,8 @@ async def run_rows(dut, rows: dict) -> np.ndarray:
         "fmt_a": np.array([SourceFormat.from_label(x) for x in rows["fmt_a"]]),
         "fmt_b": np.array([SourceFormat.from_label(x) for x in rows["fmt_b"]]),
     }
-    got = await drive_rows(dut, ports(), LANES, inputs, ["acc_out"], latency=PARAMS["pipeline"])
+    top = lanes()
+    got = await drive_rows(dut, top.ports, LANES, inputs, ["acc_out"], latency=top.latency)
     return got["acc_out"].astype(np.uint32)
 
 

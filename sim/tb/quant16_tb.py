@@ -21,7 +21,7 @@ LANES = int(os.environ.get("FP8HW_LANES", "32"))
 @cocotb.test()
 async def every_input_both_formats_both_overflows(dut):
     bias = PARAMS["bias"]
-    ports = LaneArray(lambda: Quant16(**PARAMS), LANES).ports
+    top = LaneArray(lambda: Quant16(**PARAMS), LANES)
     x_all = np.arange(1 << 16, dtype=np.uint16)
     cases = [(f, o) for f in ("e4m3", "e5m2") for o in ("sat", "nan")]
     x = np.tile(x_all, len(cases))
@@ -30,7 +30,8 @@ async def every_input_both_formats_both_overflows(dut):
     inputs = {"x": x,
               "fmt": np.array([SourceFormat.from_label(f) for f, _ in cases]).repeat(len(x_all)),
               "overflow": np.array([Overflow.from_label(o) for _, o in cases]).repeat(len(x_all))}
-    got = (await drive_rows(dut, ports, LANES, inputs, ["y"], latency=0, valid=None))["y"]
+    got = (await drive_rows(dut, top.ports, LANES, inputs, ["y"], latency=top.latency,
+                            valid=None))["y"]
     want = np.concatenate([quant16(x_all, f, bias, o) for f, o in cases])
 
     def describe(i):

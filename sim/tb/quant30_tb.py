@@ -51,9 +51,9 @@ def quantizer_inputs(rng):
 async def quantizer_random_and_directed(dut):
     rng = np.random.default_rng(SEED)
     x, bias = quantizer_inputs(rng)
-    ports = LaneArray(lambda: Quant30(**PARAMS), LANES).ports
-    got = (await drive_rows(dut, ports, LANES, {"x": x, "bias": bias}, ["y"],
-                            latency=0, valid=None))["y"].astype(np.uint8)
+    top = LaneArray(lambda: Quant30(**PARAMS), LANES)
+    got = (await drive_rows(dut, top.ports, LANES, {"x": x, "bias": bias}, ["y"],
+                            latency=top.latency, valid=None))["y"].astype(np.uint8)
     want = quant30(x, bias)
 
     def describe(i):

@@ -12,7 +12,7 @@ import numpy as np
 from fp8hw.enums import Mode, SourceFormat
 from golden.matmul import matmul
 from hw.schedule import GemmSchedule
-from hw.soc.protocol import (ACK, NAK, Command, Nak, buffer_image, encode_frame,
+from hw.soc.protocol import (ACK, NAK, Buffer, Command, Nak, buffer_image, encode_frame,
                              from_buffer_image, image_row_bytes, row_stride)
 from hw.soc.system import VERSION
 from sim.lanes import start_clock
@@ -62,13 +62,13 @@ class Host:
         for tile in s.tiles:
             b, active = s.ws_weights(tile, B)
             a, c = s.ws_operands(tile, A, Cm)
-            await self.write(1, 0, buffer_image(b, "u1"))
-            await self.write(0, 0, buffer_image(a, "u1"))
-            await self.write(2, 0, buffer_image(c, "<u4"))
+            await self.write(Buffer.B, 0, buffer_image(b, "u1"))
+            await self.write(Buffer.A, 0, buffer_image(a, "u1"))
+            await self.write(Buffer.C, 0, buffer_image(c, "<u4"))
             run = bytes([Mode.from_label(mode), SourceFormat.from_label(fmt_a),
                          SourceFormat.from_label(fmt_b), int(active.sum())])
             await self.ok(Command.RUN, run + M.to_bytes(2, "little"))
-            out = await self.read(2, 0, M * image_row_bytes(C, "<u4"))
+            out = await self.read(Buffer.C, 0, M * image_row_bytes(C, "<u4"))
             s.store(tile, Cm, from_buffer_image(out, C, "<u4"))
         return Cm
 

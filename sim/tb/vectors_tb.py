@@ -23,12 +23,11 @@ async def run_vectors(dut):
     lanes = int(os.environ["FP8HW_LANES"])
     spec = get_unit(unit)
     top = LaneArray(lambda: spec.elaborate(hw_params), lanes)
-    latency = getattr(top.units[0], "latency", 0)
     with np.load(os.environ["FP8HW_VECTORS_IN"], allow_pickle=False) as f:
         arrays = {name: f[name] for name in f.files}
     ports = VECTOR_PORTS[unit]
     got = await drive_rows(dut, top.ports, lanes, ports.inputs(arrays, params),
-                           list(ports.outputs), latency=latency,
+                           list(ports.outputs), latency=top.latency,
                            valid="valid_in" if "valid_in" in top.ports else None)
     outputs = {name: got[port].astype(dtype) for port, (name, dtype) in ports.outputs.items()}
     np.savez(os.environ["FP8HW_VECTORS_OUT"], **outputs)
