@@ -147,7 +147,6 @@ def _remove_old_products(build_dir: Path, name: str) -> None:
     for pattern in (f"{name}.*", f"build_{name}.*"):
         for path in build_dir.glob(pattern):
             path.unlink()
-    (build_dir / "build.log").unlink(missing_ok=True)
 
 
 def _explain_nextpnr_error(target: BoardTarget, message: str, log: str) -> str:
@@ -196,7 +195,11 @@ def _run_step(argv: list[str], build_dir: Path, name: str, progress: Progress,
 def _failure(target: BoardTarget, run: toolchain.ToolRun, log_path: Path) -> BoardError:
     """The one line for a tool that failed, from its log."""
     log = log_path.read_text(errors="replace") if log_path.exists() else ""
-    message = toolchain.first_error(log) or toolchain.first_error(run.output)
+    said = [ln.strip() for ln in run.output.splitlines() if ln.strip()]
+    # No ERROR line: a tool that crashed (a YoWASP tool's WebAssembly trap, say) said why
+    # last.
+    message = (toolchain.first_error(log) or toolchain.first_error(run.output)
+               or (said[-1] if said else None))
     if run.tool == "yosys":
         return BoardError(f"Yosys failed for {target.name}: {message or f'see {log_path}'}")
     if run.tool == toolchain.FAMILIES[target.family].nextpnr:
@@ -229,6 +232,7 @@ def build(target: BoardTarget, top, build_dir: Path, *, yosys_after_read: str = 
     nextpnr_opts = f"--seed {seed} --timing-allow-fail --report {name}.report.json"
 
     progress.stage("elaboration")
+    elaboration = time.monotonic()
     plan = platform.prepare(top, name, nextpnr_opts=nextpnr_opts,
                             script_after_read=yosys_after_read,
                             script_after_synth=f"tee -q -o {name}.stat.json stat -json")
@@ -242,7 +246,7 @@ def build(target: BoardTarget, top, build_dir: Path, *, yosys_after_read: str = 
     build_dir.mkdir(parents=True, exist_ok=True)
     _remove_old_products(build_dir, name)
     plan.extract(build_dir)
-    seconds = {"elaboration": time.monotonic() - start}
+    seconds = {"elaboration": time.monotonic() - elaboration}
     commands = json.loads(plan.files[f"{plan.script}.json"])["commands"]
     for argv in commands:
         run, log = _run_step(argv, build_dir, name, progress, family)

@@ -8,12 +8,12 @@ import re
 from dataclasses import replace
 
 import pytest
-from amaranth import Elaboratable, Module, Signal
+from amaranth import Cat, Elaboratable, Module, Signal
 from amaranth.lib import io as amaranth_io
 
 from boards import flow, toolchain
 from boards.progress import Progress
-from boards.targets import get_board
+from boards.targets import BoardError, get_board
 
 
 class Counter(Elaboratable):
@@ -28,6 +28,24 @@ class Counter(Elaboratable):
         m.d.sync += counter.eq(counter + 1)
         m.submodules.led = led = amaranth_io.Buffer("o", platform.request("led", 0, dir="-"))
         m.d.comb += led.o.eq(counter[-1])
+        return m
+
+
+class Scrambler(Elaboratable):
+    """``width`` flip-flops, each the XOR of its neighbours and the button: a logic cell
+    each, with no carry chain."""
+
+    def __init__(self, width: int):
+        self.width = width
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.button = button = amaranth_io.Buffer(
+            "i", platform.request("button", 0, dir="-"))
+        m.submodules.led = led = amaranth_io.Buffer("o", platform.request("led", 0, dir="-"))
+        bits = Signal(self.width)
+        m.d.sync += bits.eq(Cat(button.i, bits[:-1]) ^ Cat(bits[1:], bits[0]))
+        m.d.comb += led.o.eq(bits[-1])
         return m
 
 
@@ -110,3 +128,14 @@ def test_key_names_what_a_bitstream_depends_on():
                   flow.build_key(plan(), tools, 1, "--seed 2"),
                   flow.build_key(plan(), {**tools, "yosys": "Yosys 0.71"}, 1, "--seed 1")):
         assert other != key
+
+
+def test_design_that_does_not_fit(tmp_path):
+    """nextpnr's failure, read from its log: the resource, in one line, and no stamp."""
+    with pytest.raises(BoardError) as e:
+        flow.build(TARGET, Scrambler(6000), tmp_path,
+                   progress=Progress(stream=io.StringIO()))
+    message = str(e.value)
+    assert "\n" not in message
+    assert message.startswith("design does not fit the iCE40UP5K: ICESTORM_LC "), message
+    assert not (tmp_path / "fp8hw_icebreaker.stamp.json").exists()
