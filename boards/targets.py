@@ -56,9 +56,8 @@ class BoardTarget:
                 f"UART {UART_BAUD} baud (divisor {self.uart_divisor})")
 
 
-# A 2x2 array on the UP5K at 21 MHz (the iCE40 PLL makes exactly 21 from 12; nextpnr
-# reaches 23.5) and an 8x8 array on the 85F at 60 MHz (nextpnr reaches 66.6); see the
-# README, "FPGA boards".
+# Each board's shipped configuration: the largest array measured to fit and to meet the
+# clock (the README's "FPGA boards" has the figures, from ``python -m hw.build --board``).
 BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
     BoardTarget("icebreaker", ICEBreakerPlatform, rows=2, cols=2, max_m=64, pipeline=4,
                 clock_mhz=21, program_board="ice40_generic",
