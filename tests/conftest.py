@@ -15,6 +15,15 @@ def sim(request):
     return request.param
 
 
+def sweep_simulators(default: str):
+    """For an exhaustive sweep: ``default`` in every tier, the other simulator in the full
+    tier only (``@pytest.mark.parametrize("sim", sweep_simulators("icarus"))``), so that
+    the default regression runs each sweep once and CI runs it on both."""
+    assert default in SIMULATORS
+    return [pytest.param(s, marks=() if s == default else pytest.mark.full)
+            for s in SIMULATORS]
+
+
 def pytest_collection_modifyitems(config, items):
     """Bitstream builds (``slow_build``) take minutes: run them first, so that under
     pytest-xdist they start at once instead of finishing last."""

@@ -279,3 +279,19 @@ def test_sim_run_matmul_equals_golden_eval(sim, tmp_path, params):
     assert rtl.returncode == 0, rtl.stderr
     assert "GEMM on a" in rtl.stdout
     assert (tmp_path / "golden.npz").read_bytes() == (tmp_path / "rtl.npz").read_bytes()
+
+
+# fp8hw: one command for every entry point ------------------------------------------------
+
+def test_fp8hw_lists_and_runs_its_subcommands(tmp_path):
+    from fp8hw.__main__ import SUBCOMMANDS
+    proc = run_cli("fp8hw", "--help")
+    assert proc.returncode == 0
+    for name, (module, _) in SUBCOMMANDS.items():
+        assert f"  {name} " in proc.stdout and f"python -m {module}" in proc.stdout
+    proc = run_cli("fp8hw", "build", "--unit", "convert", "--param", "bias=3", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "convert_bias3.v").is_file()
+    assert run_cli("fp8hw", "golden", "--help").stdout.startswith("usage: fp8hw golden")
+    assert_one_line_error(run_cli("fp8hw", "nope"), "unknown subcommand 'nope'")
+    assert_one_line_error(run_cli("fp8hw", "build", "--unit", "nope"), "unknown unit 'nope'")
