@@ -46,11 +46,9 @@ def fixed_to_fp30(m, total, scale_exp, name="t") -> Signal:
     width = max(len(magnitude), FP30.man_bits + 3)
     normalized = Signal(width, name=f"{name}_norm")
     m.d.comb += normalized.eq((magnitude << lz) << (width - len(magnitude)))
-    # The MSB is bit len-1-lz of total, worth 2**(len - 1 - lz + scale_exp); with lz = 0
-    # and biased, that is 0..131 for 24 ways (scale_exp is -66..60).
-    exp_top = Signal(8, name=f"{name}_exp_top")
-    m.d.comb += exp_top.eq(len(magnitude) - 1 + scale_exp + FP30.bias)
-    return round_to_dl(m, FP30, normalized, exp_top, lz, total < 0, rounding="rne",
+    # The MSB is bit len-1-lz of total, worth 2**(len - 1 - lz + scale_exp).
+    return round_to_dl(m, FP30, normalized, scale_exp, lz, total < 0,
+                       exp_offset=len(magnitude) - 1 + FP30.bias, rounding="rne",
                        overflow="sat", name=name)
 
 
@@ -89,8 +87,8 @@ def fp30_add(m, x, y, name="sum") -> Signal:
     normalized = Signal(W + 1, name=f"{name}_norm")
     m.d.comb += normalized.eq(total << lz)
     # The big significand's MSB sits at bit W-1 of total, worth 2**(big_exp - bias).
-    rounded = round_to_dl(m, FP30, normalized, big_exp + 1, lz, big_sign, rounding="rne",
-                          overflow="sat", name=name)
+    rounded = round_to_dl(m, FP30, normalized, big_exp, lz, big_sign, exp_offset=1,
+                          rounding="rne", overflow="sat", name=name)
     result = Signal(FP30.width, name=f"{name}_result")
     m.d.comb += result.eq(Mux(zero_x, Mux(zero_y, 0, y), Mux(zero_y, x, rounded)))
     return result

@@ -250,10 +250,10 @@ class MPE(wiring.Component):
         acc = data.View(float_layout(dl), s0["acc"][:dl.width])
         a = decode(s0["a"], s0["fmt_a"], self.bias)
         b = decode(s0["b"], s0["fmt_b"], self.bias)
+        lane_sum = lane_sums(m, s0["a"], s0["b"], int4=s0["mode"] == Mode.INT4)
         s1 = pipe.cut_all("product", {
             "valid": s0["valid"], "fp8": s0["mode"] == Mode.FP8, "acc": s0["acc"],
-            **product_and_exponents(m, a, b, acc),
-            "lane_sum": lane_sums(m, s0["a"], s0["b"], int4=s0["mode"] == Mode.INT4),
+            "lane_sum": lane_sum, **product_and_exponents(m, a, b, acc),
         })
 
         acc = data.View(float_layout(dl), s1["acc"][:dl.width])
@@ -281,11 +281,13 @@ class MPE(wiring.Component):
             "valid": s3["valid"], "fp8": s3["fp8"], "special": s3["special"],
             "sign": s3["sign"], "top": s3["top"], "int_result": s3["int_result"],
             "normalized": normalized, "lz": lz,
+            "zero": s3["magnitude"] == 0,           # known before the shift
         })
 
         # The magnitude's MSB is worth 2**(top - 30) (see add): biased, top + 1.
-        code = round_to_dl(m, dl, s4["normalized"], s4["top"] + 1, s4["lz"], s4["sign"],
-                           rounding="rnu", overflow="nan", nan=s4["special"])
+        code = round_to_dl(m, dl, s4["normalized"], s4["top"], s4["lz"], s4["sign"],
+                           exp_offset=1, rounding="rnu", overflow="nan", nan=s4["special"],
+                           zero=s4["zero"])
         acc_out = Mux(s4["fp8"], code, s4["int_result"])
         m.d.comb += [self.acc_out.eq(pipe.cut("result", acc_out)),
                      self.valid_out.eq(pipe.cut("result", s4["valid"], reset_less=False))]
