@@ -1,61 +1,89 @@
 """Rounding a normalized significand into a ``dl``-style format (``dlfloat16``, ``fp30``).
 
-Shared by the units whose results are ``dl`` codes. ``dl`` formats have no subnormals:
-below the smallest value, 2**-bias * (1 + 2**-M), the only candidates are 0 and that value,
-and the code e=0, m=0 is zero, not 2**-bias.
+Shared by the units whose results are ``dl`` codes: the MPE (``rnu``, overflow to NaN) and
+the FMA tree (``rne``, saturating). ``dl`` formats have no subnormals: below the smallest
+value, 2**-bias * (1 + 2**-M), the only candidates are 0 and that value, and the code
+e=0, m=0 is zero, not 2**-bias.
 """
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, Value
 
 from golden.formats import FloatFormat
 
 
-def round_to_dl(m: Module, fmt: FloatFormat, normalized, exp_field, sign, *,
-                rounding: str, overflow: str, name: str = "round") -> Signal:
+def round_to_dl(m: Module, fmt: FloatFormat, normalized, exp_top, lz, sign, *,
+                exp_offset: int = 0, rounding: str, overflow: str, nan=None, zero=None,
+                name: str = "round") -> Signal:
     """The ``fmt`` code of (-1)**sign * 0.1xxx (``normalized``, MSB set, or all zero) with
-    the MSB worth 2**(exp_field - bias), rounded once (``rne`` or ``rnu``).
+    the MSB worth 2**(exp_top + exp_offset - lz - bias), rounded once (``rne`` or ``rnu``).
 
     ``normalized`` must hold every bit of the exact value below its MSB, or have its LSB
     be the sticky OR of the bits that are not held (and be at least M + 3 bits wide).
-    ``overflow``: ``sat`` (+-max) or ``nan`` (the NaN/Inf code).
+    ``lz`` is the normalization shift and ``exp_top + exp_offset`` (a value and an int)
+    the biased exponent of the MSB before it.
+    ``overflow``: ``sat`` (+-max) or ``nan`` (the NaN/Inf code). ``nan``: an optional bit
+    that forces the NaN code (a NaN or Inf input). ``zero``: an optional bit, high when the
+    value is zero, for a caller that has it before the normalization shift (by default,
+    ``normalized``'s MSB tells).
+
+    No decision waits for the rounding adder: the exponent and its successor are each one
+    subtraction from the inputs (Yosys folds the constant into it; an adder of its own for
+    exp_top + exp_offset would be in series), overflow is decided from the kept bits and
+    the rounding bit, and the adder's carry out only picks the exponent, as its sum gives
+    the mantissa.
     """
     assert fmt.style == "dl" and rounding in ("rne", "rnu") and overflow in ("sat", "nan")
     M = fmt.man_bits
     width = len(normalized)
     assert width >= M + 3
-    kept = normalized[width - M - 1:]                     # 1.m, M + 1 bits
+    fraction = normalized[width - M - 1:width - 1]        # the M kept bits below the MSB
     guard = normalized[width - M - 2]
     sticky = normalized[:width - M - 2].any()
-    up = guard & (sticky | kept[0]) if rounding == "rne" else guard
-    rounded = Signal(M + 2, name=f"{name}_rounded")
-    m.d.comb += rounded.eq(kept + up)
-    carry = rounded[-1]
-    exp_final = Signal(signed(len(exp_field) + 1), name=f"{name}_exp")
-    m.d.comb += exp_final.eq(exp_field + carry)
+    up = guard & (sticky | fraction[0]) if rounding == "rne" else guard
+    # A carry out of the fraction (all ones, rounded up) makes 2**(exponent + 1), whose
+    # mantissa is the 0 that the M-bit sum wraps to.
     man = Signal(M, name=f"{name}_man")
-    m.d.comb += man.eq(Mux(carry, 0, rounded[:M]))
+    carry = Signal(name=f"{name}_carry")
+    m.d.comb += Cat(man, carry).eq(fraction + up)
+
+    exp_top, lz = Value.cast(exp_top), Value.cast(lz)
+    top_min, top_max = ((-2 ** (len(exp_top) - 1), 2 ** (len(exp_top) - 1) - 1)
+                        if exp_top.shape().signed else (0, 2 ** len(exp_top) - 1))
+    exp_range = range(top_min + exp_offset - (2 ** len(lz) - 1), top_max + exp_offset + 2)
+    exp_field = Signal(exp_range, name=f"{name}_exp")            # before rounding
+    exp_next = Signal(exp_range, name=f"{name}_exp_next")        # the same, plus one
+    m.d.comb += [exp_field.eq(exp_top + exp_offset - lz),
+                 exp_next.eq(exp_top + (exp_offset + 1) - lz)]
+    exp_final = Mux(carry, exp_next, exp_field)
+
+    # Past the largest finite value (in dl, e_max and all ones but the last mantissa bit):
+    # a larger exponent, or e_max with a fraction that is all ones, or rounds up to it
+    # (a carry out makes the exponent larger instead).
+    e_max, m_max = fmt.max_fields
+    assert (e_max, m_max) == (fmt.exp_all_ones, fmt.man_all_ones - 1)
+    too_big = (exp_field > e_max) | ((exp_field == e_max) & fraction[1:].all()
+                                     & (fraction[0] | up))
 
     # Below 2**-bias: 0 or min positive, whichever is nearer; the halfway point is
     # 2**(-bias-1) * (1 + 2**-M), that is a fraction (bits below the MSB) of 2**-M.
-    fraction = normalized[:width - 1]                     # MSB first: bit k is 2**-(width-1-k)
-    first = fraction[width - 1 - M:]                      # fraction bits 2**-1 .. 2**-M
     if rounding == "rnu":
-        tiny_up = first.any()
+        tiny_up = fraction.any()
     else:
-        tiny_up = first[1:].any() | (first[0] & fraction[:width - 1 - M].any())
+        tiny_up = fraction[1:].any() | (fraction[0] & normalized[:width - M - 1].any())
 
+    nan = Value.cast(0 if nan is None else nan)
+    zero = ~normalized[-1] if zero is None else zero
     code = Signal(fmt.width, name=f"{name}_code")
     signed_bit = sign << (fmt.width - 1)
-    e_max, m_max = fmt.max_fields
-    with m.If(normalized == 0):
-        m.d.comb += code.eq(0)
-    with m.Elif((exp_final > e_max) | ((exp_final == e_max) & (man > m_max))):
-        m.d.comb += code.eq(signed_bit | fmt.max_code if overflow == "sat" else fmt.canonical_nan)
-    with m.Elif(exp_field < -1):
+    too_big_code = signed_bit | fmt.max_code if overflow == "sat" else fmt.canonical_nan
+    with m.If(nan | (too_big & ~zero)):
+        m.d.comb += code.eq(Mux(nan, fmt.canonical_nan, too_big_code))
+    with m.Elif(zero | (exp_field < -1)):
         m.d.comb += code.eq(0)
     with m.Elif(exp_field == -1):
         m.d.comb += code.eq(Mux(tiny_up, signed_bit | 1, 0))
-    with m.Elif((exp_final == 0) & (man == 0)):
+    with m.Elif((exp_field == 0) & ~fraction.any() & ~up):
+        # e=0, m=0 is the zero code, not 2**-bias: round up to min positive instead.
         m.d.comb += code.eq(signed_bit | 1)
     with m.Else():
         m.d.comb += code.eq(signed_bit | (exp_final[:fmt.exp_bits] << M) | man)

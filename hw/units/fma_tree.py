@@ -49,9 +49,8 @@ def fixed_to_fp30(m, total, scale_exp, name="t") -> Signal:
     normalized = Signal(width, name=f"{name}_norm")
     m.d.comb += normalized.eq((magnitude << lz) << (width - len(magnitude)))
     # The MSB is bit len-1-lz of total, worth 2**(len - 1 - lz + scale_exp).
-    exp_field = Signal(signed(9), name=f"{name}_expf")
-    m.d.comb += exp_field.eq(len(magnitude) - 1 - lz + scale_exp + FP30.bias)
-    return round_to_dl(m, FP30, normalized, exp_field, total < 0, rounding="rne",
+    return round_to_dl(m, FP30, normalized, scale_exp, lz, total < 0,
+                       exp_offset=len(magnitude) - 1 + FP30.bias, rounding="rne",
                        overflow="sat", name=name)
 
 
@@ -90,10 +89,8 @@ def fp30_add(m, x, y, name="sum") -> Signal:
     normalized = Signal(W + 1, name=f"{name}_norm")
     m.d.comb += normalized.eq(total << lz)
     # The big significand's MSB sits at bit W-1 of total, worth 2**(big_exp - bias).
-    exp_field = Signal(signed(9), name=f"{name}_expf")
-    m.d.comb += exp_field.eq(big_exp + 1 - lz)
-    rounded = round_to_dl(m, FP30, normalized, exp_field, big_sign, rounding="rne",
-                          overflow="sat", name=name)
+    rounded = round_to_dl(m, FP30, normalized, big_exp, lz, big_sign, exp_offset=1,
+                          rounding="rne", overflow="sat", name=name)
     result = Signal(FP30.width, name=f"{name}_result")
     m.d.comb += result.eq(Mux(zero_x, Mux(zero_y, 0, y), Mux(zero_y, x, rounded)))
     return result
