@@ -18,7 +18,7 @@ class OutputStationaryArray(wiring.Component):
 
     Each PE keeps ``L = max(pipeline, 1)`` accumulations in flight, one per *slot*: its
     MPE's own pipeline is the accumulator loop, so a MAC per cycle needs L independent
-    outputs, and each still sees its products in ascending k (FPGA-NOTES). A *tile* is
+    outputs, and each still sees its products in ascending k. A *tile* is
     therefore ``L * rows`` x ``cols`` outputs: slot s of PE (i, j) holds output row
     ``s * rows + i``, column ``j``.
 

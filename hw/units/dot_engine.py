@@ -37,7 +37,8 @@ class DotEngine(wiring.Component):
     Output, one cycle after the last chunk has left the pipeline: ``valid_out``, ``acc_out``
     (the ``fp30`` dot product, exactly the golden ``dot``), ``y`` (it quantized to
     ``fp8seb`` with ``out_bias``). Tracker: ``max_exp`` and ``seen`` over all results since
-    ``clear``, and ``next_bias``, the spec's rule applied to ``out_bias``.
+    ``clear``, and ``next_bias``, the bias rule (docs/numerics.md, ``quant30``) applied
+    to ``out_bias``.
 
     Parameters: ``ways`` (N >= 1, default 24), ``pipeline`` (register stages before the
     accumulator, 0..3: after the products, after T is rounded to fp30, in the middle of the

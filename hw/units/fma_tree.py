@@ -1,4 +1,4 @@
-"""FP8-SEB N-way fused multiply-add tree with an FP30 accumulator (NUMERICS.md 3.4)."""
+"""FP8-SEB N-way FMA tree with an FP30 accumulator (docs/numerics.md, ``fmatree``)."""
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring

@@ -1,4 +1,4 @@
-"""``e4m3`` / ``e5m2`` to ``fp9`` converter (NUMERICS.md section 3.1)."""
+"""``e4m3`` / ``e5m2`` to ``fp9`` converter (docs/numerics.md, ``convert``)."""
 
 from amaranth import Module, Signal
 from amaranth.lib import data, wiring

@@ -1,4 +1,4 @@
-"""``dlfloat16`` to ``e4m3`` / ``e5m2`` output quantizer (NUMERICS.md section 3.3)."""
+"""``dlfloat16`` to ``e4m3`` / ``e5m2`` quantizer (docs/numerics.md, ``quant16``)."""
 
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring

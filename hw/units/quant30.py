@@ -1,4 +1,4 @@
-"""``fp30`` to ``fp8seb`` output quantizer with shared-bias tracking (NUMERICS.md 3.5)."""
+"""``fp30`` to ``fp8seb`` quantizer, shared-bias tracker (docs/numerics.md, ``quant30``)."""
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
@@ -59,7 +59,8 @@ def fp30_exponent(x):
 
 
 def next_bias_logic(m, bias, max_exp, seen, room: int, name="next") -> Signal:
-    """The spec's rule: bias - 1 above top - room, bias + 1 below it, clamped to -32..31."""
+    """The bias rule (docs/numerics.md, ``quant30``): bias - 1 above top - room, bias + 1
+    below it, clamped to -32..31."""
     lo, hi = FP8SEB.bias_range
     target = Signal(signed(8), name=f"{name}_target")
     m.d.comb += target.eq(FP8SEB.exp_all_ones - bias - room)
@@ -81,8 +82,8 @@ class Quant30(wiring.Component):
     and tracked this cycle), ``clear`` (forget the tracked exponent; a ``valid`` input in
     the same cycle starts the new tracking), ``y`` (``fp8seb``); tracker outputs
     ``max_exp`` (signed: the largest floor(log2|x|) among the nonzero, non-NaN inputs since
-    the last clear), ``seen`` (there was one), and ``next_bias``, the bias the spec's rule
-    gives from ``bias``, ``max_exp`` and ``room``.
+    the last clear), ``seen`` (there was one), and ``next_bias``, the bias that the bias rule
+    (docs/numerics.md, ``quant30``) gives from ``bias``, ``max_exp`` and ``room``.
 
     Parameter: ``room`` (default 1; 0..15), the binades kept free at the top.
 
