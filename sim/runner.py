@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
+import subprocess
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +87,31 @@ def default_cache_dir() -> Path:
     return Path(base) / "fp8hw" / "sim"
 
 
+def _verilator_runtime(cxx_opt: str | None, waves: bool) -> Path:
+    """Where the compiled Verilator runtime (``verilated*.cpp``, the same for every design)
+    is kept: an archive per Verilator, cocotb, environment and set of flags."""
+    import hashlib
+    import importlib.metadata
+    import sys
+    key = "\n".join([sys.prefix, importlib.metadata.version("verilator"),
+                     importlib.metadata.version("cocotb"), cxx_opt or "", f"waves {waves}"])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return default_cache_dir() / "verilator-runtime" / f"libverilated-{digest}.a"
+
+
+def _keep_verilator_runtime(build_dir: Path, archive: Path) -> None:
+    """Archive the runtime objects a normal build compiled, for the next builds."""
+    classes = (build_dir / "Vtop_classes.mk").read_text()
+    names = re.findall(r"^  (verilated\w*) \\$", classes, re.M)
+    objects = [build_dir / f"{n}.o" for n in names]
+    if not names or not all(o.is_file() for o in objects):
+        return
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    tmp = archive.with_name(f".{archive.name}.{os.getpid()}")
+    subprocess.run(["ar", "rcs", str(tmp), *map(str, objects)], check=True)
+    os.replace(tmp, archive)
+
+
 def waves_requested() -> bool:
     """``WAVES=1`` (cocotb's variable) asks every simulation for a waveform file."""
     return os.environ.get("WAVES", "").strip().lower() not in ("", "0", "false", "no")
@@ -158,10 +185,16 @@ def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
     try:
         if not fresh:
             makeflags = os.environ.get("MAKEFLAGS")
-            if cxx_opt and sim == "verilator":
-                os.environ["MAKEFLAGS"] = " ".join(
-                    [makeflags or ""] + [f"{v}={cxx_opt}" for v in
-                                         ("OPT_FAST", "OPT_SLOW", "OPT_GLOBAL")]).strip()
+            runtime = _verilator_runtime(cxx_opt, waves) if sim == "verilator" else None
+            if sim == "verilator":
+                flags = [makeflags or ""]
+                if cxx_opt:
+                    flags += [f"{v}={cxx_opt}" for v in ("OPT_FAST", "OPT_SLOW", "OPT_GLOBAL")]
+                # The runtime library is a third of a small design's compile: link the one
+                # compiled before instead of compiling it again.
+                if runtime.is_file():
+                    flags += ["VM_GLOBAL_FAST=", "VM_GLOBAL_SLOW=", f"LOADLIBES={runtime}"]
+                os.environ["MAKEFLAGS"] = " ".join(flags).strip()
             try:
                 build_args = ["-Wno-fatal"] if sim == "verilator" else []
                 runner.build(sources=[source], hdl_toplevel=name, build_dir=sim_dir,
@@ -172,6 +205,8 @@ def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
                     os.environ.pop("MAKEFLAGS", None)
                 else:
                     os.environ["MAKEFLAGS"] = makeflags
+            if runtime is not None and not runtime.is_file():
+                _keep_verilator_runtime(sim_dir, runtime)
             done.write_text(stamp)
         # The wave file goes to the test folder, not into the shared build cache.
         wave_args = {}
