@@ -15,6 +15,7 @@ import pytest
 from golden import DLFLOAT16, decode, encode
 from golden.matmul import matmul
 from sim.matmul import MatmulJob, simulate_matmul
+from sim.runner import SIMULATORS
 
 # (rows, cols, MPE pipeline): the pipeline sets how many accumulations an os PE
 # interleaves (1, 3, 1, 2 here), so every slot arrangement is built.
@@ -71,7 +72,13 @@ def first_mismatch(got, want, name):
             f"golden 0x{int(want[i, j]):08x} ({float(decode(want[i, j] & 0xFFFF, DLFLOAT16))})")
 
 
-@pytest.mark.parametrize("rows, cols, pipeline", SHAPES, ids=[f"{r}x{c}" for r, c, _ in SHAPES])
+# Every shape on both simulators; the 8x8 array, the largest, on Icarus only in the full tier.
+CASES = [pytest.param(sim, *shape, id=f"{sim}-{shape[0]}x{shape[1]}",
+                      marks=pytest.mark.full if (sim, shape[0]) == ("icarus", 8) else ())
+         for sim in SIMULATORS for shape in SHAPES]
+
+
+@pytest.mark.parametrize("sim, rows, cols, pipeline", CASES)
 def test_array_equals_golden_matmul(sim, rows, cols, pipeline, tmp_path):
     rng = np.random.default_rng(rows * 100 + cols)
     jobs = jobs_for(rows, cols, pipeline, rng)

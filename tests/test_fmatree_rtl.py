@@ -3,6 +3,8 @@ simulators."""
 
 import pytest
 
+from conftest import sweep_simulators
+
 from golden.fmatree import tree_width
 from hw.units.dot_engine import DotEngine
 from hw.units.fma_tree import FmaTree
@@ -20,6 +22,7 @@ def run_tree(sim, tmp_path, testcase=None, **params):
                       env={"FP8HW_HW_PARAMS": params, "FP8HW_LANES": str(TREE_LANES)})
 
 
+@pytest.mark.parametrize("sim", sweep_simulators("icarus"))
 def test_tree_24_ways(sim, tmp_path):
     """Every pair alone at four bias pairs, random full vectors, directed cases."""
     result = run_tree(sim, tmp_path, ways=24, pipeline=3)

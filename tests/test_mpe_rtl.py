@@ -2,6 +2,7 @@
 
 import pytest
 
+from conftest import sweep_simulators
 from hw.units.mpe import MPE, PIPELINE_CUTS
 from sim.lanes import LaneArray
 from sim.runner import run_cocotb
@@ -17,6 +18,7 @@ def run_lanes(sim, tmp_path, testcase=None, **params):
                       env={"FP8HW_HW_PARAMS": params, "FP8HW_LANES": str(LANES)})
 
 
+@pytest.mark.parametrize("sim", sweep_simulators("verilator"))
 def test_every_pair_every_mode(sim, tmp_path):
     """fp8: 65,536 pairs x 4 format pairs x 2 of 6 kinds of accumulator; int4/int2: every
     pair (FP8HW_FULL_SWEEP=1: every kind with every pair)."""

@@ -2,6 +2,7 @@
 
 import pytest
 
+from conftest import sweep_simulators
 from hw.units.quant16 import Quant16
 from sim.lanes import LaneArray
 from sim.runner import run_cocotb
@@ -9,6 +10,7 @@ from sim.runner import run_cocotb
 LANES = 32
 
 
+@pytest.mark.parametrize("sim", sweep_simulators("icarus"))
 @pytest.mark.parametrize("bias", [11, 0, 15])
 def test_every_input(sim, tmp_path, bias):
     top = LaneArray(lambda: Quant16(bias), LANES)
