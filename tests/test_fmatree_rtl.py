@@ -4,7 +4,6 @@ simulators."""
 import pytest
 
 from conftest import sweep_simulators
-
 from golden.fmatree import tree_width
 from hw.units.dot_engine import DotEngine
 from hw.units.fma_tree import FmaTree
