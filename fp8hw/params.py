@@ -82,18 +82,6 @@ class Param:
         return self.check(value, owner)
 
 
-def check_parameters(params: Iterable[Param], values: Mapping, owner: str = "") -> dict:
-    """Every parameter of ``params`` checked (defaults for those not in ``values``); an
-    unknown name is a TypeError, as for a function's unexpected keyword argument."""
-    params = {p.name: p for p in params}
-    for name in values:
-        if name not in params:
-            raise TypeError(f"{owner}: unknown parameter {name!r} "
-                            f"(parameters: {', '.join(params) or 'none'})")
-    return {name: p.check(values[name], owner) if name in values else p.default
-            for name, p in params.items()}
-
-
 def resolve_parameters(params: Iterable[Param], texts: Mapping[str, str],
                        owner: str = "") -> dict:
     """The defaults of ``params`` with the command-line ``texts`` (name -> text) parsed

@@ -5,7 +5,7 @@ TypeError and a wrong value with ValueError, naming the parameter and what is al
 import pytest
 
 from fp8hw.arrays import COLS, DATAFLOW, ROWS
-from fp8hw.params import Param, ParameterError, check_parameters, resolve_parameters
+from fp8hw.params import Param, ParameterError, resolve_parameters
 from golden.params import BIAS, FMT_A, MODE, ROOM, WAYS
 from golden.vectors import VECTOR_UNITS
 from hw.array import OutputStationaryArray, WeightStationaryArray, systolic_array
@@ -35,11 +35,8 @@ def test_param_check():
         Param("bad", 0, "default outside its range", lo=1, hi=2)
 
 
-def test_check_and_resolve_parameters():
+def test_resolve_parameters():
     params = (ROWS, DATAFLOW)
-    assert check_parameters(params, {"rows": 2}, "x") == {"rows": 2, "dataflow": "os"}
-    with pytest.raises(TypeError, match="unknown parameter 'cols'"):
-        check_parameters(params, {"cols": 2}, "x")
     assert resolve_parameters(params, {"dataflow": "ws"}, "x") == {"rows": 4, "dataflow": "ws"}
     with pytest.raises(ParameterError, match="x: unknown parameter 'cols'"):
         resolve_parameters(params, {"cols": "2"}, "x")

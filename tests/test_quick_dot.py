@@ -6,11 +6,11 @@ the tracker and bias rule must cover every result."""
 import numpy as np
 import pytest
 
-from golden import FP8SEB, FP30
 from golden.fmatree import dot
 from golden.quant30 import max_exponent, next_bias, quant30
 from hw.units.dot_engine import DotEngine
-from sim.pysim import check, hex_and_value, simulate, stream_rows
+from sim.checks import dot_product
+from sim.pysim import check, simulate, stream_rows
 
 pytestmark = pytest.mark.quick
 
@@ -81,13 +81,7 @@ def check_engine(unit, work, seed):
     want_y = quant30(want_acc, out_bias)
 
     def describe(i):
-        a, b, ba, bb, ob = work[i]
-        return (f"ways={unit.ways} K={len(a)} bias_a={ba} bias_b={bb} out_bias={ob} "
-                f"a[:4]={a[:4].tolist()} b[:4]={b[:4].tolist()} "
-                f"rtl acc={hex_and_value(int(got_acc[i]), FP30, digits=8)} "
-                f"y={hex_and_value(int(got_y[i]), FP8SEB, ob)} "
-                f"golden acc={hex_and_value(int(want_acc[i]), FP30, digits=8)} "
-                f"y={hex_and_value(int(want_y[i]), FP8SEB, ob)}")
+        return f"ways={unit.ways} " + dot_product(i, work, got_acc, got_y, want_acc, want_y)
 
     check("dot acc", got_acc, want_acc, describe)
     check("dot y", got_y, want_y, describe)

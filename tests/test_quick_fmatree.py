@@ -9,7 +9,8 @@ import pytest
 from golden import FP30, encode
 from golden.fmatree import DEFAULT_WAYS, fmatree, tree_sum
 from hw.units.fma_tree import FmaTree
-from sim.pysim import check, hex_and_value, simulate, stream_rows
+from sim.checks import fmatree_row
+from sim.pysim import check, simulate, stream_rows
 
 pytestmark = pytest.mark.quick
 
@@ -88,13 +89,7 @@ def check_tree(unit, what, acc, a, b, ba, bb, gaps=None):
     got, want, T = result["acc_out"], fmatree(acc, a, b, ba, bb), tree_sum(a, b)
 
     def describe(i):
-        nz = np.nonzero((a[i] != 0) | (b[i] != 0))[0]
-        pairs = " ".join(f"[{k}]a=0x{a[i, k]:02x},b=0x{b[i, k]:02x}" for k in nz[:6])
-        more = f" (+{len(nz) - 6} ways)" if len(nz) > 6 else ""
-        return (f"ways={unit.ways} bias_a={ba[i]} bias_b={bb[i]} {pairs}{more} T={T[i]} "
-                f"acc={hex_and_value(int(acc[i]), FP30, digits=8)} "
-                f"rtl={hex_and_value(int(got[i]), FP30, digits=8)} "
-                f"golden={hex_and_value(int(want[i]), FP30, digits=8)}")
+        return f"ways={unit.ways} " + fmatree_row(i, a, b, ba, bb, acc, got, want, T)
 
     check(what, got, want, describe)
 

@@ -11,10 +11,9 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge, Timer
 
-from golden import FP8SEB, FP30
 from golden.fmatree import dot
 from golden.quant30 import max_exponent, next_bias, quant30
-from sim.checks import compare, hex_and_value
+from sim.checks import compare, dot_product
 from sim.lanes import start_clock
 
 PARAMS = json.loads(os.environ["FP8HW_HW_PARAMS"])
@@ -90,13 +89,7 @@ async def dot_products_back_to_back(dut):
     want_y = quant30(want_acc, out_bias)
 
     def describe(i):
-        a, b, ba, bb, ob = work[i]
-        return (f"K={len(a)} bias_a={ba} bias_b={bb} out_bias={ob} "
-                f"a[:4]={a[:4].tolist()} b[:4]={b[:4].tolist()} "
-                f"rtl acc={hex_and_value(int(got_acc[i]), FP30, digits=8)} "
-                f"y={hex_and_value(int(got_y[i]), FP8SEB, ob)} "
-                f"golden acc={hex_and_value(int(want_acc[i]), FP30, digits=8)} "
-                f"y={hex_and_value(int(want_y[i]), FP8SEB, ob)}")
+        return dot_product(i, work, got_acc, got_y, want_acc, want_y)
 
     compare(dut._log, "dot acc", got_acc, want_acc, describe)
     compare(dut._log, "dot y", got_y, want_y, describe)

@@ -13,7 +13,7 @@ import numpy as np
 from golden import FP30, encode
 from golden.fmatree import fmatree, tree_sum
 from hw.units.fma_tree import FmaTree
-from sim.checks import compare, hex_and_value
+from sim.checks import compare, fmatree_row
 from sim.lanes import LaneArray, drive_rows
 
 PARAMS = json.loads(os.environ["FP8HW_HW_PARAMS"])
@@ -34,13 +34,7 @@ async def check(dut, what, acc, a, b, bias_a, bias_b):
     T = tree_sum(a, b)
 
     def describe(i):
-        nz = np.nonzero((a[i] != 0) | (b[i] != 0))[0]
-        pairs = " ".join(f"[{k}]a=0x{a[i, k]:02x},b=0x{b[i, k]:02x}" for k in nz[:6])
-        more = f" (+{len(nz) - 6} ways)" if len(nz) > 6 else ""
-        return (f"bias_a={bias_a[i]} bias_b={bias_b[i]} {pairs}{more} T={T[i]} "
-                f"acc={hex_and_value(int(acc[i]), FP30, digits=8)} "
-                f"rtl={hex_and_value(int(got[i]), FP30, digits=8)} "
-                f"golden={hex_and_value(int(want[i]), FP30, digits=8)}")
+        return fmatree_row(i, a, b, bias_a, bias_b, acc, got, want, T)
 
     compare(dut._log, what, got, want, describe)
 
