@@ -6,73 +6,24 @@ special values; ``dladd_units_ref`` does the same in integers (units of 2**-40),
 enough for millions of pairs, and is checked against ``dladd_ref`` here first.
 
 Quick tier: every unordered pair of a structured set (both zeros, NaN/Inf of both signs,
-every exponent with its first, middle and last mantissas) and constructed rows (exact
-ties at every exponent distance, cancellation, results at and below the smallest
+every exponent with mantissas 0, 1 and 511) and constructed rows (``sim.dladd_vectors``:
+exact ties at every exponent distance, cancellation, results at and below the smallest
 ``dlfloat16``, the overflow threshold) against ``dladd_ref``. Default tier: every ordered
 pair of about 1,300 codes and seeded random pairs against ``dladd_units_ref``.
 """
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 
 from golden import DLFLOAT16, dladd, round_exact
 from golden.codec import add_exact, split_codes
+from sim.dladd_vectors import MAX, NAN, SIGN, code, constructed_pairs, structured_codes
 from reference_fractions import (DL_SPEC, DL_UNIT_EXP, dl_units, dl_values, dladd_ref,
                                  dladd_units_ref, grid_tie, pow2)
 
-NAN, SIGN, MAX = 0x7FFF, 0x8000, 0x7FFE
 MINPOS = pow2(-31) * (1 + pow2(-9))
-
-
-def code(sign: int, e: int, m: int) -> int:
-    return (sign << 15) | (e << 9) | m
-
-
-def structured_codes(mantissas=(0, 1, 511)) -> np.ndarray:
-    """Zeros, NaN/Inf, and every exponent with the given mantissas, both signs."""
-    mags = [code(0, e, m) for e in range(64) for m in mantissas]
-    codes = mags + [c | SIGN for c in mags] + [0, SIGN, NAN, NAN | SIGN]
-    return np.unique(np.array(codes, np.int64))
-
-
-def constructed_pairs(seed: int, per_case: int = 2) -> np.ndarray:
-    """(x, y) rows: exact ties (y's bits below x's last place are exactly one half, for
-    every exponent distance 1..10, added and subtracted), cancellation (y near -x), and
-    small values of opposite signs (results at or below the smallest dlfloat16), and
-    large ones (overflow or just not)."""
-    rng = random.Random(seed)
-    rows = []
-    for e in range(64):
-        for d in range(1, 11):
-            if e - d < 0:
-                continue
-            for _ in range(per_case):
-                m = rng.randrange(511 if e == 63 else 512)
-                # 1.m2 has 10 bits; its low d bits fall below x's last place.
-                low = 1 << (d - 1)
-                high = rng.randrange(1 << (10 - d)) | (1 << (9 - d) if d < 10 else 0)
-                m2 = ((high << d) | low) & 0x1FF
-                sx, sy = rng.randrange(2), rng.randrange(2)
-                rows.append((code(sx, e, m), code(sy, e - d, m2)))
-        for _ in range(per_case):               # cancellation: y = -x +- a few places
-            x = code(rng.randrange(2), e, rng.randrange(511 if e == 63 else 512))
-            y = ((x ^ SIGN) + rng.randrange(-4, 5)) & 0xFFFF
-            rows.append((x, y))
-    for _ in range(40 * per_case):              # tiny results
-        rows.append((code(0, rng.randrange(3), rng.randrange(512)),
-                     code(1, rng.randrange(3), rng.randrange(512))))
-    for _ in range(60 * per_case):              # at the top: overflow or just not
-        sign = rng.randrange(2)
-        rows.append((code(sign, 63, rng.randrange(511)),
-                     code(sign ^ (rng.random() < 0.1), rng.choice((53, 60, 62, 62, 63, 63)),
-                          rng.randrange(512))))
-    rows += [(MAX, code(0, 53, 0)), (MAX | SIGN, code(1, 53, 0)),    # max + half place
-             (MAX, code(0, 52, 511)), (0x0001, 0x8000), (0x0002, 0x8001)]
-    return np.array(rows, np.int64)
 
 
 def check(x: np.ndarray, y: np.ndarray, reference, what: str) -> np.ndarray:
