@@ -28,6 +28,12 @@ def crc32_byte(m, crc, byte, name="crc"):
     return value
 
 
+def check_timeout(timeout) -> int:
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+        raise ValueError(f"timeout must be at least 1 cycle, got {timeout!r}")
+    return timeout
+
+
 class FrameReceiver(wiring.Component):
     """Turns bytes into checked frames, held in ``RECEIVE_BANKS`` banks.
 
@@ -44,9 +50,7 @@ class FrameReceiver(wiring.Component):
     """
 
     def __init__(self, timeout: int):
-        if not isinstance(timeout, int) or timeout < 1:
-            raise ValueError(f"timeout must be at least 1 cycle, got {timeout!r}")
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
         super().__init__({
             "bytes": In(stream.Signature(8)),
             "frame": Out(stream.Signature(FRAME)),

@@ -7,7 +7,8 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.soc.frames import FrameReceiver, FrameSender
+from fp8hw.uart import check_divisor
+from hw.soc.frames import FrameReceiver, FrameSender, check_timeout
 from hw.soc.protocol import ACK, HISTORY, MAX_PAYLOAD, NAK, PURE, Command, Nak
 from hw.soc.uart import UartRx, UartTx
 
@@ -41,8 +42,8 @@ class HostLink(wiring.Component):
 
     def __init__(self, divisor: int, timeout: int):
         self.divisor, self.timeout = divisor, timeout
-        UartRx(divisor)                  # checks the divisor now, not at elaboration
-        FrameReceiver(timeout)
+        check_divisor(divisor)           # now, not at elaboration
+        check_timeout(timeout)
         super().__init__({
             "rx": In(1, init=1), "tx": Out(1, init=1),
             "received": Out(stream.Signature(RECEIVED)),
