@@ -55,3 +55,7 @@ def test_host_cli_errors(tmp_path):
     assert_one_line_error(run_cli("host", "matmul", "--sim", "icarus"),
                           "matmul needs IN.npz and OUT.npz")
     assert_one_line_error(run_cli("host", "identify"), "one of the arguments")
+    assert_one_line_error(run_cli("host", "identify", "--sim", "icarus", "--baud", "115200"),
+                          "--baud applies to --serial only")
+    assert_one_line_error(run_cli("host", "identify", "--serial", tmp_path / "x", "--baud",
+                                  "13000000"), "baud rate must be an integer in 300..12000000")

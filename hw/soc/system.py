@@ -10,12 +10,9 @@ from amaranth.lib.wiring import In, Out
 from fp8hw.enums import Dataflow, Mode, SourceFormat
 from golden.formats import E4M3
 from hw.array import WeightStationaryArray
-from hw.soc.frames import FrameReceiver, FrameSender
-from hw.soc.protocol import (ACK, MAX_PAYLOAD, NAK, STATUS_COUNTERS, Buffer, Command, Nak,
-                             row_stride)
-from hw.soc.uart import UartRx, UartTx
-
-VERSION = 2
+from hw.soc.link import HostLink
+from hw.soc.protocol import (ACK, HISTORY, MAX_PAYLOAD, NAK, RECEIVE_BANKS, STATUS_COUNTERS,
+                             VERSION, Buffer, Command, Nak, pack_identity, row_stride)
 
 
 class RowBuffer:
@@ -57,7 +54,10 @@ class RowBuffer:
 
 
 class ArraySystem(wiring.Component):
-    """``rx`` / ``tx``: the UART pins (8N1, ``divisor`` clock cycles a bit).
+    """``rx`` / ``tx``: the UART pins (8N1, ``divisor`` clock cycles a bit), through the
+    host link (``hw/soc/link.py``: framing, sequence numbers, repeats) to the command
+    executor here. ``clock_khz`` is only reported by IDENTIFY (with the divisor it gives
+    the baud rate; 0: not known, as in simulation).
 
     Buffers (byte addresses, little-endian words), for a ``rows`` x ``cols`` array, each
     row padded to a power of 2 of bytes (``protocol.row_stride``): ``A`` holds ``max_m``
@@ -72,7 +72,8 @@ class ArraySystem(wiring.Component):
     """
 
     def __init__(self, rows: int, cols: int, *, max_m: int = 64, pipeline: int = 2,
-                 bias: int = E4M3.bias, divisor: int = 104, timeout_bits: int = 100):
+                 bias: int = E4M3.bias, divisor: int = 104, timeout_bits: int = 100,
+                 clock_khz: int = 0):
         self.rows, self.cols, self.max_m = rows, cols, max_m
         self.pipeline, self.bias, self.divisor = pipeline, bias, divisor
         self.timeout = timeout_bits * divisor
@@ -81,30 +82,30 @@ class ArraySystem(wiring.Component):
         self.sizes = tuple(lanes * depth for lanes, depth in zip(self.lanes, self.depths))
         if max(self.sizes) > 1 << 16:
             raise ValueError(f"buffers of {max(self.sizes)} bytes do not fit 16-bit addresses")
-        self.identity = bytes([VERSION, rows, cols, Dataflow.WS, pipeline, bias]) + b"".join(
-            size.to_bytes(2, "little") for size in (max_m,) + self.sizes)
+        if not isinstance(clock_khz, int) or not 0 <= clock_khz < 1 << 16:
+            raise ValueError(f"clock_khz must be an integer in 0..65535, got {clock_khz!r}")
+        self.identity = pack_identity(
+            version=VERSION, rows=rows, cols=cols, dataflow=Dataflow.WS, pipeline=pipeline,
+            bias=bias, max_m=max_m, size_a=self.sizes[0], size_b=self.sizes[1],
+            size_c=self.sizes[2], divisor=divisor, clock_khz=clock_khz, banks=RECEIVE_BANKS,
+            history=HISTORY, max_payload=MAX_PAYLOAD)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
 
     def elaborate(self, platform):
         m = Module()
         R, C = self.rows, self.cols
-        m.submodules.uart_rx = uart_rx = UartRx(self.divisor)
-        m.submodules.uart_tx = uart_tx = UartTx(self.divisor)
-        m.submodules.receiver = receiver = FrameReceiver(self.timeout)
-        m.submodules.sender = sender = FrameSender()
+        m.submodules.link = link = HostLink(self.divisor, self.timeout)
         m.submodules.array = array = WeightStationaryArray(R, C, bias=self.bias,
                                                            pipeline=self.pipeline)
-        m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
-        wiring.connect(m, uart_rx.data, receiver.bytes)
-        wiring.connect(m, sender.bytes, uart_tx.data)
+        m.d.comb += [link.rx.eq(self.rx), self.tx.eq(link.tx)]
         buffers = [RowBuffer(m, name, lanes, depth)
                    for name, lanes, depth in zip((b.name for b in Buffer), self.lanes,
                                                    self.depths)]
-        return self._executor(m, receiver, sender, array, buffers)
+        return self._executor(m, link, array, buffers)
 
-    def _executor(self, m, receiver, sender, array, buffers):
+    def _executor(self, m, link, array, buffers):
         R, C = self.rows, self.cols
-        got = receiver.received.payload
+        got = link.received.payload
         args = [Signal(8, name=f"arg{i}") for i in range(6)]
         arg_index = Signal(range(7))
         buffer_no = args[0]
@@ -129,14 +130,14 @@ class ArraySystem(wiring.Component):
         def bump(name):
             m.d.comb += bumped[name].eq(1)
 
-        uart_rx = m.submodules.uart_rx
-        with m.If(uart_rx.frame_error):
-            bump("uart_errors")
-        with m.If(uart_rx.overrun):
-            bump("overruns")
+        for event, counter in (("crc_error", "crc_errors"), ("timeout", "timeouts"),
+                               ("uart_error", "uart_errors"), ("overrun", "overruns"),
+                               ("replayed", "replayed"), ("sequence", "sequence")):
+            with m.If(getattr(link.events, event)):
+                bump(counter)
 
         # Answer payload bytes: index 0 is the command answered, then the data.
-        fetch = sender.fetch_addr
+        fetch = link.fetch_addr
         fetch_first = Signal()
         fetch_index = Signal(range(MAX_PAYLOAD))
         m.d.sync += [fetch_first.eq(fetch == 0), fetch_index.eq(fetch - 1)]
@@ -154,12 +155,12 @@ class ArraySystem(wiring.Component):
                                          buffers[2].host_data)))
         # Registered: a block RAM's output, a byte lane multiplexer and the sender's CRC
         # would not fit in one cycle at 60 MHz (the sender waits two cycles for the byte).
-        m.d.sync += sender.fetch_data.eq(
-            Mux(answer_command == NAK, answer_reason,
-                Mux(fetch_first, got.command,
+        m.d.sync += link.fetch_data.eq(
+            Mux(fetch_first, got.command,
+                Mux(answer_command == NAK, answer_reason,
                     Mux(got.command == Command.READ, read_data, table))))
-        m.d.comb += [sender.send.payload.command.eq(answer_command),
-                     sender.send.payload.length.eq(answer_length)]
+        m.d.comb += [link.send.payload.command.eq(answer_command),
+                     link.send.payload.length.eq(answer_length)]
 
         # RUN: the controller around the array. ------------------------------------------
         max_m = self.max_m
@@ -199,33 +200,21 @@ class ArraySystem(wiring.Component):
                 buffers[0].read.en.eq(~fsm.ongoing("ROW_SEND")),
                 buffers[1].read.en.eq(~fsm.ongoing("WEIGHT_SEND")),
                 buffers[2].read.en.eq(~fsm.ongoing("ROW_SEND")),
-                sender.send.valid.eq(fsm.ongoing("ANSWER")),
-                receiver.received.ready.eq(fsm.ongoing("SENDING") & sender.send.ready),
+                link.send.valid.eq(fsm.ongoing("ANSWER")),
+                link.received.ready.eq(fsm.ongoing("SENDING") & link.send.ready),
             ]
             with m.State("WAIT"):
-                with m.If(receiver.received.valid):
-                    with m.If(~got.ok):
-                        m.d.sync += [answer_command.eq(NAK), answer_length.eq(1),
-                                     answer_reason.eq(got.reason)]
-                        with m.Switch(got.reason):
-                            with m.Case(Nak.CRC):
-                                bump("crc_errors")
-                            with m.Case(Nak.TIMEOUT):
-                                bump("timeouts")
-                            with m.Default():
-                                bump("refused")
-                        m.next = "ANSWER"
-                    with m.Else():
-                        m.d.sync += arg_index.eq(0)
-                        m.next = "ARGS"
+                with m.If(link.received.valid):
+                    m.d.sync += arg_index.eq(0)
+                    m.next = "ARGS"
             with m.State("ARGS"):                        # payload bytes 0..5 into args
-                m.d.comb += receiver.read_addr.eq(arg_index)
+                m.d.comb += link.read_addr.eq(arg_index)
                 m.next = "ARG"
             with m.State("ARG"):
                 with m.Switch(arg_index):
                     for i in range(6):
                         with m.Case(i):
-                            m.d.sync += args[i].eq(receiver.read_data)
+                            m.d.sync += args[i].eq(link.read_data)
                 m.d.sync += arg_index.eq(arg_index + 1)
                 with m.If(arg_index == 5):
                     m.next = "CHECK"
@@ -233,7 +222,7 @@ class ArraySystem(wiring.Component):
                     m.next = "ARGS"
 
             def refuse(reason):
-                m.d.sync += [answer_command.eq(NAK), answer_length.eq(1),
+                m.d.sync += [answer_command.eq(NAK), answer_length.eq(2),
                              answer_reason.eq(reason)]
                 bump("refused")
                 m.next = "ANSWER"
@@ -293,20 +282,20 @@ class ArraySystem(wiring.Component):
                             bump("runs")
                             m.next = "WEIGHT_READ"
                     with m.Default():
-                        m.d.sync += [answer_command.eq(NAK), answer_length.eq(1),
+                        m.d.sync += [answer_command.eq(NAK), answer_length.eq(2),
                                      answer_reason.eq(Nak.COMMAND)]
                         bump("refused")
                         m.next = "ANSWER"
 
             # WRITE: frame bytes 3.. into the buffer, one a cycle after its read.
             with m.State("COPY"):
-                m.d.comb += receiver.read_addr.eq(host_index + 3)
+                m.d.comb += link.read_addr.eq(host_index + 3)
                 m.d.sync += [copy_valid.eq(host_index < data_length),
                              host_index.eq(host_index + 1)]
                 with m.If(copy_valid):
                     for n, buf in enumerate(buffers):
                         with m.If(buffer_no == n):
-                            buf.host_write(m, address + host_index - 1, receiver.read_data)
+                            buf.host_write(m, address + host_index - 1, link.read_data)
                 with m.If(host_index == data_length + 1):
                     m.d.sync += copy_valid.eq(0)
                     accept()
@@ -339,10 +328,10 @@ class ArraySystem(wiring.Component):
 
             # Answer, then let the receiver take the next frame.
             with m.State("ANSWER"):
-                with m.If(sender.send.ready):
+                with m.If(link.send.ready):
                     m.next = "SENDING"
             with m.State("SENDING"):
-                with m.If(sender.send.ready):
+                with m.If(link.send.ready):
                     m.next = "WAIT"
 
         # READ answers fetch from the buffer: the byte for fetch index f + 1 is read at f.
