@@ -106,3 +106,101 @@ def small_codes(rng, shape) -> np.ndarray:
     exponent = rng.integers(4, 11, shape)
     return ((rng.integers(0, 2, shape) << 7) | (exponent << 3)
             | rng.integers(0, 8, shape)).astype(np.uint8)
+
+
+def settings_word(g: EngineGemm) -> int:
+    """The ``start`` payload of ``g`` as one integer (``GEMM_SETTINGS`` packed)."""
+    from hw.soc.gemm import GEMM_SETTINGS
+    return GEMM_SETTINGS.const(g.settings()).as_value().value
+
+
+def chain(first: EngineGemm, B2, fmt_b2: str = "e4m3", name: str = "") -> EngineGemm:
+    """The GEMM that takes ``first``'s quantized output (left in the A buffer at its
+    ``out_base``) as its A: K = ``first``'s N."""
+    assert first.out != "none"
+    A2 = first.golden_out(first.golden())
+    return EngineGemm(A2, B2, None, first.rows, fmt_a=first.out, fmt_b=fmt_b2,
+                      a_base=first.out_base, keep_a=True, bias=first.bias,
+                      name=name or f"{first.name} then resident A")
+
+
+def engine_gemms(rows: int, a_words: int, b_words: int, acc_words: int, chunking: int,
+                 latency: int, seed: int = 1) -> list[EngineGemm]:
+    """The GEMMs the engine's testbench runs, on an engine with these buffer depths:
+    every mode and format pair, with and without an initial C, partial tiles, K and N
+    larger than the array, M = 1 and M past the array's latency, the largest M, K and N
+    the buffers hold, both quantized outputs, a chain through a resident A, and (with
+    ``chunking``) chunk lengths 1, R - 1, R, R + 1, 2R and more than K."""
+    R = rows
+    rng = np.random.default_rng(seed)
+    gemms = []
+
+    def add(M, K, N, C=True, codes=fp8_codes, **kw):
+        A, B = codes(rng, (M, K)), codes(rng, (K, N))
+        if C and kw.get("mode", "fp8") == "fp8":
+            C0 = dl_codes(rng, (M, N))
+        elif C:
+            C0 = rng.integers(0, 2**32, (M, N), dtype=np.uint64).astype(np.uint32)
+        else:
+            C0 = None
+        g = EngineGemm(A, B, C0, R, **kw)
+        g.name = g.name or (f"{g.mode} {g.fmt_a}x{g.fmt_b} {M}x{K}x{N} C={C} "
+                            f"chunk={g.chunk} out={g.out}")
+        gemms.append(g)
+        return g
+
+    big_m = latency + 3
+    add(big_m, 2 * R + 1, R + 1, fmt_a="e4m3", fmt_b="e4m3")
+    add(3, 3 * R - 1, 2 * R, C=False, fmt_a="e4m3", fmt_b="e5m2")
+    add(big_m, R + 1, 2 * R - 1, fmt_a="e5m2", fmt_b="e4m3")
+    add(2, 2 * R, R, C=False, fmt_a="e5m2", fmt_b="e5m2", a_base=5)
+    add(1, 2 * R + 1, R + 1, name="M=1")
+    add(big_m, 2 * R + 1, 2 * R, mode="int4")
+    add(3, R + 1, R + 1, C=False, mode="int2")
+    add(5, R, 1, mode="int2", chunk=1, name="int2 with a chunk (ignored)")
+    # The largest M, K and N the buffers hold.
+    M = min(acc_words, a_words)
+    add(M, R, R, codes=small_codes, name=f"largest M={M}")
+    K = b_words
+    add(max(a_words // -(-K // R), 1), K, R, codes=small_codes, C=False,
+        name=f"largest K={K}")
+    N = R * min(acc_words // 2, b_words // 2)
+    add(2, 2, N, codes=small_codes, name=f"largest N={N}")
+    # Quantized outputs, then a chain through a resident A.
+    M, K, N = 3, R + 1, 2 * R + 1
+    first = add(M, K, N, codes=small_codes, out="e4m3", a_base=0,
+                out_base=a_words - M * -(-N // R), name="out e4m3")
+    gemms.append(chain(first, small_codes(rng, (N, R + 1))))
+    add(4, 2 * R, R + 1, codes=small_codes, C=False, out="e5m2", fmt_b="e5m2",
+        a_base=2, out_base=2 + 4 * 2, name="out e5m2")
+    if chunking:
+        for chunk in sorted({1, max(R - 1, 1), R, R + 1, 2 * R}):
+            add(big_m if chunk == R else 3, 3 * R + 1, R + 1, C=chunk % 2 == 0,
+                codes=small_codes, chunk=chunk)
+        add(1, 2 * R, R, chunk=2 * R + 5, codes=small_codes, name="chunk > K")
+        first = add(2, 2 * R + 1, R + 1, codes=small_codes, chunk=2, out="e4m3",
+                    out_base=a_words - 4, name="chunk 2 with out e4m3")
+        gemms.append(chain(first, small_codes(rng, (R + 1, R))))
+    return gemms
+
+
+def refused_gemms(rows: int, a_words: int, b_words: int, acc_words: int,
+                  chunking: int) -> list[EngineGemm]:
+    """Settings the engine must refuse (nothing written): too large for a buffer, a
+    quantized output over its own A, ``out`` in an integer mode, chunk without the
+    hardware."""
+    R = rows
+    rng = np.random.default_rng(9)
+
+    def g(M, K, N, **kw):
+        return EngineGemm(fp8_codes(rng, (M, K)), fp8_codes(rng, (K, N)), None, R, **kw)
+
+    bad = [g(acc_words + 1, 1, 1, name="M past ACC"),
+           g(1, b_words + 1, 1, name="K past B"),
+           g(1, 1, R * acc_words + 1, name="N past ACC"),
+           g(a_words, R + 1, 1, name="A past its buffer"),
+           g(2, 2 * R, R, out="e4m3", a_base=0, out_base=3, name="out over A"),
+           g(2, R, R, mode="int4", out="e4m3", out_base=a_words - 2, name="out in int4")]
+    if not chunking:
+        bad.append(g(2, R, R, chunk=1, name="chunk without dladd"))
+    return bad

@@ -262,16 +262,18 @@ class _Controller:
         # What the current tile's rows take as sums, and whether they must wait.
         sums_kind = Signal(2, name="sums_kind")
         reads_previous = Signal(name="reads_previous")
-        with m.If(self.chunked):
-            m.d.comb += [sums_kind.eq(Mux(rw.first_of_chunk, 0, 2)),
-                         reads_previous.eq(~rw.first_of_chunk)]
-        with m.Else():
-            m.d.comb += [sums_kind.eq(Mux((rw.k0 == 0) & ~s.accumulate, 0, 1)),
-                         reads_previous.eq(rw.k0 != 0)]
+        m.d.comb += [
+            sums_kind.eq(Mux(self.chunked, Mux(rw.first_of_chunk, 0, 2),
+                             Mux((rw.k0 == 0) & ~s.accumulate, 0, 1))),
+            reads_previous.eq(Mux(self.chunked, ~rw.first_of_chunk, rw.k0 != 0))]
         may_read = ~reads_previous | (self.pending < s.m)
+        # One unconditional assignment (a Verilog ``assign``, which simulators evaluate
+        # from time 0, unlike a process that waits for its inputs to change).
+        in_rows = Signal(name="in_rows")
+        m.d.comb += self.issued.eq(in_rows & advance & may_read)
 
         with m.FSM(name="engine") as fsm:
-            m.d.comb += [self.idle.eq(fsm.ongoing("IDLE")),
+            m.d.comb += [self.idle.eq(fsm.ongoing("IDLE")), in_rows.eq(fsm.ongoing("ROWS")),
                          self.e.busy.eq(~fsm.ongoing("IDLE")),
                          self.e.start.ready.eq(fsm.ongoing("IDLE")),
                          self.e.done.eq(fsm.ongoing("DONE"))]
@@ -306,9 +308,8 @@ class _Controller:
                     m.d.comb += weights_go.eq(1)
                     m.next = "ROWS"
             with m.State("ROWS"):
-                with m.If(advance & may_read):
-                    m.d.comb += [self.issued.eq(1),
-                                 self.a.read.addr.eq(a_tile + row),
+                with m.If(self.issued):
+                    m.d.comb += [self.a.read.addr.eq(a_tile + row),
                                  self.acc.read.addr.eq(acc_nt + row)]
                     m.d.sync += [op_first.eq(row == 0), op_sums.eq(sums_kind),
                                  row.eq(row + 1)]
@@ -397,13 +398,10 @@ class _Controller:
         # With chunks, a tile's sum P goes into the high halves (the low ones hold S).
         self.result_data = Signal(32 * R, name="result_data")
         self.result_en = Signal(4 * R, name="result_en")
-        with m.If(self.chunked):
-            m.d.comb += [self.result_data.eq(Cat(*(Cat(Const(0, 16), res.payload.c[j][:16])
-                                                   for j in range(R)))),
-                         self.result_en.eq(int("1100" * R, 2))]
-        with m.Else():
-            m.d.comb += [self.result_data.eq(res.payload.c.as_value()),
-                         self.result_en.eq((1 << 4 * R) - 1)]
+        high_halves = Cat(*(Cat(Const(0, 16), res.payload.c[j][:16]) for j in range(R)))
+        m.d.comb += [
+            self.result_data.eq(Mux(self.chunked, high_halves, res.payload.c.as_value())),
+            self.result_en.eq(Mux(self.chunked, int("1100" * R, 2), (1 << 4 * R) - 1))]
         self.result_addr = base + i
         with m.If(self.idle):
             m.d.sync += [i.eq(0), t.eq(0), base.eq(0)]
@@ -432,13 +430,10 @@ class _Controller:
         with m.If(reading):
             m.d.sync += read_i.eq(read_i + 1)
         words = self.acc.read.data
+        # Outside sweeps, the operand stage's word stays while it waits for the array.
+        m.d.comb += self.acc.read.en.eq(sw.running | self.issued)
         with m.If(sw.running):
-            m.d.comb += [self.acc.read.addr.eq(self.acc_nt + read_i), self.acc.read.en.eq(1)]
-        with m.Elif(~self.issued):
-            # Hold the operand stage's word while it waits for the array.
-            m.d.comb += self.acc.read.en.eq(0)
-        with m.Else():
-            m.d.comb += self.acc.read.en.eq(1)
+            m.d.comb += self.acc.read.addr.eq(self.acc_nt + read_i)
 
         fold_write = Signal(name="fold_write")
         fold_data = Signal(32 * R, name="fold_data")
@@ -464,19 +459,17 @@ class _Controller:
                          q.overflow.eq(Overflow.SAT)]
             m.d.sync += quant_data[8 * j:8 * j + 8].eq(q.y)
 
-        with m.If(fold_write):
-            m.d.comb += [self.acc.write.addr.eq(self.acc_nt + write_i),
-                         self.acc.write.data.eq(fold_data),
-                         self.acc.write.en.eq((1 << 4 * R) - 1)]
-            m.d.sync += write_i.eq(write_i + 1)
-        with m.Elif(self.result_write):
-            m.d.comb += [self.acc.write.addr.eq(self.result_addr),
-                         self.acc.write.data.eq(self.result_data),
-                         self.acc.write.en.eq(self.result_en)]
-        with m.If(quant_valid):
-            m.d.comb += [self.a.write.addr.eq(self.out_nt + write_i),
-                         self.a.write.data.eq(quant_data),
-                         self.a.write.en.eq((1 << R) - 1)]
+        # Memory ports driven by Muxes, not processes: Icarus never runs a process whose
+        # inputs keep their initial values (chunked, say), which would leave it X.
+        m.d.comb += [
+            self.acc.write.addr.eq(Mux(fold_write, self.acc_nt + write_i, self.result_addr)),
+            self.acc.write.data.eq(Mux(fold_write, fold_data, self.result_data)),
+            self.acc.write.en.eq(Mux(fold_write, (1 << 4 * R) - 1,
+                                     Mux(self.result_write, self.result_en, 0))),
+            self.a.write.addr.eq(self.out_nt + write_i),
+            self.a.write.data.eq(quant_data),
+            self.a.write.en.eq(quant_valid.replicate(R))]
+        with m.If(fold_write | quant_valid):
             m.d.sync += write_i.eq(write_i + 1)
         return sw
 
