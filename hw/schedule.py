@@ -14,6 +14,10 @@ multiple of the array; ``store`` puts the array's result beats back into C.
   order, each taking the previous pass's results as its partial sums (``depends_on``).
   Padding k rows are marked inactive and leave the sums untouched, so padding changes
   no bit.
+
+The GEMM engine (``hw.soc.gemm``), which runs a whole GEMM on chip, takes its K tiles from
+``k_tiles`` and its buffer layouts from ``EngineLayout``: the one definition that the
+engine's testbenches and the host driver lay data out with.
 """
 
 from __future__ import annotations

@@ -197,3 +197,41 @@ def test_small_gemms_in_amaranth_sim():
     simulate(engine, testbench, max_cycles=20_000)
     for g in gemms:
         check_gemm(g)
+
+
+@pytest.mark.parametrize("R", [1, 3, 4])
+def test_k_tile_walker_walks_k_tiles(R):
+    """The hardware walker (hw.soc.k_tile_walker) steps through exactly ``k_tiles``."""
+    from amaranth import Module, Signal
+    from hw.soc.k_tile_walker import KTileWalker
+    m = Module()
+    k, chunk, restart, step = Signal(16), Signal(16), Signal(), Signal()
+    walker = KTileWalker(m, "w", R, k, chunk)
+    with m.If(restart):
+        walker.restart(m)
+    with m.Elif(step):
+        walker.advance(m)
+    cases = [(K, c) for K in (1, 2, R, R + 1, 2 * R + 3, 17) for c in (0, 1, 2, R, R + 1, 5, 40)]
+
+    async def testbench(ctx):
+        for K, c in cases:
+            ctx.set(k, K)
+            ctx.set(chunk, c)
+            ctx.set(restart, 1)
+            await ctx.tick()
+            ctx.set(restart, 0)
+            ctx.set(step, 1)
+            got = []
+            while True:
+                tile = (ctx.get(walker.k0), ctx.get(walker.length),
+                        bool(ctx.get(walker.first_of_chunk)), bool(ctx.get(walker.last_of_chunk)))
+                got.append(tile)
+                assert ctx.get(walker.first_chunk) == (tile[0] < (c or K)), (K, c, tile)
+                if ctx.get(walker.last):
+                    break
+                assert len(got) <= K, (K, c, got)
+                await ctx.tick()
+            ctx.set(step, 0)
+            assert got == k_tiles(K, R, c), (K, c, got)
+
+    simulate(m, testbench, max_cycles=5_000)
