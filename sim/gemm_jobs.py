@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fp8hw.enums import Mode, OutFormat, SourceFormat
-from golden import DLFLOAT16, encode, matmul, quant16
+from golden import DLFLOAT16, encode, matmul
 from hw.schedule import EngineLayout, engine_chunk
 
 
@@ -63,16 +63,14 @@ class EngineGemm:
                 "a_base": self.a_base, "out_base": self.out_base}
 
     def golden(self) -> np.ndarray:
-        """The expected ACC contents as uint32 [M, N] (chunk 0 only, until golden.matmul
-        takes ``chunk``)."""
-        if self.chunk and self.mode == "fp8":
-            return matmul(self.A, self.B, self.C, self.mode, self.fmt_a, self.fmt_b,
-                          self.bias, chunk=self.chunk)
-        return matmul(self.A, self.B, self.C, self.mode, self.fmt_a, self.fmt_b, self.bias)
+        """The expected ACC contents, uint32 [M, N]."""
+        return matmul(self.A, self.B, self.C, self.mode, self.fmt_a, self.fmt_b, self.bias,
+                      chunk=self.chunk)
 
-    def golden_out(self, acc) -> np.ndarray:
-        """The expected quantized output from the expected ACC: quant16 of the low halves."""
-        return quant16((np.asarray(acc) & 0xFFFF).astype(np.uint16), self.out, self.bias)
+    def golden_out(self) -> np.ndarray:
+        """The expected quantized output, uint8 [M, N] (``matmul`` with ``out``)."""
+        return matmul(self.A, self.B, self.C, self.mode, self.fmt_a, self.fmt_b, self.bias,
+                      chunk=self.chunk, out=self.out)
 
     def loads(self) -> list[tuple[int, int, np.ndarray]]:
         """(buffer, first word, words) to write before the GEMM: A (unless resident), B,
@@ -118,7 +116,7 @@ def chain(first: EngineGemm, B2, fmt_b2: str = "e4m3", name: str = "") -> Engine
     """The GEMM that takes ``first``'s quantized output (left in the A buffer at its
     ``out_base``) as its A: K = ``first``'s N."""
     assert first.out != "none"
-    A2 = first.golden_out(first.golden())
+    A2 = first.golden_out()
     return EngineGemm(A2, B2, None, first.rows, fmt_a=first.out, fmt_b=fmt_b2,
                       a_base=first.out_base, keep_a=True, bias=first.bias,
                       name=name or f"{first.name} then resident A")
@@ -175,7 +173,7 @@ def engine_gemms(rows: int, a_words: int, b_words: int, acc_words: int, chunking
         a_base=2, out_base=2 + 4 * 2, name="out e5m2")
     if chunking:
         for chunk in sorted({1, max(R - 1, 1), R, R + 1, 2 * R}):
-            add(big_m if chunk == R else 3, 3 * R + 1, R + 1, C=chunk % 2 == 0,
+            add(big_m if chunk == R else 3, 2 * R + 1, R + 1, C=chunk % 2 == 0,
                 codes=small_codes, chunk=chunk)
         add(1, 2 * R, R, chunk=2 * R + 5, codes=small_codes, name="chunk > K")
         first = add(2, 2 * R + 1, R + 1, codes=small_codes, chunk=2, out="e4m3",

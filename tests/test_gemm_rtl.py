@@ -10,8 +10,8 @@ from sim.runner import default_cache_dir, run_cocotb
 
 # 2x2 and 4x4 arrays with small buffers (the largest M, K and N are tested, so the
 # depths set the run time); pipeline 1 and 2 put different latencies under the scoreboard.
-CONFIGS = [dict(rows=2, pipeline=2, a_words=32, b_words=16, acc_words=16, chunking=0),
-           dict(rows=4, pipeline=1, a_words=64, b_words=24, acc_words=20, chunking=0)]
+CONFIGS = [dict(rows=2, pipeline=2, a_words=32, b_words=16, acc_words=16, chunking=1),
+           dict(rows=4, pipeline=1, a_words=64, b_words=24, acc_words=20, chunking=1)]
 
 
 @pytest.mark.parametrize("params", CONFIGS, ids=lambda p: f"{p['rows']}x{p['rows']}")
