@@ -190,9 +190,21 @@ def test_small_gemms_in_amaranth_sim():
                    mode="int4", a_base=3, name="int4"),
     ]
 
+    # Without the chunking hardware, a chunked fp8 GEMM is refused and changes nothing.
+    chunked = EngineGemm(fp8_codes(rng, (2, 3)), fp8_codes(rng, (3, 2)), None, R, chunk=2,
+                         name="chunk without dladd")
+
     async def testbench(ctx):
         for g in gemms:
             await run_gemm(ctx, engine, g)
+        before = gemms[-1].result["acc"]
+        await put(ctx, engine.start, chunked.settings())
+        while not ctx.get(engine.done):
+            await ctx.tick()
+        assert ctx.get(engine.refused)
+        await ctx.tick()
+        words = await host_read(ctx, engine, BufferId.ACC, 0, gemms[-1].layout.acc_words, R)
+        assert np.array_equal(gemms[-1].layout.acc_result(words), before)
 
     simulate(engine, testbench, max_cycles=20_000)
     for g in gemms:
