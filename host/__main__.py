@@ -77,9 +77,12 @@ def _main(argv=None, prog="python -m host") -> int:
             if params["bias"] != board.info.bias:
                 raise BoardError(f"the board's e4m3 bias is {board.info.bias}, "
                                  f"not {params['bias']}")
-            C = board.matmul(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
-                             params["fmt_a"], params["fmt_b"])
-            save_npz(args.files[1], {"C": C})
+            result = board.matmul(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
+                                  params["fmt_a"], params["fmt_b"], params["chunk"],
+                                  params["out"], sums=True)
+            # The same arrays as ``python -m golden eval matmul``: C, and Y with ``out``.
+            save_npz(args.files[1], {"C": result} if params["out"] == "none"
+                     else {"C": result[1], "Y": result[0]})
             print(f"matmul on the board: {inputs['A'].shape[0]}x{inputs['A'].shape[1]} x "
                   f"{inputs['B'].shape[1]} -> {args.files[1]}")
     return 0
