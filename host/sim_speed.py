@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from boards.targets import BOARDS
-from fp8hw.cli import ArgumentParser, run_command
+from fp8hw.cli import ArgumentParser, UsageError, run_command
 from host.driver import Board, BoardError
 from hw.soc.protocol import Buffer
 from sim.board import ANSWER_TIMEOUT_S, SIM_BOARD, simulated_board
@@ -83,20 +83,25 @@ def _main(argv=None, prog="python -m host.sim_speed") -> int:
                    help="simulator (repeat for both; default verilator)")
     p.add_argument("--seconds", type=float, default=10.0,
                    help="wall seconds of traffic a configuration (default 10)")
-    p.add_argument("--only", choices=["SIM_BOARD", *BOARDS],
-                   help="one configuration (its rows at both divisors for a board)")
+    p.add_argument("--only", choices=["SIM_BOARD", *BOARDS], help="one configuration")
+    p.add_argument("--divisor", type=int, action="append",
+                   help="a board's UART divisor (repeat for several; default: the board's "
+                   "own and 20)")
     args = p.parse_args(argv)
+    if args.divisor and min(args.divisor) < 4:
+        raise UsageError(f"--divisor must be at least 4, got {min(args.divisor)}")
     print("| simulator | configuration | array | divisor | link bytes | simulated cycles "
-          "| wall s | cycles/s | start s |")
-    print("|---|---|---|---|---:|---:|---:|---:|---:|")
+          "| wall s | cycles/s | cycles/CPU s | start s |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
     for sim in args.sim or ["verilator"]:
-        for label, params in configurations():
+        for label, params in configurations(args.divisor or (None, 20)):
             if args.only and label != args.only:
                 continue
             r = measure(sim, params, args.seconds)
             print(f"| {sim} | {label} | {params['rows']}x{params['cols']} "
                   f"| {params['divisor']} | {r['bytes']:,} | {r['cycles']:,.0f} "
                   f"| {r['wall_s']:.1f} | {r['cycles'] / r['wall_s']:,.0f} "
+                  f"| {r['cycles'] / r['cpu_s']:,.0f} "
                   f"| {r['start_s']:.1f} |", flush=True)
     return 0
 

@@ -12,46 +12,13 @@ import threading
 import time
 from pathlib import Path
 
-from amaranth import ClockDomain, Module, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
-
 from hw.soc.system import ArraySystem
 from sim.runner import SimError, default_cache_dir, run_cocotb
 
-SIM_BOARD = dict(rows=2, cols=2, max_m=16, divisor=8, timeout_bits=40)
+SIM_BOARD = dict(rows=2, cols=2, max_m=16, divisor=20, timeout_bits=40)
 CXX_OPT = "-O2"
 # A simulated board answers much more slowly than a real one: give it this long.
 ANSWER_TIMEOUT_S = 120.0
-
-
-class SimulatedBoardTop(wiring.Component):
-    """``system`` (an ``ArraySystem``) as the simulated board's top: pins ``clk``, ``rx``
-    and ``tx``, and a power-on reset made inside, as on a board, instead of a reset pin.
-
-    Why: Amaranth puts each register's reset into its next-state logic, so with ``rst`` a
-    top-level input, Verilator evaluates all that logic again at each clock edge, as
-    logic of an input that may have changed; with the reset inside, only at the rising
-    edge (measured on the 2x2 system: about half of the simulation time)."""
-
-    RESET_CYCLES = 2
-
-    def __init__(self, system: ArraySystem):
-        self.system = system
-        super().__init__({"clk": In(1), "rx": In(1), "tx": Out(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.domains.sync = sync = ClockDomain("sync")
-        m.domains.por = por = ClockDomain("por", reset_less=True)
-        count = Signal(range(self.RESET_CYCLES + 1))
-        with m.If(count != self.RESET_CYCLES):
-            m.d.por += count.eq(count + 1)
-        m.d.comb += [sync.clk.eq(self.clk), por.clk.eq(self.clk),
-                     sync.rst.eq(count != self.RESET_CYCLES)]
-        m.submodules.system = self.system
-        m.d.comb += [self.system.rx.eq(self.rx), self.tx.eq(self.system.tx)]
-        return m
 
 
 class SocketTransport:
@@ -92,12 +59,11 @@ def simulated_board(sim: str = "verilator", build_dir=None, stats: dict | None =
     clock cycles) and ``wall_s`` (seconds) from the host's connection to its closing."""
     params = {**SIM_BOARD, **params}
     hw = {k: params[k] for k in ("pipeline", "bias") if k in params}
-    system = ArraySystem(params["rows"], params["cols"], max_m=params["max_m"],
-                         divisor=params["divisor"], timeout_bits=params["timeout_bits"], **hw)
-    top = SimulatedBoardTop(system)
+    top = ArraySystem(params["rows"], params["cols"], max_m=params["max_m"],
+                      divisor=params["divisor"], timeout_bits=params["timeout_bits"], **hw)
     # Every parameter in the name: each configuration keeps its own cached build.
-    name = (f"board_{params['rows']}x{params['cols']}_m{params['max_m']}_p{system.pipeline}"
-            f"_b{system.bias}_d{params['divisor']}_t{params['timeout_bits']}")
+    name = (f"board_{params['rows']}x{params['cols']}_m{params['max_m']}_p{top.pipeline}"
+            f"_b{top.bias}_d{params['divisor']}_t{params['timeout_bits']}")
     with tempfile.TemporaryDirectory(prefix="fp8hw-board-") as tmp:
         work = Path(build_dir or tmp)
         portfile, statsfile = work / "port", work / "stats.json"

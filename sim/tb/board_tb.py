@@ -12,8 +12,8 @@ speed.
 
 Environment: FP8HW_HW_PARAMS (JSON: divisor), FP8HW_BOARD_PORTFILE (the listening port
 is written there once the board is ready), FP8HW_BOARD_STATSFILE (optional: JSON of the
-simulated clock cycles and wall seconds from the host's connection to its
-disconnection, written when the host disconnects). The test ends when the host
+simulated clock cycles, wall seconds and the simulator's CPU seconds from the host's
+connection to its disconnection, written when the host disconnects). The test ends when the host
 disconnects.
 """
 
@@ -38,9 +38,11 @@ POLL_BITS = 10
 @cocotb.test()
 async def bridge(dut):
     dut.rx.value = 1
-    # The simulator toggles the clock ("gpi"), without waking Python twice a cycle; the
-    # top resets itself (sim.board.SimulatedBoardTop).
+    # The simulator toggles the clock ("gpi"), without waking Python twice a cycle.
     Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
+    dut.rst.value = 1
+    await Timer(2 * CLOCK_NS, unit="ns")
+    dut.rst.value = 0
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
@@ -60,7 +62,7 @@ async def bridge(dut):
 
     receiver = EdgeReceiver(dut.tx, BIT_NS, to_host)
     cocotb.start_soon(receiver.run())
-    start_ns, start_wall = get_sim_time("ns"), time.perf_counter()
+    start_ns, start_wall, start_cpu = get_sim_time("ns"), time.perf_counter(), time.process_time()
     poll = Timer(POLL_BITS * BIT_NS, unit="ns")
     while True:
         try:
@@ -78,6 +80,7 @@ async def bridge(dut):
         with open(stats, "w") as f:
             json.dump({"cycles": (get_sim_time("ns") - start_ns) / CLOCK_NS,
                        "wall_s": time.perf_counter() - start_wall,
+                       "cpu_s": time.process_time() - start_cpu,
                        "framing_errors": receiver.framing_errors}, f)
     conn.close()
     server.close()
