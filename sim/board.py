@@ -5,6 +5,7 @@ socket as a transport, which ``host.driver.Board`` speaks to as to a serial port
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import tempfile
 import threading
@@ -14,7 +15,8 @@ from pathlib import Path
 from hw.soc.system import ArraySystem
 from sim.runner import SimError, default_cache_dir, run_cocotb
 
-SIM_BOARD = dict(rows=2, cols=2, max_m=16, divisor=8, timeout_bits=40)
+SIM_BOARD = dict(rows=2, cols=2, max_m=16, divisor=20, timeout_bits=40)
+CXX_OPT = "-O2"
 # A simulated board answers much more slowly than a real one: give it this long.
 ANSWER_TIMEOUT_S = 120.0
 
@@ -49,24 +51,33 @@ class SocketTransport:
 
 
 @contextlib.contextmanager
-def simulated_board(sim: str = "verilator", build_dir=None, **params):
-    """Yields a ``SocketTransport`` connected to the RTL of ``ArraySystem(**params)``."""
+def simulated_board(sim: str = "verilator", build_dir=None, stats: dict | None = None,
+                    **params):
+    """Yields a ``SocketTransport`` connected to the RTL of ``ArraySystem(**params)``
+    (``SIM_BOARD`` completes them; ``pipeline`` and ``bias`` may be given too). With
+    ``stats``, a dict, it is filled once the board has stopped: ``cycles`` (simulated
+    clock cycles) and ``wall_s`` (seconds) from the host's connection to its closing."""
     params = {**SIM_BOARD, **params}
+    hw = {k: params[k] for k in ("pipeline", "bias") if k in params}
     top = ArraySystem(params["rows"], params["cols"], max_m=params["max_m"],
-                      divisor=params["divisor"], timeout_bits=params["timeout_bits"])
+                      divisor=params["divisor"], timeout_bits=params["timeout_bits"], **hw)
+    # Every parameter in the name: each configuration keeps its own cached build.
+    name = (f"board_{params['rows']}x{params['cols']}_m{params['max_m']}_p{top.pipeline}"
+            f"_b{top.bias}_d{params['divisor']}_t{params['timeout_bits']}")
     with tempfile.TemporaryDirectory(prefix="fp8hw-board-") as tmp:
         work = Path(build_dir or tmp)
-        portfile = work / "port"
+        portfile, statsfile = work / "port", work / "stats.json"
         portfile.unlink(missing_ok=True)
+        statsfile.unlink(missing_ok=True)
         outcome = {}
 
         def simulate():
             try:
                 outcome["result"] = run_cocotb(
-                    top, f"array_system_{params['rows']}x{params['cols']}_m{params['max_m']}",
-                    sim, "sim.tb.board_tb", work, quiet=True, cache_dir=default_cache_dir(),
-                    cxx_opt="-O0", env={"FP8HW_HW_PARAMS": params,
-                                        "FP8HW_BOARD_PORTFILE": str(portfile)})
+                    top, name, sim, "sim.tb.board_tb", work, quiet=True,
+                    cache_dir=default_cache_dir(), cxx_opt=CXX_OPT, internals=False,
+                    env={"FP8HW_HW_PARAMS": params, "FP8HW_BOARD_PORTFILE": str(portfile),
+                         "FP8HW_BOARD_STATSFILE": str(statsfile)})
             except Exception as e:          # reported to the caller below
                 outcome["error"] = e
 
@@ -85,3 +96,5 @@ def simulated_board(sim: str = "verilator", build_dir=None, **params):
             thread.join(timeout=120)
         if "error" in outcome:
             raise outcome["error"]
+        if stats is not None and statsfile.is_file():
+            stats.update(json.loads(statsfile.read_text()))
