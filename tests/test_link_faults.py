@@ -16,7 +16,7 @@ from host.driver import Board, BoardError
 from sim.board import simulated_board
 from sim.faults import ANSWER_FAULTS, REQUEST_FAULTS, FaultyTransport
 
-GEMMS = 8
+GEMMS = 12
 # Seconds without an answer before the driver sends again: the simulated board at divisor
 # 4 answers a window of these small frames in well under this.
 TIMEOUT_S = 1.5
@@ -29,7 +29,7 @@ MODES = (("fp8", "e4m3", "e4m3", 0, "none"), ("fp8", "e5m2", "e4m3", 2, "e4m3"),
 def test_faults_never_give_a_wrong_result(sim):
     rng = np.random.default_rng(21)
     with simulated_board(sim, divisor=4) as transport:
-        faulty = FaultyTransport(transport, seed=13, rate=0.3, answer_rates={"GEMM": 0.6})
+        faulty = FaultyTransport(transport, seed=13, rate=0.3, answer_rates={"GEMM": 0.9})
         board = Board(faulty, timeout=TIMEOUT_S, retries=10)
 
         def status():                        # read without faults: the test's own check
