@@ -29,12 +29,12 @@ import os
 import time
 from dataclasses import dataclass
 
-import numpy as np
 
 from boards.targets import UART_BAUD
 from fp8hw.enums import Dataflow
-from fp8hw.errors import Fp8hwError
 from fp8hw.uart import STANDARD_BAUDS
+from host.errors import BoardError
+from host.gemm import run_matmul
 from hw.soc.protocol import (ACK, HISTORY, MAX_PAYLOAD, NAK, PURE, RECEIVE_BANKS, VERSION,
                              WRITE_HEADER, Command, Nak, ReadView, encode_frame, next_frame,
                              unpack_identity, unpack_status)
@@ -42,10 +42,6 @@ from hw.soc.protocol import (ACK, HISTORY, MAX_PAYLOAD, NAK, PURE, RECEIVE_BANKS
 WRITE_CHUNK = MAX_PAYLOAD - WRITE_HEADER    # data bytes of a WRITE frame
 READ_CHUNK = MAX_PAYLOAD - 1        # data bytes of a READ answer (after the command)
 BAUD_RANGE = (300, max(STANDARD_BAUDS))
-
-
-class BoardError(Fp8hwError):
-    """The board refused a request or stopped answering; the message says which."""
 
 
 class SerialTransport:
@@ -284,5 +280,4 @@ class Board:
     def matmul(self, A, B, C=None, mode="fp8", fmt_a="e4m3", fmt_b="e4m3", chunk=0,
                out="none", *, keep=False, sums=False):
         """``golden.matmul`` on the board, bit for bit; see ``host.gemm.run_matmul``."""
-        from host.gemm import run_matmul
         return run_matmul(self, A, B, C, mode, fmt_a, fmt_b, chunk, out, keep=keep, sums=sums)

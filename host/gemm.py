@@ -22,6 +22,7 @@ from golden.params import CHUNK
 from hw.schedule import EngineLayout, engine_chunk, image_words, word_stride, words_image
 from hw.soc.buffers import BufferId
 from hw.soc.protocol import Command, ReadView, pack_gemm
+from host.errors import BoardError
 
 
 class OnChipTensor:
@@ -37,7 +38,6 @@ class OnChipTensor:
         return f"OnChipTensor({self.shape[0]}x{self.shape[1]} {self.fmt} at A word {self.base}{state})"
 
     def _check(self, board=None):
-        from host.driver import BoardError
         if not self.live:
             raise BoardError(f"{self!r} was freed")
         if board is not None and board is not self.board:
@@ -110,7 +110,6 @@ def _low16_result(data: bytes, R: int) -> np.ndarray:
 def plan_blocks(M, K, N, R, chunk, info, a_free, out, fixed_mk=False):
     """Block sizes (Mb, Kb, Nb) whose layouts fit the board's buffers: B and ACC words,
     and A words (with the quantized output's words when ``out``) within ``a_free``."""
-    from host.driver import BoardError
     align = chunk or R                       # K blocks end on tile (or chunk) boundaries
 
     def fits(mb, kb, nb):
@@ -144,7 +143,6 @@ def plan_blocks(M, K, N, R, chunk, info, a_free, out, fixed_mk=False):
 
 
 def run_matmul(board, A, B, C, mode, fmt_a, fmt_b, chunk, out, *, keep, sums):
-    from host.driver import BoardError
     try:
         codes = dict(mode=Mode.from_label(mode), fmt_a=SourceFormat.from_label(fmt_a),
                      fmt_b=SourceFormat.from_label(fmt_b), out=OutFormat.from_label(out))
@@ -226,7 +224,6 @@ def run_matmul(board, A, B, C, mode, fmt_a, fmt_b, chunk, out, *, keep, sums):
 def _run_block(board, A, B, C, codes, chunk, resident, kept, space, rows, cols, kb,
                quantized, want_sums, sums_out, codes_out):
     """One block of rows x cols, its K in blocks of ``kb``: one batch of requests."""
-    from host.driver import BoardError
     R = board.info.rows
     (m0, m1), (n0, n1) = rows, cols
     M, N = m1 - m0, n1 - n0
