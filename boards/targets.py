@@ -5,14 +5,17 @@ here, in its one line of ``BOARDS``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from fp8hw.errors import Fp8hwError
+from fp8hw.uart import divisor_for, fastest_baud
 
-UART_BAUD = 115200
+UART_BAUD = 115200                # the classic rate, always selectable with --baud
+FT231X_MAX_BAUD = 3_000_000       # ULX3S's USB UART
+FT2232H_MAX_BAUD = 12_000_000     # iCEBreaker's USB UART
 
 
 @dataclass(frozen=True)
@@ -22,18 +25,25 @@ class BoardTarget:
 
     ``clock_mhz`` is the PLL output, which clocks the whole system; it is also nextpnr's
     clock constraint and the Fmax a build must reach. ``program_board`` is the board name
-    openFPGALoader knows it by (``-b``).
+    openFPGALoader knows it by (``-b``). ``uart_max_baud`` is the fastest rate of the
+    board's USB UART; ``baud`` the host link's rate (None: the fastest standard rate up to
+    that which the clock divides to within 1%, ``fp8hw.uart.fastest_baud``).
     """
     name: str
     platform: type
     rows: int
     cols: int
-    max_m: int
     pipeline: int
     clock_mhz: float
     program_board: str
     description: str
+    uart_max_baud: int
+    a_words: int = 256
+    b_words: int = 256
+    acc_words: int = 256
+    chunking: int = 1
     bias: int = 11
+    baud: int | None = None
 
     @property
     def family(self) -> str:
@@ -45,26 +55,40 @@ class BoardTarget:
         return self.platform().default_clk_frequency / 1e6
 
     @property
+    def uart_baud(self) -> int:
+        return self.baud or fastest_baud(self.clock_mhz * 1e6, self.uart_max_baud)
+
+    @property
     def uart_divisor(self) -> int:
-        """Clock cycles per UART bit at 115200 baud."""
-        return round(self.clock_mhz * 1e6 / UART_BAUD)
+        """Clock cycles per UART bit at ``uart_baud``."""
+        return divisor_for(self.clock_mhz * 1e6, self.uart_baud, self.uart_max_baud)
+
+    def with_baud(self, baud: int) -> "BoardTarget":
+        """This board with its link at ``baud``; BoardError saying why if it cannot be."""
+        try:
+            divisor_for(self.clock_mhz * 1e6, baud, self.uart_max_baud)
+        except ValueError as e:
+            raise BoardError(f"{self.name}: {e}") from None
+        return replace(self, baud=baud)
 
     def summary(self) -> str:
         return (f"{self.name}: {self.description}; ArraySystem {self.rows}x{self.cols} ws, "
-                f"max_m={self.max_m}, MPE pipeline {self.pipeline}, bias {self.bias}; "
+                f"buffers {self.a_words}/{self.b_words}/{self.acc_words} words, "
+                f"chunking {self.chunking}, MPE pipeline {self.pipeline}, bias {self.bias}; "
                 f"{self.clock_mhz:g} MHz from the {self.oscillator_mhz:g} MHz oscillator, "
-                f"UART {UART_BAUD} baud (divisor {self.uart_divisor})")
+                f"UART {self.uart_baud} baud (divisor {self.uart_divisor}; the USB UART "
+                f"takes up to {self.uart_max_baud})")
 
 
 # Each board's shipped configuration: the largest array measured to fit and to meet the
 # clock (the README's "FPGA boards" has the figures, from ``python -m hw.build --board``).
 BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
-    BoardTarget("icebreaker", ICEBreakerPlatform, rows=2, cols=2, max_m=64, pipeline=4,
-                clock_mhz=21, program_board="ice40_generic",
-                description="iCEBreaker, iCE40UP5K-SG48"),
-    BoardTarget("ulx3s", ULX3S_85F_Platform, rows=8, cols=8, max_m=64, pipeline=6,
-                clock_mhz=60, program_board="ulx3s",
-                description="ULX3S 85F, ECP5 LFE5U-85F-6BG381C"),
+    BoardTarget("icebreaker", ICEBreakerPlatform, rows=2, cols=2, pipeline=4,
+                clock_mhz=21, a_words=2048, b_words=1024, acc_words=512, chunking=0, program_board="ice40_generic",
+                description="iCEBreaker, iCE40UP5K-SG48", uart_max_baud=FT2232H_MAX_BAUD),
+    BoardTarget("ulx3s", ULX3S_85F_Platform, rows=8, cols=8, pipeline=6,
+                clock_mhz=60, a_words=8192, b_words=8192, acc_words=4096, program_board="ulx3s",
+                description="ULX3S 85F, ECP5 LFE5U-85F-6BG381C", uart_max_baud=FT231X_MAX_BAUD),
 )}
 
 

@@ -55,3 +55,11 @@ class Dataflow(Choice):
     """How a systolic array keeps its operands: output- or weight-stationary."""
     OS = 0
     WS = 1
+
+
+class OutFormat(Choice):
+    """What a GEMM's results become: ``dlfloat16`` sums as they are (``none``), or FP8
+    codes quantized by ``quant16`` (fp8 mode only)."""
+    NONE = 0
+    E4M3 = 1
+    E5M2 = 2

@@ -11,6 +11,7 @@ from .formats import (DLFLOAT16, E4M3, E5M2, FLOAT_FORMATS, FORMATS, FP8SEB, FP9
                       get_format)
 from .codec import (decode, encode, is_nan_code, pack_lanes, round_exact, unpack_lanes)
 from .convert import convert
+from .dladd import dladd
 from .fmatree import dot, fmatree
 from .matmul import matmul
 from .mpe import mpe
@@ -21,6 +22,6 @@ __all__ = [
     "DLFLOAT16", "E4M3", "E5M2", "FLOAT_FORMATS", "FORMATS", "FP8SEB", "FP9", "FP30",
     "INT2", "INT4", "INT_FORMATS", "FloatFormat", "FormatError", "IntFormat", "get_format",
     "decode", "encode", "is_nan_code", "pack_lanes", "round_exact", "unpack_lanes",
-    "convert", "dot", "fmatree", "matmul", "max_exponent", "mpe", "next_bias", "quant16",
+    "convert", "dladd", "dot", "fmatree", "matmul", "max_exponent", "mpe", "next_bias", "quant16",
     "quant30",
 ]

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import (check_codes, add_exact, is_nan_code, round_exact, split_codes,
-                    unpack_lanes)
+from .codec import check_codes, add_exact, is_nan_code, split_codes, unpack_lanes
 from .convert import convert
+from .dladd import round_accumulator
 from .formats import DLFLOAT16, E4M3, FP9, FormatError
 from .params import FMT_A, FMT_B, MODE
 
@@ -46,8 +46,5 @@ def mpe(acc, a, b, mode: str = "fp8", fmt_a: str = "e4m3", fmt_b: str = "e4m3",
     sb, Sb, Lb = split_codes(wide_b, FP9)
     sc, Sc, Lc = split_codes(acc16, DLFLOAT16)
     sign, mag, exp, sticky = add_exact(sa ^ sb, Sa * Sb, La + Lb, sc, Sc, Lc)
-    y = round_exact(sign, mag, exp, DLFLOAT16, sticky=sticky, rounding="rnu",
-                    overflow="nan")
     special = is_nan_code(wide_a, FP9) | is_nan_code(wide_b, FP9) | is_nan_code(acc16, DLFLOAT16)
-    y = np.where(special, DLFLOAT16.canonical_nan, y)
-    return y.astype(np.uint32)
+    return round_accumulator(sign, mag, exp, sticky, special).astype(np.uint32)

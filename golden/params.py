@@ -22,3 +22,8 @@ OVERFLOW = Param("overflow", Overflow.SAT.label, "above the largest finite value
 # the golden model's int64 arithmetic (|T| < 1024 * 225 * 2**28 < 2**46).
 WAYS = Param("ways", 24, "products summed per cycle (N)", lo=1, hi=1024)
 ROOM = Param("room", 1, "binades the shared-bias rule keeps free at the top", lo=0, hi=15)
+# matmul's chunk-based accumulation (0: one fold over all of K) and output quantization.
+CHUNK = Param("chunk", 0, "products per chunk of matmul's chunked accumulation (0: none)",
+              lo=0, hi=65535)
+OUT = Param("out", "none", "matmul's output quantization (fp8 mode): none, e4m3 or e5m2",
+            choices=("none",) + SourceFormat.labels())

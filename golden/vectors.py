@@ -20,11 +20,12 @@ from fp8hw.files import write_atomic
 from fp8hw.params import Param, resolve_parameters
 
 from .convert import convert
+from .dladd import dladd
 from .fmatree import fmatree
 from .formats import FP8SEB, FP30
-from .matmul import matmul
+from .matmul import accumulate, check_output, quantize_output
 from .mpe import mpe
-from .params import BIAS, FMT, FMT_A, FMT_B, MODE, OVERFLOW, WAYS
+from .params import BIAS, CHUNK, FMT, FMT_A, FMT_B, MODE, OUT, OVERFLOW, WAYS
 from .quant16 import quant16
 from .quant30 import quant30
 
@@ -161,6 +162,10 @@ def _eval_quant16(inputs: dict, params: dict) -> dict:
     return {"y": quant16(inputs["x"], params["fmt"], params["bias"], params["overflow"])}
 
 
+def _eval_dladd(inputs: dict, params: dict) -> dict:
+    return {"z": dladd(inputs["x"], inputs["y"])}
+
+
 def _eval_fmatree(inputs: dict, params: dict) -> dict:
     return {"acc": fmatree(inputs["acc"], inputs["a"], inputs["b"], inputs["bias_a"],
                            inputs["bias_b"])}
@@ -171,8 +176,12 @@ def _eval_quant30(inputs: dict, params: dict) -> dict:
 
 
 def _eval_matmul(inputs: dict, params: dict) -> dict:
-    return {"C": matmul(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
-                        params["fmt_a"], params["fmt_b"], params["bias"])}
+    check_output(params["mode"], params["chunk"], params["out"])
+    C = accumulate(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
+                   params["fmt_a"], params["fmt_b"], params["bias"], params["chunk"])
+    if params["out"] == "none":
+        return {"C": C}
+    return {"C": C, "Y": quantize_output(C, params["out"], params["bias"])}
 
 
 _FP30_CODES = {"lo": 0, "hi": (1 << FP30.width) - 1}
@@ -198,6 +207,12 @@ VECTOR_UNITS: dict[str, VectorUnit] = {
         inputs=(VArray("x", "uint16", ("n",)),),
         outputs=(VArray("y", "uint8", ("n",)),),
         evaluate=_eval_quant16),
+    "dladd": VectorUnit(
+        "dladd",
+        params=(),
+        inputs=(VArray("x", "uint16", ("n",)), VArray("y", "uint16", ("n",))),
+        outputs=(VArray("z", "uint16", ("n",)),),
+        evaluate=_eval_dladd),
     "fmatree": VectorUnit(
         "fmatree",
         params=(WAYS,),
@@ -218,10 +233,12 @@ VECTOR_UNITS: dict[str, VectorUnit] = {
         "matmul",
         # The array's shape and dataflow choose the array ``python -m sim run`` builds;
         # every one gives the same C, so the golden model checks them and ignores them.
-        params=(MODE, FMT_A, FMT_B, BIAS, ROWS, COLS, DATAFLOW),
+        params=(MODE, FMT_A, FMT_B, BIAS, ROWS, COLS, DATAFLOW, CHUNK, OUT),
         inputs=(VArray("A", "uint8", ("M", "K")), VArray("B", "uint8", ("K", "N")),
                 VArray("C", "uint32", ("M", "N"), optional=True)),
-        outputs=(VArray("C", "uint32", ("M", "N")),),
+        # With ``out``: Y, the quantized C, as well.
+        outputs=(VArray("C", "uint32", ("M", "N")),
+                 VArray("Y", "uint8", ("M", "N"), optional=True)),
         evaluate=_eval_matmul, nonempty=True),
 }
 

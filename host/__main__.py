@@ -13,12 +13,20 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from boards.targets import UART_BAUD
+from boards.targets import BOARDS
 from fp8hw.cli import ArgumentParser, UsageError, parse_assignments, run_command
 from fp8hw.files import check_output_path
 from golden.vectors import get_vector_unit, load_inputs, save_npz
 from host.driver import Board, BoardError, SerialTransport
 from sim.runner import SIMULATORS
+
+
+def default_baud() -> int:
+    """The boards' link rate, when they share one (they do: 3 Mbaud)."""
+    rates = {board.uart_baud for board in BOARDS.values()}
+    if len(rates) != 1:
+        raise RuntimeError(f"the boards' rates differ ({sorted(rates)}): give --baud")
+    return rates.pop()
 
 
 def _parser(prog="python -m host"):
@@ -30,15 +38,16 @@ def _parser(prog="python -m host"):
     where.add_argument("--serial", metavar="PORT", help="a board on this serial port")
     where.add_argument("--sim", choices=SIMULATORS,
                        help="the simulated board (the RTL, on this simulator)")
-    p.add_argument("--baud", type=int, default=UART_BAUD,
-                   help=f"serial rate (default {UART_BAUD}, the boards' UART)")
+    p.add_argument("--baud", type=int,
+                   help=f"serial rate, as the bitstream was built (default {default_baud()}, "
+                   f"the boards' default)")
     return p
 
 
 @contextlib.contextmanager
 def _board(args):
     if args.serial:
-        yield Board(SerialTransport(args.serial, args.baud))
+        yield Board(SerialTransport(args.serial, args.baud or default_baud()))
     else:
         from sim.board import ANSWER_TIMEOUT_S, simulated_board
         with simulated_board(args.sim) as transport:
@@ -47,7 +56,7 @@ def _board(args):
 
 def _main(argv=None, prog="python -m host") -> int:
     args = _parser(prog).parse_args(argv)
-    if args.sim and args.baud != UART_BAUD:
+    if args.sim and args.baud is not None:
         raise UsageError("--baud applies to --serial only")
     if args.command == "matmul":
         if len(args.files) != 2:
@@ -68,9 +77,12 @@ def _main(argv=None, prog="python -m host") -> int:
             if params["bias"] != board.info.bias:
                 raise BoardError(f"the board's e4m3 bias is {board.info.bias}, "
                                  f"not {params['bias']}")
-            C = board.matmul(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
-                             params["fmt_a"], params["fmt_b"])
-            save_npz(args.files[1], {"C": C})
+            result = board.matmul(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
+                                  params["fmt_a"], params["fmt_b"], params["chunk"],
+                                  params["out"], sums=True)
+            # The same arrays as ``python -m golden eval matmul``: C, and Y with ``out``.
+            save_npz(args.files[1], {"C": result} if params["out"] == "none"
+                     else {"C": result[1], "Y": result[0]})
             print(f"matmul on the board: {inputs['A'].shape[0]}x{inputs['A'].shape[1]} x "
                   f"{inputs['B'].shape[1]} -> {args.files[1]}")
     return 0

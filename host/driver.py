@@ -1,31 +1,47 @@
 """The host driver of the board system (``hw/soc/system.py``).
 
-``Board(transport)`` speaks the framed protocol of ``hw/soc/protocol.py``: ``identify``,
-``write``, ``read``, ``run``, ``status``, and ``matmul``, which tiles any GEMM onto the
-board's weight-stationary array with ``hw.schedule.GemmSchedule`` and returns exactly the
-bits of ``golden.matmul``. A transport has ``write(bytes)`` and ``read(n, timeout) ->
-bytes`` (fewer bytes on timeout): ``SerialTransport`` for a real board, or the simulated
-board's socket (``sim.board.simulated_board``).
+``Board(transport)`` speaks the host link protocol of ``hw/soc/protocol.py`` (version 3):
+``identify``, ``write``, ``read``, ``run``, ``status``, ``requests`` (any list of requests,
+pipelined) and ``matmul``, which tiles any GEMM onto the board's weight-stationary array
+with ``hw.schedule.GemmSchedule`` and returns exactly the bits of ``golden.matmul``. A
+transport has ``write(bytes)`` and ``read(n, timeout) -> bytes`` (what came, fewer bytes
+or none on timeout): ``SerialTransport`` for a real board, or the simulated board's socket
+(``sim.board.simulated_board``).
+
+How requests travel: the driver first learns the board's expected seq with SYNC (whose
+answer echoes a random nonce, so a stale answer is never taken for it). Then up to
+``window`` requests are in flight, each with the next seq; an answer is taken only if
+its seq and command are those of a request in flight, anything else is dropped. An
+answer to a later request means the answers to the earlier ones were lost: those are
+sent again (the board answers a repeat from its history, or executes a pure one again).
+``NAK SEQUENCE`` (a request was lost, so the ones after it are refused) or no answer for
+``timeout`` seconds sends every unanswered request again, in order, from the oldest.
+A pure request (READ, STATUS, IDENTIFY) is a barrier: no state-changing request is sent
+while one is unanswered, because a pure request sent again is executed again and must
+not see the effect of a later request. After ``retries`` recoveries without an answer in
+between, or a NAK, ``BoardError``: never a silently wrong result.
 """
 
 from __future__ import annotations
 
+import collections
+import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from boards.targets import UART_BAUD
-from fp8hw.enums import Dataflow, Mode, SourceFormat
+from fp8hw.enums import Dataflow
 from fp8hw.errors import Fp8hwError
-from hw.schedule import GemmSchedule
-from hw.soc.protocol import (ACK, NAK, STATUS_COUNTERS, Buffer, Command, FrameError, Nak,
-                             buffer_image, decode_frame, encode_frame, from_buffer_image,
-                             image_row_bytes)
+from fp8hw.uart import STANDARD_BAUDS
+from hw.soc.protocol import (ACK, HISTORY, MAX_PAYLOAD, NAK, PURE, RECEIVE_BANKS, VERSION,
+                             WRITE_HEADER, Command, Nak, ReadView, encode_frame, next_frame,
+                             unpack_identity, unpack_status)
 
-CHUNK = 512                  # bytes per WRITE or READ frame
-# The rates a USB serial adapter can run at; the boards' UART runs at 115200.
-BAUD_RANGE = (300, 12_000_000)
+WRITE_CHUNK = MAX_PAYLOAD - WRITE_HEADER    # data bytes of a WRITE frame
+READ_CHUNK = MAX_PAYLOAD - 1        # data bytes of a READ answer (after the command)
+BAUD_RANGE = (300, max(STANDARD_BAUDS))
 
 
 class BoardError(Fp8hwError):
@@ -47,8 +63,12 @@ class SerialTransport:
         self.port.write(data)
 
     def read(self, n: int, timeout: float) -> bytes:
+        """What has come, up to ``n`` bytes, waiting at most ``timeout`` for the first."""
         self.port.timeout = timeout
-        return self.port.read(n)
+        first = self.port.read(1)
+        if not first:
+            return b""
+        return first + self.port.read(min(n - 1, self.port.in_waiting))
 
 
 @dataclass(frozen=True)
@@ -59,119 +79,210 @@ class BoardInfo:
     dataflow: str
     pipeline: int
     bias: int
+    a_words: int
+    b_words: int
+    acc_words: int
     max_m: int
-    buffer_sizes: tuple[int, int, int]
+    max_k: int
+    max_n: int
+    chunking: int
+    divisor: int
+    clock_khz: int
+    banks: int
+    history: int
+    max_payload: int
+
+    @property
+    def baud(self) -> int:
+        """The link's rate (0 when the board does not know its clock, as in simulation)."""
+        return round(self.clock_khz * 1000 / self.divisor) if self.divisor else 0
+
+
+@dataclass
+class _Request:
+    index: int                  # in the caller's list
+    seq: int
+    command: int
+    frame: bytes
+    sent: int = 0               # when last sent (the driver's transmission count)
 
 
 class Board:
-    def __init__(self, transport, timeout: float = 10.0, retries: int = 3):
+    """``timeout``: seconds without an answer before the requests in flight are sent
+    again; ``retries``: recoveries in a row before ``BoardError``; ``window``: requests
+    in flight (default the board's receive banks, ``protocol.RECEIVE_BANKS``: more would
+    arrive while both banks are busy and be dropped)."""
+
+    def __init__(self, transport, timeout: float = 1.0, retries: int = 6,
+                 window: int = RECEIVE_BANKS):
+        if not 1 <= window <= HISTORY:
+            raise ValueError(f"window must be in 1..{HISTORY} (the board's history), "
+                             f"got {window}")
         self.transport, self.timeout, self.retries = transport, timeout, retries
-        self.pending = b""
+        self.window = window
+        self.pending = b""          # bytes received, not ended by a delimiter yet
+        self.seq = None             # the next seq; None until SYNC
+        self.sent = 0               # transmissions so far
+        self.recoveries = 0         # requests sent again, all told (for tests and logs)
         self._info = None
 
-    def _answer(self) -> tuple[int, bytes]:
-        deadline = time.monotonic() + self.timeout
+    # The link. ---------------------------------------------------------------------
+
+    def _answer(self, deadline: float):
+        """The next good frame received before ``deadline``: (seq, code, payload), or None."""
         while True:
-            try:
-                command, payload, self.pending = decode_frame(self.pending)
-                return command, payload
-            except IndexError:
-                pass
-            except FrameError:
-                self.pending = self.pending[1:]          # resynchronize on the next SOF
-                continue
+            frame, self.pending = next_frame(self.pending)
+            if frame is not None:
+                return frame
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError
-            self.pending += self.transport.read(4096, min(left, 0.5))
+                return None
+            self.pending += self.transport.read(1 << 16, min(left, 0.5))
 
-    def resync(self, quiet: float = 0.3) -> None:
-        """Discard whatever the board still sends until the line is quiet for ``quiet`` s
-        (answers to garbage, or to a frame given up on)."""
-        self.pending = b""
-        while self.transport.read(4096, quiet):
-            pass
+    def _send(self, requests) -> None:
+        data = b""
+        for r in requests:
+            self.sent += 1
+            r.sent = self.sent
+            # A delimiter first ends whatever came before (garbage, a frame cut short).
+            data += b"\x00" + r.frame
+        self.transport.write(data)
+
+    def sync(self) -> int:
+        """Learn the board's expected seq (SYNC, with a nonce its answer must echo)."""
+        nonce = os.urandom(4)
+        frame = b"\x00" + encode_frame(nonce[0], Command.SYNC, nonce)
+        for _ in range(self.retries + 1):
+            self.transport.write(frame)
+            deadline = time.monotonic() + self.timeout
+            while (answer := self._answer(deadline)) is not None:
+                seq, code, data = answer
+                if code == ACK and data[:1] == bytes([Command.SYNC]) and data[2:] == nonce:
+                    self.seq = data[1]
+                    return self.seq
+            self.pending = b""
+        raise BoardError(f"no answer to SYNC after {self.retries + 1} tries")
+
+    def requests(self, items) -> list[bytes]:
+        """Execute ``items`` (command, payload) in order, pipelined; each one's ACK data."""
+        if self.seq is None:
+            self.sync()
+        items = list(items)
+        out = [None] * len(items)
+        flight = collections.deque()            # unanswered, oldest first
+        following = 0                           # the next item to send
+        strikes = 0
+        recovering = None                       # the seq whose answer ends a go-back
+        deadline = time.monotonic() + self.timeout
+
+        def resend(requests):
+            self.recoveries += len(requests)
+            self._send(requests)
+
+        while following < len(items) or flight:
+            batch = []
+            while following < len(items) and len(flight) < self.window:
+                command, payload = items[following]
+                if command not in PURE and any(r.command in PURE for r in flight):
+                    break                       # a pure request in flight is a barrier
+                r = _Request(following, self.seq, command, encode_frame(self.seq, command,
+                                                                        payload))
+                self.seq = (self.seq + 1) & 0xFF
+                flight.append(r)
+                batch.append(r)
+                following += 1
+            if batch:
+                self._send(batch)
+            answer = self._answer(deadline)
+            if answer is None:                  # nothing for `timeout`: all again
+                strikes += 1
+                if strikes > self.retries:
+                    raise BoardError(f"no answer to {Command(flight[0].command).name} "
+                                     f"after {self.retries + 1} tries")
+                self.pending = b""
+                resend(flight)
+                recovering = flight[0].seq
+                deadline = time.monotonic() + self.timeout
+                continue
+            seq, code, data = answer
+            r = next((r for r in flight if r.seq == seq), None)
+            if r is None or data[:1] != bytes([r.command]) or code not in (ACK, NAK):
+                continue                        # not an answer to a request in flight
+            if code == NAK and data[1:2] == bytes([Nak.SEQUENCE]):
+                if recovering is not None and seq != recovering:
+                    continue                    # refused before the go-back was sent
+                expected = data[2] if len(data) > 2 else None
+                if expected not in [f.seq for f in flight]:
+                    raise BoardError(f"the board expects seq {expected}, which this driver "
+                                     f"never sent (was the board reset?)")
+                strikes += 1
+                if strikes > self.retries:
+                    raise BoardError(f"no good answer to {Command(flight[0].command).name} "
+                                     f"after {self.retries + 1} tries")
+                resend(flight)
+                recovering = flight[0].seq
+                deadline = time.monotonic() + self.timeout
+                continue
+            if seq == recovering:
+                recovering = None
+            flight.remove(r)
+            # Answers come in the order of the transmissions: a request sent before this
+            # answer's request and still unanswered has lost its answer. Ask again.
+            lost = [e for e in flight if e.sent < r.sent]
+            if lost:
+                resend(lost)
+            strikes = 0
+            deadline = time.monotonic() + self.timeout
+            if code == NAK:
+                reason = Nak(data[1]).name if len(data) > 1 and data[1] in tuple(Nak) \
+                    else f"reason {data[1:2].hex()}"
+                raise BoardError(f"board refused {Command(r.command).name}: {reason}")
+            out[r.index] = data[1:]
+        return out
 
     def request(self, command: int, payload: bytes = b"") -> bytes:
-        """Send a frame and return the data of its ACK; after a NAK for a damaged or cut
-        frame, an answer to something else, or no answer, resynchronize and try again."""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self.resync()
-            self.pending = b""
-            self.transport.write(encode_frame(command, payload))
-            try:
-                answer, data = self._answer()
-            except TimeoutError:
-                continue
-            if answer == ACK and data[:1] == bytes([command]):
-                return data[1:]
-            if answer == ACK or (answer == NAK and data[:1] in (bytes([Nak.CRC]),
-                                                               bytes([Nak.TIMEOUT]))):
-                continue
-            reason = Nak(data[0]).name if answer == NAK and data else f"answer {answer}"
-            raise BoardError(f"board refused {Command(command).name}: {reason}")
-        raise BoardError(f"no good answer to {Command(command).name} after "
-                         f"{self.retries + 1} tries")
+        """One request; the data of its ACK."""
+        return self.requests([(command, payload)])[0]
+
+    # Commands. ----------------------------------------------------------------------
 
     def identify(self) -> BoardInfo:
-        d = self.request(Command.IDENTIFY)
-        sizes = tuple(int.from_bytes(d[i:i + 2], "little") for i in range(6, 14, 2))
-        if d[3] not in tuple(Dataflow):
-            raise BoardError(f"the board reports an unknown dataflow code {d[3]}")
-        self._info = BoardInfo(d[0], d[1], d[2], Dataflow(d[3]).label, d[4], d[5],
-                               sizes[0], sizes[1:])
+        d = unpack_identity(self.request(Command.IDENTIFY))
+        if d["version"] != VERSION:
+            raise BoardError(f"the board speaks protocol version {d['version']}, this "
+                             f"driver {VERSION}")
+        if d["dataflow"] not in tuple(Dataflow):
+            raise BoardError(f"the board reports an unknown dataflow code {d['dataflow']}")
+        d["dataflow"] = Dataflow(d["dataflow"]).label
+        self._info = BoardInfo(**d)
         return self._info
 
     @property
     def info(self) -> BoardInfo:
         return self._info or self.identify()
 
-    def write(self, buffer: int, address: int, data: bytes) -> None:
-        for start in range(0, len(data), CHUNK):
-            self.request(Command.WRITE, bytes([buffer]) + (address + start).to_bytes(2, "little")
-                         + data[start:start + CHUNK])
+    @staticmethod
+    def write_requests(buffer: int, address: int, data: bytes):
+        return [(Command.WRITE, bytes([buffer]) + (address + start).to_bytes(4, "little")
+                 + data[start:start + WRITE_CHUNK]) for start in range(0, len(data), WRITE_CHUNK)]
 
-    def read(self, buffer: int, address: int, count: int) -> bytes:
-        out = b""
-        for start in range(0, count, CHUNK):
-            n = min(CHUNK, count - start)
-            out += self.request(Command.READ, bytes([buffer])
-                                + (address + start).to_bytes(2, "little")
-                                + n.to_bytes(2, "little"))
-        return out
+    @staticmethod
+    def read_requests(buffer: int, address: int, count: int, view: int = ReadView.BYTES):
+        return [(Command.READ, bytes([buffer]) + (address + start).to_bytes(4, "little")
+                 + min(READ_CHUNK, count - start).to_bytes(2, "little") + bytes([view]))
+                for start in range(0, count, READ_CHUNK)]
+
+    def write(self, buffer: int, address: int, data: bytes) -> None:
+        self.requests(self.write_requests(buffer, address, data))
+
+    def read(self, buffer: int, address: int, count: int, view: int = ReadView.BYTES) -> bytes:
+        return b"".join(self.requests(self.read_requests(buffer, address, count, view)))
 
     def status(self) -> dict[str, int]:
-        d = self.request(Command.STATUS)
-        return {n: int.from_bytes(d[2 * i:2 * i + 2], "little")
-                for i, n in enumerate(STATUS_COUNTERS)}
+        return unpack_status(self.request(Command.STATUS))
 
-    def matmul(self, A, B, C=None, mode="fp8", fmt_a="e4m3", fmt_b="e4m3") -> np.ndarray:
-        """C = A x B (+ C) on the board, bit for bit ``golden.matmul``."""
-        try:
-            codes = [Mode.from_label(mode), SourceFormat.from_label(fmt_a),
-                     SourceFormat.from_label(fmt_b)]
-        except ValueError as e:
-            raise BoardError(str(e)) from None
-        A, B = np.asarray(A, np.uint8), np.asarray(B, np.uint8)
-        M, K = A.shape
-        N = B.shape[1]
-        info = self.info
-        R, Cn = info.rows, info.cols
-        out = np.zeros((M, N), np.uint32) if C is None else np.array(C, np.uint32)
-        for m0 in range(0, M, info.max_m):             # rows are independent
-            rows = slice(m0, min(m0 + info.max_m, M))
-            part = out[rows]
-            s = GemmSchedule(part.shape[0], K, N, R, Cn, Dataflow.WS.label)
-            for tile in s.tiles:
-                b, active = s.ws_weights(tile, B)
-                a, c = s.ws_operands(tile, A[rows], part)
-                self.write(Buffer.B, 0, buffer_image(b, "u1"))
-                self.write(Buffer.A, 0, buffer_image(a, "u1"))
-                self.write(Buffer.C, 0, buffer_image(c, "<u4"))
-                self.request(Command.RUN, bytes([*codes, int(active.sum())])
-                             + part.shape[0].to_bytes(2, "little"))
-                result = self.read(Buffer.C, 0, part.shape[0] * image_row_bytes(Cn, "<u4"))
-                s.store(tile, part, from_buffer_image(result, Cn, "<u4"))
-            out[rows] = part
-        return out
+    def matmul(self, A, B, C=None, mode="fp8", fmt_a="e4m3", fmt_b="e4m3", chunk=0,
+               out="none", *, keep=False, sums=False):
+        """``golden.matmul`` on the board, bit for bit; see ``host.gemm.run_matmul``."""
+        from host.gemm import run_matmul
+        return run_matmul(self, A, B, C, mode, fmt_a, fmt_b, chunk, out, keep=keep, sums=sums)

@@ -20,7 +20,7 @@ from boards.targets import BOARDS
 from fp8hw.cli import ArgumentParser, UsageError, run_command
 from host.driver import Board, BoardError
 from hw.soc.protocol import Buffer
-from sim.board import ANSWER_TIMEOUT_S, SIM_BOARD, simulated_board
+from sim.board import ANSWER_TIMEOUT_S, SIM_BOARD, board_configuration, simulated_board
 from sim.runner import SIMULATORS
 
 BLOCK = 128                  # bytes a write and a read-back
@@ -32,10 +32,7 @@ def configurations(divisors=(None, 20)) -> list[tuple[str, dict]]:
     out = [("SIM_BOARD", dict(SIM_BOARD))]
     for board in BOARDS.values():
         for divisor in divisors:
-            out.append((board.name, dict(rows=board.rows, cols=board.cols,
-                                         max_m=board.max_m, pipeline=board.pipeline,
-                                         bias=board.bias, timeout_bits=100,
-                                         divisor=divisor or board.uart_divisor)))
+            out.append((board.name, board_configuration(board, divisor)))
     return out
 
 

@@ -1,13 +1,14 @@
 """Generate Verilog: ``python -m hw.build [--list] [--unit NAME --param NAME=VALUE] [--out DIR]``,
-or an FPGA bitstream: ``python -m hw.build --board NAME [--program] [--force] [-v]
-[--out DIR]``.
+or an FPGA bitstream: ``python -m hw.build --board NAME [--baud N] [--program] [--force]
+[-v] [--out DIR]``.
 
 Without ``--unit`` or ``--board``, writes every registered unit with its default
 parameters. Each file starts with a comment naming the unit and configuration it was built
 from, and the configuration is printed, so a netlist can be traced back to its parameters.
 
 ``--board`` builds the board's bitstream (``boards/targets.py`` holds each board's
-configuration) into ``build/boards/NAME/`` with the YoWASP tools and prints the
+configuration; ``--baud`` sets the host link's rate instead of the board's default, the
+fastest standard rate its clock divides cleanly) into ``build/boards/NAME/`` with the YoWASP tools and prints the
 configuration, the utilization, nextpnr's Fmax against the board clock and the bitstream's
 path; it fails (exit 2, one line) when the Fmax is below the clock. While it runs, stderr
 shows the stage and the elapsed time (``-v``: the tools' output too). A bitstream built
@@ -36,6 +37,9 @@ def _parser(prog: str = "python -m hw.build") -> ArgumentParser:
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="generator parameter of --unit (repeatable)")
     p.add_argument("--board", help="build the bitstream of this board")
+    p.add_argument("--baud", type=int,
+                   help="with --board: the host link's baud rate (default: the board's, "
+                   "see --list)")
     p.add_argument("--program", action="store_true",
                    help="with --board: load the bitstream into the board (openFPGALoader)")
     p.add_argument("--force", action="store_true",
@@ -116,9 +120,13 @@ def _main(argv=None, prog: str = "python -m hw.build") -> int:
         if args.unit or args.param:
             raise BuildError("--board cannot be combined with --unit or --param")
         from boards.targets import get_board
-        return build_board(get_board(args.board), args.out, program=args.program,
+        target = get_board(args.board)
+        if args.baud is not None:
+            target = target.with_baud(args.baud)
+        return build_board(target, args.out, program=args.program,
                            force=args.force, verbose=args.verbose)
-    for option, given in (("--program", args.program), ("--force", args.force),
+    for option, given in (("--baud", args.baud is not None), ("--program", args.program),
+                          ("--force", args.force),
                           ("--verbose", args.verbose)):
         if given:
             raise BuildError(f"{option} needs --board")

@@ -17,6 +17,7 @@ from fp8hw import __version__
 from fp8hw.errors import Fp8hwError
 from fp8hw.params import Param, resolve_parameters
 from hw.array import SYSTOLIC_ARRAY_PARAMETERS, systolic_array
+from hw.units.dl_add import DlAdd
 from hw.units.dot_engine import DotEngine
 from hw.units.fma_tree import FmaTree
 from hw.units.fp8_to_fp9 import Fp8ToFp9
@@ -67,6 +68,8 @@ UNITS: dict[str, UnitSpec] = {spec.name: spec for spec in (
                "int4, int2", MPE),
     _component("quant16", "dlfloat16 to e4m3/e5m2 quantizer (rne, sat or nan), format at "
                "run time", Quant16),
+    _component("dladd", "dlfloat16 adder (rnu, the MPE's special values): chunk sums",
+               DlAdd),
     _component("fmatree", "fp8seb N-way fused multiply-add tree with fp30 accumulator input",
                FmaTree),
     _component("quant30", "fp30 to fp8seb quantizer, run-time bias, max-exponent tracker",

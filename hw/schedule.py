@@ -14,6 +14,10 @@ multiple of the array; ``store`` puts the array's result beats back into C.
   order, each taking the previous pass's results as its partial sums (``depends_on``).
   Padding k rows are marked inactive and leave the sums untouched, so padding changes
   no bit.
+
+The GEMM engine (``hw.soc.gemm``), which runs a whole GEMM on chip, takes its K tiles from
+``k_tiles`` and its buffer layouts from ``EngineLayout``: the one definition that the
+engine's testbenches and the host driver lay data out with.
 """
 
 from __future__ import annotations
@@ -125,3 +129,152 @@ class GemmSchedule:
                 result = tile_fn(tile, b, active, a, c)
             self.store(tile, C, result)
         return C
+
+
+# -- the GEMM engine's buffers (hw/soc/gemm.py) ------------------------------------------
+# One source of truth for how a whole GEMM lies in the engine's buffers, used by the
+# engine's testbenches and the host driver. The engine's array is square (R = rows = cols).
+
+def k_tiles(K: int, rows: int, chunk: int = 0) -> list[tuple[int, int, bool, bool]]:
+    """The K tiles of a GEMM, in the order the engine runs them: ``(k0, length,
+    first_of_chunk, last_of_chunk)``. ``chunk`` 0: tiles [0, R), [R, 2R), ... (the last may
+    be short), the whole of K one chunk. ``chunk`` CL > 0: each chunk [q*CL, min((q+1)*CL,
+    K)) is split into tiles of at most R, so a tile never straddles a chunk boundary."""
+    for name, value in (("K", K), ("rows", rows)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if int(chunk) < 0:
+        raise ValueError(f"chunk must be at least 0, got {chunk}")
+    span = chunk or K
+    tiles = []
+    for c0 in range(0, K, span):
+        c1 = min(c0 + span, K)
+        for k0 in range(c0, c1, rows):
+            length = min(rows, c1 - k0)
+            tiles.append((k0, length, k0 == c0, k0 + length == c1))
+    return tiles
+
+
+def engine_chunk(mode: str, chunk: int) -> int:
+    """The chunk length the engine tiles K with: ``chunk`` in fp8 mode, 0 in the integer
+    modes (where chunking changes no bit, so the engine ignores it)."""
+    return int(chunk) if mode == "fp8" else 0
+
+
+def word_stride(word_bytes: int) -> int:
+    """Host bytes from one buffer word to the next, for words of ``word_bytes`` bytes: the
+    next power of 2 (byte address a is byte a % stride of word a // stride; bytes past
+    ``word_bytes`` in a stride read 0 and ignore writes)."""
+    return 1 << max(word_bytes - 1, 0).bit_length()
+
+
+def words_image(words, dtype: str) -> bytes:
+    """The host bytes of buffer words (a 2-D array, one word a row, its items ``dtype``
+    ``"u1"`` or ``"<u4"``, little-endian), each padded with zeros to ``word_stride``."""
+    words = np.asarray(words)
+    itemsize = np.dtype(dtype).itemsize
+    stride = word_stride(words.shape[1] * itemsize) // itemsize
+    out = np.zeros((words.shape[0], stride), dtype)
+    out[:, :words.shape[1]] = words
+    return out.tobytes()
+
+
+def image_words(data: bytes, items: int, dtype: str) -> np.ndarray:
+    """``words_image`` undone: the words of ``items`` items in host bytes ``data``."""
+    itemsize = np.dtype(dtype).itemsize
+    stride = word_stride(items * itemsize) // itemsize
+    return np.frombuffer(data, dtype).reshape(-1, stride)[:, :items]
+
+
+@dataclass(frozen=True)
+class EngineLayout:
+    """Where an M x K x N GEMM's operands and results lie in the engine's buffers, for an
+    R x R array and chunk length ``chunk`` (after ``engine_chunk``). Offsets and counts are
+    in words; tile t and N tile nt are as the engine runs them.
+
+    * A (words of R codes): tile t of A at ``a_base + t*M + i``, lane r = A[i, k0_t + r]
+      (r < length_t; other lanes ignored).
+    * B (words of R codes): B[k, n] at word ``(n // R) * K + k``, lane ``n % R``.
+    * ACC (words of R 32-bit values): acc[i, j] at word ``(j // R) * M + i``, lane
+      ``j % R``.
+    * quantized output (in the A buffer): C[i, j] at word ``out_base + (j // R) * M + i``,
+      lane ``j % R``: the A layout, for chunk 0 or a multiple of R, of a next GEMM whose
+      K is this N.
+    """
+    M: int
+    K: int
+    N: int
+    rows: int
+    chunk: int = 0
+
+    def __post_init__(self):
+        k_tiles(self.K, self.rows, self.chunk)            # checks K, rows, chunk
+        for name in ("M", "N"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def tiles(self) -> list[tuple[int, int, bool, bool]]:
+        return k_tiles(self.K, self.rows, self.chunk)
+
+    @property
+    def n_tiles(self) -> int:
+        return -(-self.N // self.rows)
+
+    @property
+    def a_words(self) -> int:
+        """Words of A (from ``a_base``)."""
+        return len(self.tiles) * self.M
+
+    @property
+    def b_words(self) -> int:
+        return self.n_tiles * self.K
+
+    @property
+    def acc_words(self) -> int:
+        """Words of ACC, and of the quantized output (from ``out_base``)."""
+        return self.n_tiles * self.M
+
+    def a(self, A) -> np.ndarray:
+        """uint8 [a_words, R]: the A buffer's words from ``a_base`` on."""
+        A = np.asarray(A, np.uint8)
+        R, M = self.rows, self.M
+        words = np.zeros((self.a_words, R), np.uint8)
+        for t, (k0, length, _, _) in enumerate(self.tiles):
+            words[t * M:(t + 1) * M, :length] = A[:, k0:k0 + length]
+        return words
+
+    def b(self, B) -> np.ndarray:
+        """uint8 [b_words, R]: the B buffer's words (columns past N are zero)."""
+        B = np.asarray(B, np.uint8)
+        R, K = self.rows, self.K
+        padded = np.zeros((K, self.n_tiles * R), np.uint8)
+        padded[:, :self.N] = B
+        return padded.reshape(K, self.n_tiles, R).transpose(1, 0, 2).reshape(-1, R)
+
+    def acc(self, C) -> np.ndarray:
+        """uint32 [acc_words, R]: ACC's words holding ``C`` [M, N] (columns past N zero)."""
+        return self._by_column_tiles(np.asarray(C, np.uint32), np.uint32)
+
+    def acc_result(self, words) -> np.ndarray:
+        """``acc`` undone: uint32 [M, N] from ACC's first ``acc_words`` words."""
+        return self._from_column_tiles(np.asarray(words, np.uint32))
+
+    def out(self, C8) -> np.ndarray:
+        """uint8 [acc_words, R]: the A buffer's words from ``out_base`` holding ``C8``."""
+        return self._by_column_tiles(np.asarray(C8, np.uint8), np.uint8)
+
+    def out_result(self, words) -> np.ndarray:
+        """``out`` undone: uint8 [M, N] from the A buffer's words at ``out_base``."""
+        return self._from_column_tiles(np.asarray(words, np.uint8))
+
+    def _by_column_tiles(self, X, dtype):
+        R, M = self.rows, self.M
+        padded = np.zeros((M, self.n_tiles * R), dtype)
+        padded[:, :self.N] = X
+        return padded.reshape(M, self.n_tiles, R).transpose(1, 0, 2).reshape(-1, R)
+
+    def _from_column_tiles(self, words):
+        R, M = self.rows, self.M
+        words = words[:self.acc_words].reshape(self.n_tiles, M, R)
+        return words.transpose(1, 0, 2).reshape(M, -1)[:, :self.N]

@@ -15,7 +15,7 @@ import numpy as np
 
 from fp8hw.cli import ArgumentParser, parse_assignments, run_command
 from fp8hw.files import check_output_path
-from golden.vectors import get_vector_unit, load_inputs, load_npz, save_npz
+from golden.vectors import VectorError, get_vector_unit, load_inputs, load_npz, save_npz
 from hw.registry import get_unit
 from sim.lanes import LaneArray
 from sim.runner import SIMULATORS, SimError, default_cache_dir, run_cocotb
@@ -96,6 +96,11 @@ def _main(argv=None, prog="python -m sim") -> int:
         raise SimError("--waves needs --keep DIR (the folder the waveforms are written to)")
     unit = get_vector_unit(args.unit)
     params, hw_params = split_params(args.unit, parse_assignments(args.param))
+    if args.unit == "matmul" and (params["chunk"] != 0 or params["out"] != "none"):
+        # The array folds all of K into C; never hand back bits it did not compute.
+        raise VectorError(f"matmul: the array RTL has no chunked accumulation or output "
+                          f"quantization (chunk={params['chunk']}, out={params['out']}); "
+                          f"python -m golden eval computes them")
     inputs = load_inputs(unit, args.input, params)
     check_output_path(args.output)
     dims = unit.check_inputs(inputs, params, args.input)

@@ -62,6 +62,9 @@ VECTOR_PORTS: dict[str, VectorPorts] = {
                       "fmt_a": _const(enum_code(SourceFormat, p["fmt_a"]), v["a"]),
                       "fmt_b": _const(enum_code(SourceFormat, p["fmt_b"]), v["a"])},
         {"acc_out": ("acc", np.uint32)}),
+    "dladd": VectorPorts(
+        lambda v, p: {"a": v["x"], "b": v["y"]},
+        {"y": ("z", np.uint16)}),
     "fmatree": VectorPorts(
         lambda v, p: {"a": v["a"], "b": v["b"], "bias_a": v["bias_a"], "bias_b": v["bias_b"],
                       "acc_in": v["acc"]},

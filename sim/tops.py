@@ -57,47 +57,45 @@ class UartEcho(wiring.Component):
         return m
 
 
-class FrameEcho(wiring.Component):
-    """UART, ``FrameReceiver`` and ``FrameSender`` answering every good frame with ACK and
-    a payload of its command followed by its payload, and every refused one with NAK and
-    the reason: a test of the host link's framing without the rest of the system."""
+REFUSED = 0x7E          # the command ``LinkEcho`` refuses (NAK ARGUMENT)
+
+
+class LinkEcho(wiring.Component):
+    """``HostLink`` with an executor that answers each request with ACK and a payload of
+    its command followed by its payload (the command ``REFUSED``: NAK ARGUMENT): a test of
+    the host link (framing, sequence numbers, repeats) without the rest of the system.
+    ``executed`` counts the requests that reached the executor."""
 
     def __init__(self, divisor: int, timeout: int):
         self.divisor, self.timeout = divisor, timeout
-        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "executed": Out(16)})
 
     def elaborate(self, platform):
-        from hw.soc.frames import FrameReceiver, FrameSender
-        from hw.soc.protocol import ACK, NAK
-        from hw.soc.uart import UartRx, UartTx
+        from hw.soc.link import HostLink
+        from hw.soc.protocol import ACK, NAK, Nak
         m = Module()
-        m.submodules.uart_rx = uart_rx = UartRx(self.divisor)
-        m.submodules.uart_tx = uart_tx = UartTx(self.divisor)
-        m.submodules.receiver = receiver = FrameReceiver(self.timeout)
-        m.submodules.sender = sender = FrameSender()
-        m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
-        wiring.connect(m, uart_rx.data, receiver.bytes)
-        wiring.connect(m, sender.bytes, uart_tx.data)
-        got = receiver.received.payload
+        m.submodules.link = link = HostLink(self.divisor, self.timeout)
+        m.d.comb += [link.rx.eq(self.rx), self.tx.eq(link.tx)]
+        got = link.received.payload
+        refuse = got.command == REFUSED
         fetched_first = Signal()
-        m.d.sync += fetched_first.eq(sender.fetch_addr == 0)
-        m.d.comb += [receiver.read_addr.eq(sender.fetch_addr - 1),
-                     sender.fetch_data.eq(Mux(~got.ok, got.reason,
-                                              Mux(fetched_first, got.command,
-                                                  receiver.read_data)))]
-        m.d.comb += [sender.send.payload.command.eq(Mux(got.ok, ACK, NAK)),
-                     sender.send.payload.length.eq(Mux(got.ok, got.length + 1, 1))]
+        m.d.sync += fetched_first.eq(link.fetch_addr == 0)
+        m.d.comb += link.read_addr.eq(link.fetch_addr - 1)
+        m.d.sync += link.fetch_data.eq(Mux(fetched_first, got.command,
+                                           Mux(refuse, Nak.ARGUMENT, link.read_data)))
+        m.d.comb += [link.send.payload.command.eq(Mux(refuse, NAK, ACK)),
+                     link.send.payload.length.eq(Mux(refuse, 2, got.length + 1))]
         with m.FSM() as fsm:
-            m.d.comb += [sender.send.valid.eq(fsm.ongoing("REQUEST")),
-                         receiver.received.ready.eq(fsm.ongoing("SENDING")
-                                                    & sender.send.ready)]
+            m.d.comb += [link.send.valid.eq(fsm.ongoing("REQUEST")),
+                         link.received.ready.eq(fsm.ongoing("SENDING") & link.send.ready)]
             with m.State("WAIT"):
-                with m.If(receiver.received.valid):
+                with m.If(link.received.valid):
+                    m.d.sync += self.executed.eq(self.executed + 1)
                     m.next = "REQUEST"
             with m.State("REQUEST"):
-                with m.If(sender.send.ready):
+                with m.If(link.send.ready):
                     m.next = "SENDING"
             with m.State("SENDING"):
-                with m.If(sender.send.ready):            # idle again: all bytes handed over
+                with m.If(link.send.ready):            # idle again: all bytes handed over
                     m.next = "WAIT"
         return m

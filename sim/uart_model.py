@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cocotb.triggers import RisingEdge
 
-from hw.soc.protocol import MAX_PAYLOAD, decode_frame
+from hw.soc.protocol import MAX_PAYLOAD, next_frame
 
 
 async def send_bytes(clk, line, data: bytes, divisor: int, *, stop_bit: int = 1,
@@ -35,16 +35,16 @@ class LineReceiver:
         self.framing_errors = 0
 
     async def next_frame(self, max_bytes: int = MAX_PAYLOAD + 16):
-        """The next whole frame received, (command, payload), taken out of ``data``;
-        waits as long as ``max_bytes`` bytes take on the line."""
+        """The next good frame received, (seq, code, payload), taken out of ``data`` (bad
+        frames before it are dropped); waits as long as ``max_bytes`` bytes take on the
+        line."""
         for _ in range((max_bytes + 4) * 12 * self.divisor):
-            try:
-                command, payload, rest = decode_frame(bytes(self.data))
-            except IndexError:
+            frame, rest = next_frame(bytes(self.data))
+            if frame is None:
                 await RisingEdge(self.clk)
                 continue
             self.data[:] = rest
-            return command, payload
+            return frame
         raise AssertionError(f"no answer; line holds {bytes(self.data)[:40]!r}")
 
     async def run(self):

@@ -316,3 +316,78 @@ def encode_int_ref(bits: int, x: float, rounding: str) -> int:
 
 def decode_int_ref(bits: int, code: int) -> int:
     return code - (1 << bits) if code >= 1 << (bits - 1) else code
+
+
+# dladd: the sum of two dlfloat16 codes (docs/numerics.md, ``dladd``) ------------------
+DL_SPEC = Spec.of("dlfloat16")
+DL_CODES = 1 << DL_SPEC.width
+
+
+@functools.lru_cache(maxsize=None)
+def dl_values() -> tuple:
+    """The exact value of every dlfloat16 code (None for the NaN/Inf codes)."""
+    return tuple(DL_SPEC.signed_value(c) for c in range(DL_CODES))
+
+
+def accumulator_ref(x: Fraction | None) -> int:
+    """The ``mpe`` rules for a dlfloat16 result: NaN/Inf input (None) or overflow gives
+    the NaN/Inf code, an exact zero 0, otherwise rnu (a tiny value rounds to the smallest
+    dlfloat16 or to 0, which has no sign)."""
+    if x is None:
+        return DL_SPEC.canonical_nan
+    if x == 0:
+        return 0
+    mag = round_direct(DL_SPEC, abs(x), "rnu")
+    if mag == OVERFLOW:
+        return DL_SPEC.canonical_nan
+    if mag == 0:
+        return 0
+    return (DL_SPEC.sign_bit if x < 0 else 0) | mag
+
+
+def dladd_ref(x: int, y: int) -> int:
+    """``dladd`` of two dlfloat16 codes: rnu of the exact sum, with the ``mpe`` rules."""
+    vx, vy = dl_values()[x], dl_values()[y]
+    return accumulator_ref(None if vx is None or vy is None else vx + vy)
+
+
+# The same in exact integers, for sweeps too large for Fraction: every dlfloat16 value is
+# an integer number of units of 2**-40 (significand 1.m times 2**(e - 31), e >= 0).
+DL_UNIT_EXP = -DL_SPEC.bias - DL_SPEC.M
+
+
+@functools.lru_cache(maxsize=None)
+def dl_units() -> tuple:
+    """Every dlfloat16 code's value in units of 2**-40 (None for the NaN/Inf codes)."""
+    out = []
+    for v in dl_values():
+        out.append(None if v is None else int(v / pow2(DL_UNIT_EXP)))
+    return tuple(out)
+
+
+def dladd_units_ref(x: int, y: int) -> int:
+    """``dladd_ref`` by integer arithmetic: the sum S in units, then the binade of |S|
+    (its bit length) gives the quantum, rounded half away from zero."""
+    M = DL_SPEC.M
+    ux, uy = dl_units()[x], dl_units()[y]
+    if ux is None or uy is None:
+        return DL_SPEC.canonical_nan
+    s = ux + uy
+    if s == 0:
+        return 0
+    a = abs(s)
+    minpos = (1 << M) + 1                   # 2**-31 * (1 + 2**-9), in units
+    if a < minpos:                          # only 0 and min positive down here
+        mag = 1 if 2 * a >= minpos else 0
+    else:
+        drop = a.bit_length() - (M + 1)     # >= 0: the quantum is 2**drop units
+        q = (a + (1 << drop >> 1)) >> drop if drop else a
+        if q == 1 << (M + 1):               # rounded up into the next binade
+            q, drop = q >> 1, drop + 1
+        # q * 2**(drop - 40) = 2**(drop + M - 40) * q / 2**M: exponent field drop.
+        mag = (drop << M) | (q - (1 << M))
+        if mag > DL_SPEC.max_code:
+            return DL_SPEC.canonical_nan
+    if mag == 0:
+        return 0
+    return (DL_SPEC.sign_bit if s < 0 else 0) | mag

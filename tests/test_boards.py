@@ -107,12 +107,23 @@ def test_pll_settings():
 @pytest.mark.quick
 def test_board_table():
     for target in BOARDS.values():
-        assert target.uart_divisor == round(target.clock_mhz * 1e6 / 115200)
+        # The default rate: the fastest standard one the clock divides to within 1%.
+        assert target.uart_baud == 3_000_000
+        assert target.uart_divisor * target.uart_baud == target.clock_mhz * 1e6
+        assert target.with_baud(115200).uart_divisor == round(target.clock_mhz * 1e6 / 115200)
         pll = (ice40_pll if target.family == "ice40" else ecp5_pll)(
             target.oscillator_mhz, target.clock_mhz)
         assert pll.f_out_mhz == target.clock_mhz
     with pytest.raises(BoardError, match="unknown board 'nope'"):
         get_board("nope")
+    with pytest.raises(BoardError, match="12000000 baud at 21 MHz needs a divisor of 1.75, "
+                       "under the UART's minimum 4"):
+        get_board("icebreaker").with_baud(12_000_000)
+    with pytest.raises(BoardError, match="4000000 baud at 21 MHz: the nearest divisor 5 makes "
+                       "4200000 baud, 5.00% off"):
+        get_board("icebreaker").with_baud(4_000_000)
+    with pytest.raises(BoardError, match="over the USB UART's 3000000"):
+        get_board("ulx3s").with_baud(4_000_000)
 
 
 # Reading nextpnr's report (a finished run) and log (a failed run, which writes no report).
@@ -176,6 +187,10 @@ def test_unknown_board(tmp_path):
     (["--program"], "--program needs --board"),
     (["--force"], "--force needs --board"),
     (["--unit", "mpe", "-v"], "--verbose needs --board"),
+    (["--baud", "115200"], "--baud needs --board"),
+    (["--board", "icebreaker", "--baud", "4000000"],
+     "icebreaker: 4000000 baud at 21 MHz: the nearest divisor 5 makes 4200000 baud"),
+    (["--board", "ulx3s", "--baud", "6000000"], "over the USB UART's 3000000"),
 ])
 def test_board_option_errors(args, fragment):
     proc = run_cli("hw.build", *args)

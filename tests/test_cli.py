@@ -165,6 +165,7 @@ UNIT_CONFIGS = [
     ("fmatree", []),
     ("fmatree", ["ways=5", "pipeline=0"]),
     ("quant30", []),
+    ("dladd", ["pipeline=2"]),
 ]
 
 
@@ -177,6 +178,13 @@ def test_sim_run_equals_golden_eval_units(sim, tmp_path, unit, params):
         _mpe_file(vin, rng)
     elif unit == "quant16":
         np.savez(vin, x=np.arange(1 << 16, dtype=np.uint16))
+    elif unit == "dladd":
+        from sim.dladd_vectors import directed_pairs
+        pairs = directed_pairs(seed=3, per_case=1)
+        np.savez(vin, x=np.concatenate([pairs[:, 0], rng.integers(0, 1 << 16, 3000)])
+                 .astype(np.uint16),
+                 y=np.concatenate([pairs[:, 1], rng.integers(0, 1 << 16, 3000)])
+                 .astype(np.uint16))
     elif unit == "fmatree":
         n, ways = 400, int(next((p.split("=")[1] for p in params if p.startswith("ways=")), 24))
         np.savez(vin, acc=rng.integers(0, 1 << 30, n).astype(np.uint32),
@@ -236,6 +244,13 @@ def test_sim_run_equals_golden_eval_units(sim, tmp_path, unit, params):
      ["--param", "dataflow=xs"], "must be one of os, ws"),
     ("matmul", {"A": np.zeros((2, 3), np.uint8), "B": np.zeros((3, 2), np.uint8)},
      ["--param", "rows=0"], "rows=0 is outside the allowed range 1..64"),
+    ("matmul", {"A": np.zeros((2, 3), np.uint8), "B": np.zeros((3, 2), np.uint8)},
+     ["--param", "chunk=-1"], "chunk=-1 is outside the allowed range 0..65535"),
+    ("matmul", {"A": np.zeros((2, 3), np.uint8), "B": np.zeros((3, 2), np.uint8)},
+     ["--param", "out=fp9"], "out must be one of none, e4m3, e5m2"),
+    ("dladd", {"x": np.zeros(3, np.uint16), "y": np.zeros(3, np.uint8)}, [],
+     "dtype uint8, expected uint16"),
+    ("dladd", {"x": np.zeros(3, np.uint16)}, [], "missing array 'y'"),
 ])
 def test_unit_bad_input(tmp_path, tool, unit, arrays, extra, fragment):
     np.savez(tmp_path / "in.npz", **arrays)
@@ -279,6 +294,32 @@ def test_sim_run_matmul_equals_golden_eval(sim, tmp_path, params):
     assert rtl.returncode == 0, rtl.stderr
     assert "GEMM on a" in rtl.stdout
     assert (tmp_path / "golden.npz").read_bytes() == (tmp_path / "rtl.npz").read_bytes()
+
+
+def test_golden_eval_matmul_chunk_and_out(tmp_path):
+    """chunk and out through the vector file: C as chunked, Y its quant16; out refused in
+    the integer modes, and by ``sim run`` (the array folds all of K into C)."""
+    from golden.matmul import matmul
+    rng = np.random.default_rng(4)
+    A = rng.integers(0, 0x70, (5, 9)).astype(np.uint8)
+    B = rng.integers(0, 0x70, (9, 3)).astype(np.uint8)
+    np.savez(tmp_path / "in.npz", A=A, B=B)
+    proc = run_cli("golden", "eval", "matmul", tmp_path / "in.npz", tmp_path / "o.npz",
+                   "--param", "chunk=4", "--param", "out=e4m3", "--param", "bias=9")
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "o.npz") as f:
+        assert f.files == ["C", "Y"] and f["Y"].dtype == np.uint8
+        assert np.array_equal(f["C"], matmul(A, B, bias=9, chunk=4))
+        assert np.array_equal(f["Y"], matmul(A, B, bias=9, chunk=4, out="e4m3"))
+    out = tmp_path / "int.npz"
+    proc = run_cli("golden", "eval", "matmul", tmp_path / "in.npz", out,
+                   "--param", "mode=int4", "--param", "out=e5m2")
+    assert_one_line_error(proc, "matmul: out=e5m2 needs mode fp8")
+    assert not out.exists()
+    for param in ("chunk=4", "out=e5m2"):
+        proc = run_cli("sim", "run", "matmul", tmp_path / "in.npz", out, "--param", param)
+        assert_one_line_error(proc, "the array RTL has no chunked accumulation")
+        assert not out.exists()
 
 
 # fp8hw: one command for every entry point ------------------------------------------------

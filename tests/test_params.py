@@ -6,7 +6,7 @@ import pytest
 
 from fp8hw.arrays import COLS, DATAFLOW, ROWS
 from fp8hw.params import Param, ParameterError, resolve_parameters
-from golden.params import BIAS, FMT_A, MODE, ROOM, WAYS
+from golden.params import BIAS, CHUNK, FMT_A, MODE, OUT, ROOM, WAYS
 from golden.vectors import VECTOR_UNITS
 from hw.array import OutputStationaryArray, WeightStationaryArray, systolic_array
 from hw.registry import UNITS
@@ -50,7 +50,7 @@ def test_one_declaration_each():
     assert WAYS in UNITS["fmatree"].params and VECTOR_UNITS["fmatree"].params == (WAYS,)
     assert ROOM in UNITS["quant30"].params and ROOM in UNITS["dot"].params
     vector_matmul = VECTOR_UNITS["matmul"].params
-    assert {MODE, FMT_A, ROWS, COLS, DATAFLOW} <= set(vector_matmul)
+    assert {MODE, FMT_A, ROWS, COLS, DATAFLOW, CHUNK, OUT} <= set(vector_matmul)
     for spec in UNITS.values():
         if spec.name != "matmul":
             assert spec.params == spec.factory.parameters

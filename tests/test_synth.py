@@ -13,6 +13,8 @@ from hw.synth import FAMILIES, synthesize_unit
     ("mpe", {"pipeline": "0"}, False),
     ("mpe", {"pipeline": "3"}, True),
     ("quant30", {}, True),
+    ("dladd", {"pipeline": "0"}, False),
+    ("dladd", {"pipeline": "2"}, True),
     ("fmatree", {"ways": "4", "pipeline": "0"}, False),
     ("fmatree", {"ways": "24"}, True),
     ("dot", {"ways": "4"}, True),

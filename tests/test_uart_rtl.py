@@ -16,5 +16,5 @@ def test_uart_echo(sim, tmp_path, divisor):
 
 @pytest.mark.parametrize("unit", [UartRx, UartTx])
 def test_bad_divisor(unit):
-    with pytest.raises(ValueError, match="divisor .* must be an integer >= 4, got 3"):
+    with pytest.raises(ValueError, match="divisor .* must be an integer >= 4 and <= 65535, got 3"):
         unit(3)

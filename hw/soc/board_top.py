@@ -37,12 +37,12 @@ class BoardTop(Elaboratable):
         cycle), but Yosys applies that attribute only in its Verilog frontend; read as
         RTLIL, each read port keeps "old data on collision" and becomes a block RAM plus a
         bypass register and a multiplexer a bit. Marking the collisions undefined on those
-        read ports (the modules of ``ArraySystem`` and its frame receiver) has the same
+        read ports (the modules of ``ArraySystem`` and its link's frame receiver) has the same
         effect.
         """
         return " ".join(["setparam -set COLLISION_X_MASK 1"]
                         + [f"{name}.{module}/t:$memrd_v2"
-                           for module in ("system", "system.receiver")])
+                           for module in ("system", "system.link.receiver")])
 
     def elaborate(self, platform):
         t = self.target
@@ -76,8 +76,9 @@ class BoardTop(Elaboratable):
         m.submodules.reset_sync = ResetSynchronizer(timer != delay, domain="sync")
 
         m.submodules.system = system = ArraySystem(
-            t.rows, t.cols, max_m=t.max_m, pipeline=t.pipeline, bias=t.bias,
-            divisor=t.uart_divisor)
+            t.rows, t.cols, pipeline=t.pipeline, bias=t.bias, divisor=t.uart_divisor,
+            clock_khz=round(t.clock_mhz * 1000), a_words=t.a_words, b_words=t.b_words,
+            acc_words=t.acc_words, chunking=t.chunking)
         uart = platform.request("uart", 0)
         m.d.comb += [system.rx.eq(uart.rx.i), uart.tx.o.eq(system.tx)]
         return m

@@ -1,130 +1,253 @@
-"""The host link's framed protocol: one definition for the hardware and the host driver.
+"""The host link's protocol (version 3): one definition for the hardware, the host driver
+and the testbenches.
 
-A frame, in either direction, is::
+A frame, in either direction, is on the line as::
 
-    SOF (0xA5) | command (1 byte) | length (2 bytes, little-endian) | payload | CRC (2 bytes, LE)
+    COBS(body) 0x00        body = seq | code | payload (0..MAX_PAYLOAD bytes) | CRC-32
 
-The CRC is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection,
-no final XOR) over command, length and payload. The board answers every frame it
-receives with ``ACK`` (payload: the command answered, then at most ``MAX_PAYLOAD - 1``
-bytes of data) or ``NAK`` (payload: one ``Nak`` reason). A frame with a bad CRC, a
-length over ``MAX_PAYLOAD``, an unknown command or one cut short (no byte for the
-receiver's timeout) changes nothing.
+COBS (consistent overhead byte stuffing) leaves no 0x00 inside a frame, so 0x00 only
+ever ends one: payload bytes can never be taken for a frame's start or end, and a
+receiver needs no length field. The CRC is CRC-32/IEEE (``zlib.crc32``: reflected,
+polynomial 0xEDB88320, initial and final XOR 0xFFFFFFFF), little-endian, over seq, code
+and payload; a receiver may check it as the residue of the whole body instead
+(``CRC_RESIDUE``). A frame with a bad CRC, fewer than 6 body bytes, more than
+``MAX_BODY``, or a broken COBS block is dropped (counted), and so is a frame cut short
+(no byte for the receiver's timeout, or the next 0x00 first). An empty frame (two 0x00
+in a row) is nothing: the driver starts every request with a 0x00, so that whatever
+came before it (garbage, a frame cut short) ends there and does not take the request
+with it.
+
+A request's ``code`` is its ``Command``. The board answers each request it executes,
+repeats or refuses with ``seq`` echoed and ``code`` ``ACK`` (payload: the command
+answered, then its data) or ``NAK`` (payload: the command, a ``Nak`` reason, for
+``Nak.SEQUENCE`` then the board's expected seq).
+
+Sequence numbers: the board keeps ``expected`` (8 bits, wrapping). A request whose seq is
+``expected`` is executed and ``expected`` steps on. One of the ``HISTORY`` seqs behind
+``expected`` is a repeat: a ``PURE`` command (it changes nothing) is executed again; any
+other command (it changes state: WRITE, GEMM and whatever comes later) is not, and its
+first answer is sent again from the board's answer history (so the first answer of a
+state-changing command carries no data beyond the command or the reason). Any other seq
+gets ``NAK SEQUENCE`` with ``expected`` and changes nothing. ``SYNC`` is answered
+whatever its seq and changes nothing: its ACK carries ``expected`` and echoes the
+request's payload (the driver's nonce), so that a driver learns where to start and knows
+the answer is its own.
 """
 
 from __future__ import annotations
 
-import binascii
 import enum
+import zlib
 
-SOF = 0xA5
+VERSION = 3                        # reported first by IDENTIFY
+DELIMITER = 0x00
 ACK = 0x06
 NAK = 0x15
-MAX_PAYLOAD = 1024
-CRC_INIT = 0xFFFF
-CRC_POLY = 0x1021
+MAX_PAYLOAD = 1024                 # payload bytes of a frame, either direction
+SEQ_BYTES, CODE_BYTES, CRC_BYTES = 1, 1, 4
+HEADER_BYTES = SEQ_BYTES + CODE_BYTES
+MAX_BODY = HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES
+CRC_POLY = 0xEDB88320              # reflected CRC-32/IEEE
+CRC_INIT = 0xFFFFFFFF
+# The CRC register after a whole body (its CRC included) with a good CRC.
+CRC_RESIDUE = 0xDEBB20E3
+HISTORY = 16                       # repeats recognized: seqs expected-16 .. expected-1
+RECEIVE_BANKS = 2                  # whole frames the board holds: one worked on, one next
 
 
 class Command(enum.IntEnum):
     IDENTIFY = 0x01
     WRITE = 0x02
     READ = 0x03
-    RUN = 0x04
+    GEMM = 0x04
     STATUS = 0x05
+    SYNC = 0x07
 
 
-class Buffer(enum.IntEnum):
-    """The board's buffers, by the number WRITE and READ give them."""
-    A = 0       # rows of A
-    B = 1       # the weight tile
-    C = 2       # the sums, in and out
+# Commands that change nothing: executed again when repeated. Every other command code
+# (a future one included) is answered from the history when repeated, never run twice.
+PURE = frozenset({Command.IDENTIFY, Command.READ, Command.STATUS, Command.SYNC})
 
 
-# STATUS answers with these counters, 16 bits each, in this order.
-STATUS_COUNTERS = ("frames", "crc_errors", "timeouts", "refused", "uart_errors", "overruns",
-                   "runs")
-
-
-def row_stride(items: int) -> int:
-    """Bytes from one row of a board buffer to the next for rows of ``items`` bytes: the
-    next power of 2 (each buffer row is one memory word of byte lanes)."""
-    return 1 << max(items - 1, 0).bit_length()
-
-
-def image_row_bytes(cols: int, dtype: str) -> int:
-    """Bytes a buffer row of ``cols`` items of ``dtype`` takes, padding included."""
-    import numpy as np
-    return row_stride(cols * np.dtype(dtype).itemsize)
-
-
-def buffer_image(rows, dtype: str) -> bytes:
-    """The bytes of a 2-D array as a board buffer holds it: each row padded with zeros to
-    ``row_stride`` bytes, items little-endian (``dtype`` ``"u1"`` or ``"<u4"``)."""
-    import numpy as np
-    rows = np.asarray(rows)
-    stride = image_row_bytes(rows.shape[1], dtype) // np.dtype(dtype).itemsize
-    out = np.zeros((rows.shape[0], stride), dtype)
-    out[:, :rows.shape[1]] = rows
-    return out.tobytes()
-
-
-def from_buffer_image(data: bytes, cols: int, dtype: str):
-    """The rows of ``cols`` items in ``data`` read from a board buffer (``buffer_image``
-    undone: the padding dropped)."""
-    import numpy as np
-    stride = image_row_bytes(cols, dtype) // np.dtype(dtype).itemsize
-    return np.frombuffer(data, dtype).reshape(-1, stride)[:, :cols]
+class ReadView(enum.IntEnum):
+    """How READ sees a buffer: its bytes, or only the low 2 bytes of each 4-byte value
+    (the ``dlfloat16`` codes of fp8 results in the ACC buffer, half the bytes to send):
+    view byte ``a`` is buffer byte ``(a // 2) * 4 + a % 2``."""
+    BYTES = 0
+    LOW16 = 1
 
 
 class Nak(enum.IntEnum):
-    CRC = 1          # the CRC did not match
     COMMAND = 2      # unknown command
     ARGUMENT = 3     # a length or an argument out of range
-    TIMEOUT = 4      # the frame stopped before its end
+    SEQUENCE = 5     # a seq neither expected nor a repeat; data: the expected seq
 
 
-def crc16_byte(crc: int, byte: int) -> int:
-    """One byte into CRC-16/CCITT-FALSE, MSB first (the hardware does the same per byte)."""
-    crc ^= byte << 8
+# STATUS answers with these counters, 16 bits each, in this order: requests executed,
+# frames dropped for a bad CRC or shape, frames cut short (timeout), requests refused,
+# UART bytes with a bad stop bit, frames dropped for want of a free receive bank, GEMMs
+# run, repeats answered from the history, NAK SEQUENCE answers; then ``cycles``
+# (``CYCLES_BYTES`` bytes): the clock cycles the GEMM engine has been busy, wrapping.
+STATUS_COUNTERS = ("frames", "crc_errors", "timeouts", "refused", "uart_errors", "overruns",
+                   "runs", "replayed", "sequence")
+CYCLES_BYTES = 4
+STATUS_BYTES = 2 * len(STATUS_COUNTERS) + CYCLES_BYTES
+
+
+def unpack_status(data: bytes) -> dict[str, int]:
+    if len(data) < STATUS_BYTES:
+        raise ValueError(f"STATUS answer of {len(data)} bytes is too short")
+    out = {n: int.from_bytes(data[2 * i:2 * i + 2], "little")
+           for i, n in enumerate(STATUS_COUNTERS)}
+    out["cycles"] = int.from_bytes(data[2 * len(STATUS_COUNTERS):STATUS_BYTES], "little")
+    return out
+
+
+# WRITE: buffer (1 byte), byte address (4), data. READ: buffer, byte address (4), count
+# (2), view (1, a ``ReadView``). GEMM: the engine's settings (``pack_gemm``).
+WRITE_HEADER = 5
+READ_ARGUMENTS = 8
+
+# IDENTIFY's answer data, in this order (name, bytes, little-endian).
+# Buffers in words (``hw.schedule.EngineLayout`` gives a GEMM's words); max_m, max_k and
+# max_n: the largest of each dimension a GEMM on chip can have (the other two small).
+IDENTITY_FIELDS = (("version", 1), ("rows", 1), ("cols", 1), ("dataflow", 1),
+                   ("pipeline", 1), ("bias", 1), ("a_words", 4), ("b_words", 4),
+                   ("acc_words", 4), ("max_m", 2), ("max_k", 2), ("max_n", 2),
+                   ("chunking", 1), ("divisor", 2), ("clock_khz", 2), ("banks", 1),
+                   ("history", 1), ("max_payload", 2))
+
+
+def pack_identity(**values) -> bytes:
+    return b"".join(int(values[name]).to_bytes(n, "little") for name, n in IDENTITY_FIELDS)
+
+
+def unpack_identity(data: bytes) -> dict[str, int]:
+    if len(data) < sum(n for _, n in IDENTITY_FIELDS):
+        raise ValueError(f"IDENTIFY answer of {len(data)} bytes is too short")
+    out, at = {}, 0
+    for name, n in IDENTITY_FIELDS:
+        out[name] = int.from_bytes(data[at:at + n], "little")
+        at += n
+    return out
+
+
+def pack_gemm(**settings) -> bytes:
+    """GEMM's payload: the engine's ``hw.soc.gemm.GEMM_SETTINGS`` (fields by name, codes
+    as integers, fields not given 0), little-endian, ``GEMM_BYTES`` bytes."""
+    from hw.soc.gemm import GEMM_SETTINGS
+    fields = {name: field for name, field in GEMM_SETTINGS}
+    value = 0
+    for name, v in settings.items():
+        if name not in fields:
+            raise ValueError(f"GEMM has no setting {name!r}")
+        if not 0 <= int(v) < 1 << fields[name].width:
+            raise ValueError(f"GEMM setting {name}={v} does not fit "
+                             f"{fields[name].width} bits")
+        value |= int(v) << fields[name].offset
+    return value.to_bytes(GEMM_BYTES, "little")
+
+
+GEMM_BYTES = 13                    # GEMM_SETTINGS' 103 bits
+
+
+def crc32_byte(crc: int, byte: int) -> int:
+    """One byte into the CRC-32 register (reflected, no final XOR), as the hardware
+    does it a byte a cycle."""
+    crc ^= byte
     for _ in range(8):
-        crc = ((crc << 1) ^ CRC_POLY) if crc & 0x8000 else crc << 1
-        crc &= 0xFFFF
+        crc = (crc >> 1) ^ CRC_POLY if crc & 1 else crc >> 1
     return crc
 
 
-def crc16(data: bytes, crc: int = CRC_INIT) -> int:
-    """CRC-16/CCITT-FALSE of ``data``, continuing from ``crc`` (the standard library's
-    ``crc_hqx`` is this CRC, and much faster than ``crc16_byte`` in a loop)."""
-    return binascii.crc_hqx(bytes(data), crc)
+def crc32(data: bytes) -> int:
+    """CRC-32/IEEE of ``data`` (``zlib.crc32``, with its final XOR)."""
+    return zlib.crc32(bytes(data))
 
 
-def encode_frame(command: int, payload: bytes = b"") -> bytes:
-    if len(payload) > MAX_PAYLOAD:
-        raise ValueError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
-    body = bytes([command]) + len(payload).to_bytes(2, "little") + bytes(payload)
-    return bytes([SOF]) + body + crc16(body).to_bytes(2, "little")
+def cobs_encode(data: bytes) -> bytes:
+    """COBS: each 0x00 of ``data`` becomes the length of the block before it; a run of
+    254 non-zero bytes is a block of its own (code 0xFF, no 0x00 implied). No 0x00 in
+    the result; the delimiter is not added."""
+    out = bytearray()
+    for chunk in bytes(data).split(b"\x00"):
+        while len(chunk) >= 254:
+            out += b"\xff" + chunk[:254]
+            chunk = chunk[254:]
+        out += bytes([len(chunk) + 1]) + chunk
+    return bytes(out)
 
 
 class FrameError(ValueError):
     """A received frame that is malformed; the message says how."""
 
 
-def decode_frame(data: bytes) -> tuple[int, bytes, bytes]:
-    """The first whole frame in ``data``: (command, payload, the bytes after it).
-    Raises FrameError for a bad frame, or IndexError if ``data`` holds no whole frame."""
-    start = data.find(bytes([SOF]))
-    if start < 0:
-        raise IndexError("no start of frame")
-    data = data[start:]
-    if len(data) < 6:
-        raise IndexError("frame incomplete")
-    length = int.from_bytes(data[2:4], "little")
-    if length > MAX_PAYLOAD:
-        raise FrameError(f"length {length} is over {MAX_PAYLOAD}")
-    end = 4 + length + 2
-    if len(data) < end:
-        raise IndexError("frame incomplete")
-    body, crc = data[1:4 + length], int.from_bytes(data[4 + length:end], "little")
-    if crc16(body) != crc:
-        raise FrameError(f"CRC 0x{crc:04x} does not match 0x{crc16(body):04x}")
-    return data[1], bytes(data[4:4 + length]), bytes(data[end:])
+def cobs_decode(data: bytes) -> bytes:
+    """``cobs_encode`` undone (also accepting a final 0xFF block without the empty block
+    after it); FrameError for a 0x00 inside or a block longer than the data."""
+    out = bytearray()
+    at = 0
+    while at < len(data):
+        code = data[at]
+        if code == 0:
+            raise FrameError("a 0x00 inside a COBS frame")
+        block = data[at + 1:at + code]
+        if len(block) != code - 1 or 0 in block:
+            raise FrameError("a COBS block cut short")
+        out += block
+        at += code
+        if code != 0xFF and at < len(data):
+            out.append(0)
+    return bytes(out)
+
+
+def encode_body(seq: int, code: int, payload: bytes = b"") -> bytes:
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
+    body = bytes([seq & 0xFF, code]) + bytes(payload)
+    return body + crc32(body).to_bytes(CRC_BYTES, "little")
+
+
+def encode_frame(seq: int, code: int, payload: bytes = b"") -> bytes:
+    """The frame on the line: COBS of the body, then the delimiter."""
+    return cobs_encode(encode_body(seq, code, payload)) + bytes([DELIMITER])
+
+
+def decode_body(body: bytes) -> tuple[int, int, bytes]:
+    """(seq, code, payload) of a decoded body; FrameError if its shape or CRC is bad."""
+    if len(body) < HEADER_BYTES + CRC_BYTES:
+        raise FrameError(f"a body of {len(body)} bytes is too short")
+    if len(body) > MAX_BODY:
+        raise FrameError(f"a body of {len(body)} bytes is over {MAX_BODY}")
+    crc = int.from_bytes(body[-CRC_BYTES:], "little")
+    if crc32(body[:-CRC_BYTES]) != crc:
+        raise FrameError(f"CRC 0x{crc:08x} does not match 0x{crc32(body[:-CRC_BYTES]):08x}")
+    return body[0], body[1], bytes(body[HEADER_BYTES:-CRC_BYTES])
+
+
+def decode_frame(frame: bytes) -> tuple[int, int, bytes]:
+    """(seq, code, payload) of one frame's bytes (without its delimiter)."""
+    return decode_body(cobs_decode(frame))
+
+
+def split_frames(data: bytes) -> tuple[list[bytes], bytes]:
+    """The non-empty frames (delimiters dropped) ended in ``data``, and the bytes after
+    the last delimiter (a frame not ended yet)."""
+    *frames, rest = bytes(data).split(bytes([DELIMITER]))
+    return [f for f in frames if f], rest
+
+
+def next_frame(data: bytes):
+    """The first good frame ended in ``data``: ((seq, code, payload), the bytes after
+    it), skipping bad ones; (None, the bytes not ended yet) if there is none."""
+    data = bytes(data)
+    while True:
+        end = data.find(bytes([DELIMITER]))
+        if end < 0:
+            return None, data
+        frame, data = data[:end], data[end + 1:]
+        if frame:
+            try:
+                return decode_frame(frame), data
+            except FrameError:
+                continue

@@ -6,12 +6,7 @@ from amaranth import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-
-def check_divisor(divisor) -> int:
-    if not isinstance(divisor, int) or divisor < 4:
-        raise ValueError(f"the UART divisor (clock cycles per bit) must be an integer "
-                         f">= 4, got {divisor!r}")
-    return divisor
+from fp8hw.uart import check_divisor
 
 
 class UartTx(wiring.Component):

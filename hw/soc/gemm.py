@@ -1,0 +1,486 @@
+"""The GEMM engine: a whole GEMM on chip, from operands in buffers to results in buffers.
+
+``GemmEngine`` holds a square ``rows`` x ``rows`` ``WeightStationaryArray`` (R = rows),
+three buffers (``hw.soc.buffers``) and the controller that runs a GEMM's every K tile and
+N tile through the array, partial sums staying in the ACC buffer, the next tile's weights
+loading (into the array's shadow registers) while the current tile computes. It is a
+part of the board system: the command executor writes the operands through the host byte
+port, starts a GEMM with the ``start`` stream, waits for ``done`` and reads the results.
+
+Buffers (``BufferId``; words, offsets in words; ``hw.schedule.EngineLayout`` makes and
+reads these layouts; tiles as ``hw.schedule.k_tiles(K, R, chunk)``, chunk 0 in the
+integer modes):
+
+* A, ``a_words`` words of R codes: tile t of A at word ``a_base + t*M + i``, lane r =
+  A[i, k0_t + r] (lanes r >= length_t are ignored).
+* B, ``b_words`` words of R codes: B[k, n] at word ``(n // R) * K + k``, lane ``n % R``.
+* ACC, ``acc_words`` words of R 32-bit values: C[i, j] at word ``(j // R) * M + i``, lane
+  ``j % R``: the initial C (``accumulate``) in, the result out. fp8 values are
+  ``dlfloat16`` codes in the low 16 bits (the high 16 bits are 0 in the result).
+* Quantized output (``out`` e4m3 / e5m2, fp8 mode): C[i, j] as an FP8 code (``quant16``,
+  rne, sat, e4m3 with the engine's ``bias``) in the A buffer, word
+  ``out_base + (j // R) * M + i``, lane ``j % R``: the A layout, with K = this N and chunk
+  0 (or a multiple of R), of a next GEMM, which can take it as its A (``a_base`` =
+  ``out_base``). The ACC buffer holds the unquantized result as well.
+
+The schedule: for each N tile nt, for each K tile t: R weight beats (rows past the tile's
+length inactive), then M operand rows (``first`` on row 0), each with the A word and its
+sums in: 0 (the first tile without ``accumulate``; the first tile of a chunk), the ACC
+word (later tiles; the first with ``accumulate``), or its high halves (a later tile of a
+chunk); the results overwrite the ACC word, or only its high halves with ``chunk``. Row i
+of a tile that reads sums waits until row i of the previous tile has been written (a
+scoreboard: rows in flight < M), so small M stalls instead of reading a stale word.
+``chunk`` > 0 in fp8 mode (chunk-based accumulation): after a chunk's last tile, the
+array is drained and a FOLD sweep over the M words of the N tile sets each low half S to
+``dladd(S, P)`` (S = 0 for the first chunk without ``accumulate``; P = the chunk's sum,
+the high half) and the high half to 0. ``out``: after an N tile's last tile (and fold),
+a QUANT sweep writes its M quantized words. A sweep does one word a cycle.
+
+Host port rule: the host byte port (``host``, ``HostByteSignature`` with a ``buffer``
+number) reaches the buffers only while the engine is idle (``busy`` low); while busy, its
+writes are ignored and its reads return garbage. The executor checks byte addresses
+against ``sizes`` (bytes each buffer spans), but writes past a buffer change nothing.
+
+``start`` (a stream of ``GEMM_SETTINGS``) is taken only while idle. The engine first
+checks the settings (about T + N/R cycles, T the number of K tiles): a mode, format or
+``out`` code out of range, ``out`` in an integer mode, M, K or N of 0, ``chunk`` without
+the ``chunking`` hardware, a GEMM that does not fit its buffers, or a quantized output
+that overlaps the A tiles it is computed from refuses the GEMM: ``done`` with
+``refused`` high, and no buffer changed. ``done`` is high for one cycle, the last with
+``busy`` high; ``refused`` holds until the next start. ``cycles`` counts the clock cycles
+with ``busy`` high since reset (32 bits, wrapping).
+
+Throughput: one operand row a cycle while M covers the array's latency and a tile's
+weight load (``ideal_cycles`` is the bound measured against).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from fp8hw.arrays import COLS, ROWS
+from fp8hw.enums import Mode, OutFormat, Overflow, SourceFormat
+from fp8hw.params import Param, ParameterError
+from golden.params import BIAS
+from hw.array import WeightStationaryArray
+from hw.schedule import EngineLayout
+from hw.soc.buffers import MAX_DEPTH, BufferId, HostByteSignature, WordBuffer
+from hw.soc.k_tile_walker import KTileWalker
+from hw.units.mpe import PIPELINE
+from hw.units.quant16 import Quant16
+
+A_WORDS = Param("a_words", 256, "words of the A buffer (rows codes each)", lo=1, hi=MAX_DEPTH)
+B_WORDS = Param("b_words", 256, "words of the B buffer (rows codes each)", lo=1, hi=MAX_DEPTH)
+ACC_WORDS = Param("acc_words", 256, "words of the ACC buffer (rows 32-bit sums each)", lo=1,
+                  hi=MAX_DEPTH)
+CHUNKING = Param("chunking", 1, "chunk-based accumulation hardware (rows dladd units)",
+                 lo=0, hi=1)
+
+# The settings of one GEMM, the payload of ``start``. Sizes and offsets are 16-bit.
+GEMM_SETTINGS = data.StructLayout({
+    "mode": Mode,
+    "fmt_a": SourceFormat,
+    "fmt_b": SourceFormat,
+    "out": OutFormat,
+    "accumulate": 1,      # 1: ACC holds an initial C; 0: start from zero (ACC not read)
+    "m": 16,
+    "k": 16,
+    "n": 16,
+    "chunk": 16,          # chunk length CL (0: none); ignored in the integer modes
+    "a_base": 16,         # word offset of A in the A buffer
+    "out_base": 16,       # word offset of the quantized output in the A buffer
+})
+
+DLADD_PIPELINE = 1
+
+
+class GemmEngine(wiring.Component):
+    """See the module docstring. Ports: ``start`` (stream of ``GEMM_SETTINGS``),
+    ``busy``, ``done``, ``refused``, ``cycles``, ``host`` (byte port into the buffers,
+    ``buffer`` a ``BufferId``)."""
+
+    parameters = (ROWS, COLS, BIAS, PIPELINE, A_WORDS, B_WORDS, ACC_WORDS, CHUNKING)
+
+    def __init__(self, rows: int = ROWS.default, cols: int = COLS.default,
+                 bias: int = BIAS.default, pipeline: int = PIPELINE.default,
+                 a_words: int = A_WORDS.default, b_words: int = B_WORDS.default,
+                 acc_words: int = ACC_WORDS.default, chunking: int = CHUNKING.default):
+        self.rows = ROWS.check(rows, "GemmEngine")
+        self.cols = COLS.check(cols, "GemmEngine")
+        if self.cols != self.rows:
+            raise ParameterError(
+                f"GemmEngine: parameter cols={cols} must equal rows={rows}: a result word "
+                f"of cols codes becomes an A word of rows codes (resident operands)")
+        self.bias = BIAS.check(bias, "GemmEngine")
+        self.pipeline = PIPELINE.check(pipeline, "GemmEngine")
+        self.a_words = A_WORDS.check(a_words, "GemmEngine")
+        self.b_words = B_WORDS.check(b_words, "GemmEngine")
+        self.acc_words = ACC_WORDS.check(acc_words, "GemmEngine")
+        self.chunking = CHUNKING.check(chunking, "GemmEngine")
+        self.array = WeightStationaryArray(rows, rows, bias=bias, pipeline=pipeline)
+        R = self.rows
+        self.buffers = {BufferId.A: WordBuffer(R, 1, self.a_words),
+                        BufferId.B: WordBuffer(R, 1, self.b_words),
+                        BufferId.ACC: WordBuffer(R, 4, self.acc_words)}
+        self.sizes = {n: b.size for n, b in self.buffers.items()}
+        super().__init__({
+            "start": In(stream.Signature(GEMM_SETTINGS)),
+            "busy": Out(1),
+            "done": Out(1),
+            "refused": Out(1),
+            "cycles": Out(32),
+            "host": In(HostByteSignature(len(BufferId))),
+        })
+
+    @property
+    def latency(self) -> int:
+        """The array's latency, from an operand row to its result (a GEMM's latency depends
+        on its shape: see ``ideal_cycles``)."""
+        return self.array.latency
+
+    def ideal_cycles(self, M: int, K: int, N: int, chunk: int = 0, out: bool = False) -> int:
+        """A bound no schedule beats: a row a cycle for every tile's M rows, plus the first
+        tile's weight load and one drain of the array; each sweep (a fold a chunk and N
+        tile, a quantization an N tile) adds M cycles and a drain."""
+        layout = EngineLayout(M, K, N, self.rows, chunk)
+        tiles = layout.tiles
+        sweeps = layout.n_tiles * (sum(last for *_, last in tiles) if chunk else 0)
+        sweeps += layout.n_tiles if out else 0
+        drain = self.array.result_latency
+        return (len(tiles) * layout.n_tiles * M + self.rows + drain
+                + sweeps * (M + drain))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.array = self.array
+        for n, buf in self.buffers.items():
+            m.submodules[f"buffer_{n.name.lower()}"] = buf
+        s = Signal(GEMM_SETTINGS, name="settings")
+        fsm_idle = Signal()
+        self._host_port(m, fsm_idle)
+        m.d.comb += [self.array.mode.eq(s.mode), self.array.fmt_a.eq(s.fmt_a),
+                     self.array.fmt_b.eq(s.fmt_b)]
+        with m.If(self.busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        _Controller(self, m, s, fsm_idle).build()
+        return m
+
+    def _host_port(self, m, idle):
+        host = self.host
+        read_from = Signal(range(len(BufferId)), name="host_read_from")
+        m.d.sync += read_from.eq(host.buffer)
+        read_data = Const(0, 8)
+        for n, buf in self.buffers.items():
+            m.d.comb += [buf.host_owns.eq(idle), buf.host.addr.eq(host.addr),
+                         buf.host.data.eq(host.data),
+                         buf.host.write.eq(host.write & (host.buffer == n))]
+            read_data = Mux(read_from == n, buf.host.read_data, read_data)
+        m.d.comb += host.read_data.eq(read_data)
+
+
+class _Controller:
+    """The engine's control, built into ``m``: the settings check, the weight stream, the
+    operand rows with their scoreboard, the result writes and the sweeps."""
+
+    def __init__(self, engine: GemmEngine, m: Module, s, idle):
+        self.e, self.m, self.s, self.idle = engine, m, s, idle
+        self.R = engine.rows
+        self.array = engine.array
+        self.a, self.b, self.acc = (engine.buffers[n] for n in BufferId)
+        self.chunked = Signal(name="chunked")
+        self.chunk = Signal(16, name="chunk_used")       # 0 unless chunked
+        self.quantize = Signal(name="quantize")
+        m.d.comb += [self.chunked.eq((s.mode == Mode.FP8) & (s.chunk != 0)),
+                     self.chunk.eq(Mux(self.chunked, s.chunk, 0)),
+                     self.quantize.eq(s.out != OutFormat.NONE)]
+        # Rows read for the array and not yet written back as results.
+        self.pending = Signal(range(self.array.result_latency + 4), name="pending")
+        self.issued = Signal(name="row_issued")
+        self.wrote = Signal(name="result_written")
+        m.d.sync += self.pending.eq(self.pending + self.issued - self.wrote)
+        self.drained = self.pending == 0
+        self.tiles = Signal(16, name="k_tile_count")     # T, from the check
+
+    def build(self):
+        m, s, e = self.m, self.s, self.e
+        R = self.R
+        rw = self.rows_walker = KTileWalker(m, "row_tile", R, s.k, self.chunk)
+        ww = self.weight_walker = KTileWalker(m, "weight_tile", R, s.k, self.chunk)
+        # Per-GEMM registers of the row side.
+        a_tile = Signal(16, name="a_tile")               # a_base + t*M
+        acc_nt = Signal(16, name="acc_nt")               # nt*M
+        out_nt = Signal(16, name="out_nt")               # out_base + nt*M
+        n0 = Signal(17, name="n0")                       # nt*R
+        row = Signal(16, name="row")
+        last_nt = n0 + R >= s.n
+        pend_fold, pend_quant, pend_nt = (Signal(name=n) for n in
+                                          ("pend_fold", "pend_quant", "pend_next_nt"))
+        fold_first = Signal(name="fold_first_chunk")
+        self.acc_nt, self.out_nt, self.fold_first = acc_nt, out_nt, fold_first
+
+        weights_go = Signal(name="weights_go")
+        self._weights(ww, weights_go)
+        self._results()
+        sweep = self._sweep()
+
+        # Settings check: T tiles, then the words each buffer needs.
+        a_end, b_end, acc_end, o_end = (Signal(33, name=n) for n in
+                                        ("a_end", "b_end", "acc_end", "out_end"))
+        bad = Signal(name="bad_settings")
+        m.d.comb += bad.eq(
+            (s.mode > max(Mode)) | (s.out > max(OutFormat))
+            | (self.quantize & (s.mode != Mode.FP8))
+            | (s.m == 0) | (s.k == 0) | (s.n == 0)
+            | (self.chunked & (e.chunking == 0))
+            | (a_end > e.a_words) | (b_end > e.b_words) | (acc_end > e.acc_words)
+            | (self.quantize & ((o_end > e.a_words)
+                                | ((s.out_base < a_end) & (s.a_base < o_end)))))
+
+        def next_nt():
+            rw.restart(m)
+            m.d.sync += [a_tile.eq(s.a_base), acc_nt.eq(acc_nt + s.m),
+                         out_nt.eq(out_nt + s.m), n0.eq(n0 + R)]
+
+        # The operand stage: a row's A and ACC words sit on the read ports until taken.
+        op = self.array.operands
+        op_valid = Signal(name="op_valid")
+        op_first = Signal(name="op_first")
+        op_sums = Signal(2, name="op_sums")              # 0: zero, 1: word, 2: high halves
+        advance = ~op_valid | op.ready
+        sums = self.acc.read.data
+        m.d.comb += [op.valid.eq(op_valid), op.payload.a.eq(self.a.read.data),
+                     op.payload.first.eq(op_first), self.a.read.en.eq(advance)]
+        for j in range(R):
+            lane = sums[32 * j:32 * j + 32]
+            m.d.comb += op.payload.c[j].eq(Mux(op_sums == 0, 0,
+                                               Mux(op_sums == 1, lane, lane[16:])))
+        with m.If(advance):
+            m.d.sync += op_valid.eq(self.issued)
+
+        # What the current tile's rows take as sums, and whether they must wait.
+        sums_kind = Signal(2, name="sums_kind")
+        reads_previous = Signal(name="reads_previous")
+        m.d.comb += [
+            sums_kind.eq(Mux(self.chunked, Mux(rw.first_of_chunk, 0, 2),
+                             Mux((rw.k0 == 0) & ~s.accumulate, 0, 1))),
+            reads_previous.eq(Mux(self.chunked, ~rw.first_of_chunk, rw.k0 != 0))]
+        may_read = ~reads_previous | (self.pending < s.m)
+        # One unconditional assignment (a Verilog ``assign``, which simulators evaluate
+        # from time 0, unlike a process that waits for its inputs to change).
+        in_rows = Signal(name="in_rows")
+        m.d.comb += self.issued.eq(in_rows & advance & may_read)
+
+        with m.FSM(name="engine") as fsm:
+            m.d.comb += [self.idle.eq(fsm.ongoing("IDLE")), in_rows.eq(fsm.ongoing("ROWS")),
+                         self.e.busy.eq(~fsm.ongoing("IDLE")),
+                         self.e.start.ready.eq(fsm.ongoing("IDLE")),
+                         self.e.done.eq(fsm.ongoing("DONE"))]
+            with m.State("IDLE"):
+                with m.If(self.e.start.valid):
+                    m.d.sync += [s.eq(self.e.start.payload), self.e.refused.eq(0)]
+                    m.next = "CHECK_START"
+            with m.State("CHECK_START"):
+                rw.restart(m)
+                m.d.sync += [a_end.eq(s.a_base), b_end.eq(0), acc_end.eq(0),
+                             o_end.eq(s.out_base), n0.eq(0), self.tiles.eq(0)]
+                m.next = "CHECK_K"
+            with m.State("CHECK_K"):                     # a cycle a K tile
+                m.d.sync += [a_end.eq(a_end + s.m), self.tiles.eq(self.tiles + 1)]
+                rw.advance(m)
+                with m.If(rw.last | (s.k == 0)):
+                    m.next = "CHECK_N"
+            with m.State("CHECK_N"):                     # a cycle an N tile
+                m.d.sync += [b_end.eq(b_end + s.k), acc_end.eq(acc_end + s.m),
+                             o_end.eq(o_end + s.m), n0.eq(n0 + R)]
+                with m.If(last_nt):
+                    m.next = "CHECK_END"
+            with m.State("CHECK_END"):
+                with m.If(bad):
+                    m.d.sync += self.e.refused.eq(1)
+                    m.next = "DONE"
+                with m.Else():
+                    rw.restart(m)
+                    m.d.sync += [a_tile.eq(s.a_base), acc_nt.eq(0), out_nt.eq(s.out_base),
+                                 n0.eq(0), row.eq(0), pend_fold.eq(0), pend_quant.eq(0),
+                                 pend_nt.eq(0)]
+                    m.d.comb += weights_go.eq(1)
+                    m.next = "ROWS"
+            with m.State("ROWS"):
+                with m.If(self.issued):
+                    m.d.comb += [self.a.read.addr.eq(a_tile + row),
+                                 self.acc.read.addr.eq(acc_nt + row)]
+                    m.d.sync += [op_first.eq(row == 0), op_sums.eq(sums_kind),
+                                 row.eq(row + 1)]
+                    with m.If(row == s.m - 1):           # the tile's last row
+                        m.d.sync += [row.eq(0), a_tile.eq(a_tile + s.m)]
+                        fold = self.chunked & rw.last_of_chunk
+                        stop = fold | (rw.last & (self.quantize | last_nt))
+                        m.d.sync += [pend_fold.eq(fold), fold_first.eq(rw.first_chunk),
+                                     pend_quant.eq(rw.last & self.quantize),
+                                     pend_nt.eq(rw.last)]
+                        with m.If(rw.last & ~stop):
+                            next_nt()
+                        with m.Else():
+                            rw.advance(m)
+                        with m.If(stop):
+                            m.next = "AFTER_TILE"
+            with m.State("AFTER_TILE"):
+                with m.If(pend_fold | pend_quant):
+                    with m.If(self.drained):
+                        m.d.comb += sweep.go.eq(1)
+                        m.d.comb += sweep.fold.eq(pend_fold)
+                        m.next = "SWEEP"
+                with m.Elif(pend_nt & last_nt):
+                    m.next = "FINISH"
+                with m.Else():
+                    with m.If(pend_nt):
+                        next_nt()
+                        m.d.sync += pend_nt.eq(0)
+                    m.next = "ROWS"
+            with m.State("SWEEP"):
+                m.d.comb += sweep.running.eq(1)
+                with m.If(sweep.finished):
+                    with m.If(pend_fold):
+                        m.d.sync += pend_fold.eq(0)
+                    with m.Else():
+                        m.d.sync += pend_quant.eq(0)
+                    m.next = "AFTER_TILE"
+            with m.State("FINISH"):
+                with m.If(self.drained):
+                    m.next = "DONE"
+            with m.State("DONE"):
+                m.next = "IDLE"
+
+    # -- the weights: R beats a tile, one tile ahead of the rows at most (the array's
+    # shadow registers hold one tile), every tile of every N tile in order.
+    def _weights(self, ww: KTileWalker, go):
+        m, s, R = self.m, self.s, self.R
+        w = self.array.weights
+        running = Signal(name="weights_running")
+        valid = Signal(name="weight_valid")
+        active = Signal(name="weight_active")
+        r = Signal(range(R), name="weight_row")
+        b_nt = Signal(16, name="b_nt")                   # nt*K
+        n0 = Signal(17, name="weight_n0")
+        advance = ~valid | w.ready
+        m.d.comb += [w.valid.eq(valid), w.payload.b.eq(self.b.read.data),
+                     w.payload.active.eq(active), self.b.read.en.eq(advance),
+                     self.b.read.addr.eq(b_nt + ww.k0 + r)]
+        with m.If(go):
+            ww.restart(m)
+            m.d.sync += [running.eq(1), r.eq(0), b_nt.eq(0), n0.eq(0)]
+        with m.Elif(advance):
+            m.d.sync += [valid.eq(running), active.eq(r < ww.length)]
+            with m.If(running):
+                m.d.sync += r.eq(r + 1)
+                with m.If(r == R - 1):
+                    m.d.sync += r.eq(0)
+                    with m.If(~ww.last):
+                        ww.advance(m)
+                    with m.Elif(n0 + R >= s.n):
+                        m.d.sync += running.eq(0)
+                    with m.Else():
+                        ww.restart(m)
+                        m.d.sync += [b_nt.eq(b_nt + s.k), n0.eq(n0 + R)]
+
+    # -- the results: in order, row i of each tile into ACC word nt*M + i.
+    def _results(self):
+        m, s, R = self.m, self.s, self.R
+        res = self.array.results
+        i = Signal(16, name="result_row")
+        t = Signal(16, name="result_tile")
+        base = Signal(16, name="result_nt")
+        m.d.comb += res.ready.eq(1)
+        self.result_write = Signal(name="result_write")
+        m.d.comb += [self.result_write.eq(res.valid), self.wrote.eq(res.valid)]
+        # With chunks, a tile's sum P goes into the high halves (the low ones hold S).
+        self.result_data = Signal(32 * R, name="result_data")
+        self.result_en = Signal(4 * R, name="result_en")
+        high_halves = Cat(*(Cat(Const(0, 16), res.payload.c[j][:16]) for j in range(R)))
+        m.d.comb += [
+            self.result_data.eq(Mux(self.chunked, high_halves, res.payload.c.as_value())),
+            self.result_en.eq(Mux(self.chunked, int("1100" * R, 2), (1 << 4 * R) - 1))]
+        self.result_addr = base + i
+        with m.If(self.idle):
+            m.d.sync += [i.eq(0), t.eq(0), base.eq(0)]
+        with m.Elif(res.valid):
+            m.d.sync += i.eq(i + 1)
+            with m.If(i == s.m - 1):
+                m.d.sync += [i.eq(0), t.eq(t + 1)]
+                with m.If(t == self.tiles - 1):
+                    m.d.sync += [t.eq(0), base.eq(base + s.m)]
+
+    # -- the sweeps over an N tile's M ACC words: FOLD (S <- dladd(S, P), into ACC) or
+    # QUANT (quant16 of S, into the A buffer), a word a cycle. ACC's write port is the
+    # results' outside sweeps (the array is drained before one starts).
+    def _sweep(self):
+        m, s, R, e = self.m, self.s, self.R, self.e
+        sw = _SweepPorts()
+        kind_fold = Signal(name="sweep_fold")
+        read_i = Signal(16, name="sweep_read")
+        write_i = Signal(16, name="sweep_write")
+        read_valid = Signal(name="sweep_read_valid")
+        with m.If(sw.go):
+            m.d.sync += [kind_fold.eq(sw.fold), read_i.eq(0), write_i.eq(0)]
+        m.d.comb += sw.finished.eq(write_i == s.m)
+        reading = sw.running & (read_i != s.m)
+        m.d.sync += read_valid.eq(reading)
+        with m.If(reading):
+            m.d.sync += read_i.eq(read_i + 1)
+        words = self.acc.read.data
+        # Outside sweeps, the operand stage's word stays while it waits for the array.
+        m.d.comb += self.acc.read.en.eq(sw.running | self.issued)
+        with m.If(sw.running):
+            m.d.comb += self.acc.read.addr.eq(self.acc_nt + read_i)
+
+        fold_write = Signal(name="fold_write")
+        fold_data = Signal(32 * R, name="fold_data")
+        if e.chunking:
+            from hw.units.dl_add import DlAdd
+            for j in range(R):
+                add = m.submodules[f"dladd{j}"] = DlAdd(pipeline=DLADD_PIPELINE)
+                low, high = words[32 * j:32 * j + 16], words[32 * j + 16:32 * j + 32]
+                m.d.comb += [add.a.eq(Mux(self.fold_first & ~s.accumulate, 0, low)),
+                             add.b.eq(high), add.valid_in.eq(read_valid & kind_fold),
+                             fold_data[32 * j:32 * j + 32].eq(add.y)]
+                if j == 0:
+                    m.d.comb += fold_write.eq(add.valid_out)
+
+        quant_valid = Signal(name="quant_valid")
+        quant_data = Signal(8 * R, name="quant_data")
+        m.d.sync += quant_valid.eq(read_valid & ~kind_fold)
+        for j in range(R):
+            q = m.submodules[f"quant{j}"] = Quant16(bias=e.bias)
+            m.d.comb += [q.x.eq(words[32 * j:32 * j + 16]),
+                         q.fmt.eq(Mux(s.out == OutFormat.E5M2, SourceFormat.E5M2,
+                                      SourceFormat.E4M3)),
+                         q.overflow.eq(Overflow.SAT)]
+            m.d.sync += quant_data[8 * j:8 * j + 8].eq(q.y)
+
+        # Memory ports driven by Muxes, not processes: Icarus never runs a process whose
+        # inputs keep their initial values (chunked, say), which would leave it X.
+        m.d.comb += [
+            self.acc.write.addr.eq(Mux(fold_write, self.acc_nt + write_i, self.result_addr)),
+            self.acc.write.data.eq(Mux(fold_write, fold_data, self.result_data)),
+            self.acc.write.en.eq(Mux(fold_write, (1 << 4 * R) - 1,
+                                     Mux(self.result_write, self.result_en, 0))),
+            self.a.write.addr.eq(self.out_nt + write_i),
+            self.a.write.data.eq(quant_data),
+            self.a.write.en.eq(quant_valid.replicate(R))]
+        with m.If(fold_write | quant_valid):
+            m.d.sync += write_i.eq(write_i + 1)
+        return sw
+
+
+class _SweepPorts:
+    """The controller's handshake with the sweep: ``go`` (one cycle, with ``fold`` to pick
+    the kind), ``running`` while in the sweep state, ``finished`` when every word is
+    written."""
+
+    def __init__(self):
+        self.go = Signal(name="sweep_go")
+        self.fold = Signal(name="sweep_fold_go")
+        self.running = Signal(name="sweep_running")
+        self.finished = Signal(name="sweep_finished")

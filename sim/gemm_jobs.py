@@ -1,0 +1,204 @@
+"""GEMMs for the GEMM engine's testbenches (``hw.soc.gemm``): what to load into its
+buffers, the settings to start it with, and the golden bits expected back.
+
+Shared by the quick tier (Amaranth's simulator) and the cocotb testbench, so that both
+lay data out with ``hw.schedule.EngineLayout`` and judge it the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fp8hw.enums import Mode, OutFormat, SourceFormat
+from golden import DLFLOAT16, encode, matmul
+from hw.schedule import EngineLayout, engine_chunk
+
+
+@dataclass
+class EngineGemm:
+    """One GEMM on an engine with ``rows`` x ``rows`` array: operands, optional initial
+    C (None: ``accumulate`` 0), settings, where A and the quantized output go."""
+    A: np.ndarray
+    B: np.ndarray
+    C: np.ndarray | None
+    rows: int
+    mode: str = "fp8"
+    fmt_a: str = "e4m3"
+    fmt_b: str = "e4m3"
+    chunk: int = 0
+    out: str = "none"
+    a_base: int = 0
+    out_base: int = 0
+    bias: int = 11
+    name: str = ""
+    keep_a: bool = False          # A is already in the buffer (a resident operand)
+    result: dict = field(default_factory=dict)
+
+    @property
+    def M(self):
+        return self.A.shape[0]
+
+    @property
+    def K(self):
+        return self.A.shape[1]
+
+    @property
+    def N(self):
+        return self.B.shape[1]
+
+    @property
+    def layout(self) -> EngineLayout:
+        return EngineLayout(self.M, self.K, self.N, self.rows, engine_chunk(self.mode, self.chunk))
+
+    def settings(self) -> dict:
+        """The ``start`` payload (``hw.soc.gemm.GEMM_SETTINGS``) as field -> integer."""
+        return {"mode": int(Mode.from_label(self.mode)),
+                "fmt_a": int(SourceFormat.from_label(self.fmt_a)),
+                "fmt_b": int(SourceFormat.from_label(self.fmt_b)),
+                "out": int(OutFormat.from_label(self.out)),
+                "accumulate": int(self.C is not None),
+                "m": self.M, "k": self.K, "n": self.N, "chunk": self.chunk,
+                "a_base": self.a_base, "out_base": self.out_base}
+
+    def golden(self) -> np.ndarray:
+        """The expected ACC contents, uint32 [M, N]."""
+        return matmul(self.A, self.B, self.C, self.mode, self.fmt_a, self.fmt_b, self.bias,
+                      chunk=self.chunk)
+
+    def golden_out(self) -> np.ndarray:
+        """The expected quantized output, uint8 [M, N] (``matmul`` with ``out``)."""
+        return matmul(self.A, self.B, self.C, self.mode, self.fmt_a, self.fmt_b, self.bias,
+                      chunk=self.chunk, out=self.out)
+
+    def loads(self) -> list[tuple[int, int, np.ndarray]]:
+        """(buffer, first word, words) to write before the GEMM: A (unless resident), B,
+        and the initial C (or, without one, garbage: the engine must not read it)."""
+        from hw.soc.buffers import BufferId
+        lay = self.layout
+        rng = np.random.default_rng(self.M * 1000 + self.K * 10 + self.N)
+        loads = [] if self.keep_a else [(BufferId.A, self.a_base, lay.a(self.A))]
+        loads.append((BufferId.B, 0, lay.b(self.B)))
+        if self.C is not None:
+            loads.append((BufferId.ACC, 0, lay.acc(self.C)))
+        else:
+            junk = rng.integers(0, 2**32, (lay.acc_words, self.rows), dtype=np.uint64)
+            loads.append((BufferId.ACC, 0, junk.astype(np.uint32)))
+        return loads
+
+
+def dl_codes(rng, shape, scale=8.0) -> np.ndarray:
+    """Random ``dlfloat16`` codes (uint32) of normally distributed values."""
+    return encode(rng.standard_normal(shape) * scale, DLFLOAT16).astype(np.uint32)
+
+
+def fp8_codes(rng, shape) -> np.ndarray:
+    """Random FP8 codes (every code, NaN and Inf included)."""
+    return rng.integers(0, 256, shape).astype(np.uint8)
+
+
+def small_codes(rng, shape) -> np.ndarray:
+    """FP8 codes of moderate magnitude (no NaN or Inf, so that results are not all NaN
+    after a long K): exponent fields 4..10, any sign and mantissa."""
+    exponent = rng.integers(4, 11, shape)
+    return ((rng.integers(0, 2, shape) << 7) | (exponent << 3)
+            | rng.integers(0, 8, shape)).astype(np.uint8)
+
+
+def settings_word(g: EngineGemm) -> int:
+    """The ``start`` payload of ``g`` as one integer (``GEMM_SETTINGS`` packed)."""
+    from hw.soc.gemm import GEMM_SETTINGS
+    return GEMM_SETTINGS.const(g.settings()).as_value().value
+
+
+def chain(first: EngineGemm, B2, fmt_b2: str = "e4m3", name: str = "") -> EngineGemm:
+    """The GEMM that takes ``first``'s quantized output (left in the A buffer at its
+    ``out_base``) as its A: K = ``first``'s N."""
+    assert first.out != "none"
+    A2 = first.golden_out()
+    return EngineGemm(A2, B2, None, first.rows, fmt_a=first.out, fmt_b=fmt_b2,
+                      a_base=first.out_base, keep_a=True, bias=first.bias,
+                      name=name or f"{first.name} then resident A")
+
+
+def engine_gemms(rows: int, a_words: int, b_words: int, acc_words: int, chunking: int,
+                 latency: int, seed: int = 1) -> list[EngineGemm]:
+    """The GEMMs the engine's testbench runs, on an engine with these buffer depths:
+    every mode and format pair, with and without an initial C, partial tiles, K and N
+    larger than the array, M = 1 and M past the array's latency, the largest M, K and N
+    the buffers hold, both quantized outputs, a chain through a resident A, and (with
+    ``chunking``) chunk lengths 1, R - 1, R, R + 1, 2R and more than K."""
+    R = rows
+    rng = np.random.default_rng(seed)
+    gemms = []
+
+    def add(M, K, N, C=True, codes=fp8_codes, **kw):
+        A, B = codes(rng, (M, K)), codes(rng, (K, N))
+        if C and kw.get("mode", "fp8") == "fp8":
+            C0 = dl_codes(rng, (M, N))
+        elif C:
+            C0 = rng.integers(0, 2**32, (M, N), dtype=np.uint64).astype(np.uint32)
+        else:
+            C0 = None
+        g = EngineGemm(A, B, C0, R, **kw)
+        g.name = g.name or (f"{g.mode} {g.fmt_a}x{g.fmt_b} {M}x{K}x{N} C={C} "
+                            f"chunk={g.chunk} out={g.out}")
+        gemms.append(g)
+        return g
+
+    big_m = latency + 3
+    add(big_m, 2 * R + 1, R + 1, fmt_a="e4m3", fmt_b="e4m3")
+    add(3, 3 * R - 1, 2 * R, C=False, fmt_a="e4m3", fmt_b="e5m2")
+    add(big_m, R + 1, 2 * R - 1, fmt_a="e5m2", fmt_b="e4m3")
+    add(2, 2 * R, R, C=False, fmt_a="e5m2", fmt_b="e5m2", a_base=5)
+    add(1, 2 * R + 1, R + 1, name="M=1")
+    add(big_m, 2 * R + 1, 2 * R, mode="int4")
+    add(3, R + 1, R + 1, C=False, mode="int2")
+    add(5, R, 1, mode="int2", chunk=1, name="int2 with a chunk (ignored)")
+    # The largest M, K and N the buffers hold.
+    M = min(acc_words, a_words)
+    add(M, R, R, codes=small_codes, name=f"largest M={M}")
+    K = b_words
+    add(max(a_words // -(-K // R), 1), K, R, codes=small_codes, C=False,
+        name=f"largest K={K}")
+    N = R * min(acc_words // 2, b_words // 2)
+    add(2, 2, N, codes=small_codes, name=f"largest N={N}")
+    # Quantized outputs, then a chain through a resident A.
+    M, K, N = 3, R + 1, 2 * R + 1
+    first = add(M, K, N, codes=small_codes, out="e4m3", a_base=0,
+                out_base=a_words - M * -(-N // R), name="out e4m3")
+    gemms.append(chain(first, small_codes(rng, (N, R + 1))))
+    add(4, 2 * R, R + 1, codes=small_codes, C=False, out="e5m2", fmt_b="e5m2",
+        a_base=2, out_base=2 + 4 * 2, name="out e5m2")
+    if chunking:
+        for chunk in sorted({1, max(R - 1, 1), R, R + 1, 2 * R}):
+            add(big_m if chunk == R else 3, 2 * R + 1, R + 1, C=chunk % 2 == 0,
+                codes=small_codes, chunk=chunk)
+        add(1, 2 * R, R, chunk=2 * R + 5, codes=small_codes, name="chunk > K")
+        first = add(2, 2 * R + 1, R + 1, codes=small_codes, chunk=2, out="e4m3",
+                    out_base=a_words - 4, name="chunk 2 with out e4m3")
+        gemms.append(chain(first, small_codes(rng, (R + 1, R))))
+    return gemms
+
+
+def refused_gemms(rows: int, a_words: int, b_words: int, acc_words: int,
+                  chunking: int) -> list[EngineGemm]:
+    """Settings the engine must refuse (nothing written): too large for a buffer, a
+    quantized output over its own A, ``out`` in an integer mode, chunk without the
+    hardware."""
+    R = rows
+    rng = np.random.default_rng(9)
+
+    def g(M, K, N, **kw):
+        return EngineGemm(fp8_codes(rng, (M, K)), fp8_codes(rng, (K, N)), None, R, **kw)
+
+    bad = [g(acc_words + 1, 1, 1, name="M past ACC"),
+           g(1, b_words + 1, 1, name="K past B"),
+           g(1, 1, R * acc_words + 1, name="N past ACC"),
+           g(a_words, R + 1, 1, name="A past its buffer"),
+           g(2, 2 * R, R, out="e4m3", a_base=0, out_base=3, name="out over A"),
+           g(2, R, R, mode="int4", out="e4m3", out_base=a_words - 2, name="out in int4")]
+    if not chunking:
+        bad.append(g(2, R, R, chunk=1, name="chunk without dladd"))
+    return bad

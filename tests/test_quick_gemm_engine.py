@@ -1,0 +1,249 @@
+"""Quick tier: the GEMM engine's buffer layouts and K tiles (pure Python), and small whole
+GEMMs through the engine (``hw.soc.gemm``) in Amaranth's simulator, checked bit for bit
+against the golden model through the host byte port."""
+
+import numpy as np
+import pytest
+
+from fp8hw.params import ParameterError
+from golden import matmul, mpe
+from hw.schedule import EngineLayout, image_words, k_tiles, word_stride, words_image
+from hw.soc.buffers import BufferId, WordBuffer
+from hw.soc.gemm import GemmEngine
+from sim.gemm_jobs import EngineGemm, dl_codes, fp8_codes, small_codes
+from sim.pysim import put, simulate
+
+pytestmark = pytest.mark.quick
+
+
+# -- K tiles and layouts -------------------------------------------------------------------
+
+def reference_tiles(K, R, chunk):
+    """k_tiles written another way: walk k one at a time, cutting at chunk and tile ends."""
+    tiles, k0 = [], 0
+    for k in range(1, K + 1):
+        chunk_end = k % chunk == 0 if chunk else False
+        if k - k0 == R or chunk_end or k == K:
+            c0 = (k0 // chunk) * chunk if chunk else 0
+            c1 = min(c0 + chunk, K) if chunk else K
+            tiles.append((k0, k - k0, k0 == c0, k == c1))
+            k0 = k
+    return tiles
+
+
+@pytest.mark.parametrize("R", [1, 2, 3, 4, 8])
+def test_k_tiles(R):
+    for K in range(1, 30):
+        for chunk in list(range(0, K + 3)) + [1000]:
+            got = k_tiles(K, R, chunk)
+            assert got == reference_tiles(K, R, chunk), (K, R, chunk)
+            assert sum(length for _, length, _, _ in got) == K
+
+
+def test_k_tiles_examples():
+    assert k_tiles(10, 4, 0) == [(0, 4, True, False), (4, 4, False, False),
+                                 (8, 2, False, True)]
+    assert k_tiles(10, 4, 5) == [(0, 4, True, False), (4, 1, False, True),
+                                 (5, 4, True, False), (9, 1, False, True)]
+    assert k_tiles(3, 4, 1) == [(0, 1, True, True), (1, 1, True, True), (2, 1, True, True)]
+    with pytest.raises(ValueError):
+        k_tiles(0, 4)
+    with pytest.raises(ValueError):
+        k_tiles(4, 4, -1)
+
+
+def test_layouts():
+    rng = np.random.default_rng(1)
+    M, K, N, R = 3, 7, 5, 2
+    A, B = fp8_codes(rng, (M, K)), fp8_codes(rng, (K, N))
+    C = rng.integers(0, 2**32, (M, N), dtype=np.uint64).astype(np.uint32)
+    lay = EngineLayout(M, K, N, R, chunk=3)
+    a = lay.a(A)
+    for t, (k0, length, _, _) in enumerate(lay.tiles):
+        for i in range(M):
+            for r in range(length):
+                assert a[t * M + i, r] == A[i, k0 + r]
+    b = lay.b(B)
+    for k in range(K):
+        for n in range(N):
+            assert b[(n // R) * K + k, n % R] == B[k, n]
+    acc = lay.acc(C)
+    for i in range(M):
+        for j in range(N):
+            assert acc[(j // R) * M + i, j % R] == C[i, j]
+    assert np.array_equal(lay.acc_result(acc), C)
+    assert np.array_equal(lay.out_result(lay.out(A[:, :N])), A[:, :N])
+    assert (lay.a_words, lay.b_words, lay.acc_words) == (len(lay.tiles) * M, 3 * K, 3 * M)
+    assert word_stride(3) == 4 and word_stride(1) == 1 and word_stride(32) == 32
+    image = words_image(acc, "<u4")
+    assert len(image) == acc.shape[0] * 8
+    assert np.array_equal(image_words(image, R, "<u4"), acc)
+
+
+@pytest.mark.parametrize("mode", ["fp8", "int4", "int2"])
+def test_tile_schedule_gives_the_golden_gemm(mode):
+    """The engine's tile order on the layouts, computed with the golden MPE, is the GEMM:
+    tile t's word i of A with the sums of ACC word i, a PE row per lane."""
+    rng = np.random.default_rng(3)
+    for M, K, N, R in [(1, 1, 1, 1), (3, 7, 5, 2), (5, 9, 4, 4), (2, 17, 3, 3)]:
+        A, B = fp8_codes(rng, (M, K)), fp8_codes(rng, (K, N))
+        C = dl_codes(rng, (M, N))
+        lay = EngineLayout(M, K, N, R)
+        a, b, acc = lay.a(A), lay.b(B), lay.acc(C)
+        for nt in range(lay.n_tiles):
+            for t, (k0, length, _, _) in enumerate(lay.tiles):
+                sums = acc[nt * M:(nt + 1) * M]
+                for r in range(length):
+                    sums = mpe(sums, a[t * M:(t + 1) * M, r, None],
+                               b[None, nt * K + k0 + r, :], mode, "e4m3", "e5m2")
+                acc[nt * M:(nt + 1) * M] = sums
+        assert np.array_equal(lay.acc_result(acc), matmul(A, B, C, mode, "e4m3", "e5m2"))
+
+
+# -- parameters ----------------------------------------------------------------------------
+
+def test_engine_needs_a_square_array():
+    with pytest.raises(ParameterError, match="cols=3 must equal rows=2"):
+        GemmEngine(2, 3)
+    with pytest.raises(ParameterError, match="a_words"):
+        GemmEngine(2, 2, a_words=0)
+    with pytest.raises(ValueError, match="depth"):
+        WordBuffer(2, 1, 1 << 17)
+
+
+# -- the engine in Amaranth's simulator ----------------------------------------------------
+
+async def host_write(ctx, engine, buffer, first_word, words):
+    """Write ``words`` (one a row) from word ``first_word`` on, a byte a cycle."""
+    dtype = "<u4" if buffer == BufferId.ACC else "u1"
+    stride = engine.buffers[buffer].stride
+    data = words_image(words, dtype)
+    host = engine.host
+    ctx.set(host.buffer, buffer)
+    ctx.set(host.write, 1)
+    for offset, byte in enumerate(data):
+        ctx.set(host.addr, first_word * stride + offset)
+        ctx.set(host.data, byte)
+        await ctx.tick()
+    ctx.set(host.write, 0)
+
+
+async def host_read(ctx, engine, buffer, first_word, count, items):
+    """``count`` words from ``first_word`` on, read a byte a cycle."""
+    dtype = "<u4" if buffer == BufferId.ACC else "u1"
+    stride = engine.buffers[buffer].stride
+    host = engine.host
+    ctx.set(host.buffer, buffer)
+    data = bytearray()
+    for offset in range(count * stride):
+        ctx.set(host.addr, first_word * stride + offset)
+        await ctx.tick()
+        data.append(ctx.get(host.read_data))
+    return image_words(bytes(data), items, dtype)
+
+
+async def run_gemm(ctx, engine, g: EngineGemm):
+    """Load, start, wait for done, read back into ``g.result`` (acc, out, cycles,
+    refused)."""
+    for buffer, first, words in g.loads():
+        await host_write(ctx, engine, buffer, first, words)
+    before = ctx.get(engine.cycles)
+    await put(ctx, engine.start, g.settings())
+    while not ctx.get(engine.done):
+        await ctx.tick()
+    refused = ctx.get(engine.refused)
+    await ctx.tick()
+    assert not ctx.get(engine.busy)
+    lay = g.layout
+    g.result["cycles"] = ctx.get(engine.cycles) - before
+    g.result["refused"] = refused
+    words = await host_read(ctx, engine, BufferId.ACC, 0, lay.acc_words, g.rows)
+    g.result["acc"] = lay.acc_result(words)
+    if g.out != "none":
+        words = await host_read(ctx, engine, BufferId.A, g.out_base, lay.acc_words, g.rows)
+        g.result["out"] = lay.out_result(words)
+
+
+def check_gemm(g: EngineGemm):
+    assert not g.result["refused"], g.name
+    want = g.golden()
+    got = g.result["acc"]
+    bad = np.argwhere(got != want)
+    assert not len(bad), (f"{g.name}: {len(bad)} of {want.size} differ, first at "
+                          f"{tuple(bad[0])}: 0x{int(got[tuple(bad[0])]):08x} != "
+                          f"0x{int(want[tuple(bad[0])]):08x}")
+    if g.out != "none":
+        assert np.array_equal(g.result["out"], g.golden_out()), g.name
+
+
+def test_small_gemms_in_amaranth_sim():
+    R = 2
+    engine = GemmEngine(R, R, pipeline=1, a_words=64, b_words=32, acc_words=32, chunking=0)
+    rng = np.random.default_rng(5)
+    gemms = [
+        EngineGemm(fp8_codes(rng, (3, 5)), fp8_codes(rng, (5, 3)), dl_codes(rng, (3, 3)), R,
+                   fmt_b="e5m2", name="fp8 with C"),
+        EngineGemm(small_codes(rng, (1, 3)), small_codes(rng, (3, 4)), None, R, name="M=1",
+                   out="e4m3", out_base=40),
+        EngineGemm(fp8_codes(rng, (7, 4)), fp8_codes(rng, (4, 3)),
+                   rng.integers(0, 2**32, (7, 3), dtype=np.uint64).astype(np.uint32), R,
+                   mode="int4", a_base=3, name="int4"),
+    ]
+
+    # Without the chunking hardware, a chunked fp8 GEMM is refused and changes nothing.
+    chunked = EngineGemm(fp8_codes(rng, (2, 3)), fp8_codes(rng, (3, 2)), None, R, chunk=2,
+                         name="chunk without dladd")
+
+    async def testbench(ctx):
+        for g in gemms:
+            await run_gemm(ctx, engine, g)
+        before = gemms[-1].result["acc"]
+        await put(ctx, engine.start, chunked.settings())
+        while not ctx.get(engine.done):
+            await ctx.tick()
+        assert ctx.get(engine.refused)
+        await ctx.tick()
+        words = await host_read(ctx, engine, BufferId.ACC, 0, gemms[-1].layout.acc_words, R)
+        assert np.array_equal(gemms[-1].layout.acc_result(words), before)
+
+    simulate(engine, testbench, max_cycles=20_000)
+    for g in gemms:
+        check_gemm(g)
+
+
+@pytest.mark.parametrize("R", [1, 3, 4])
+def test_k_tile_walker_walks_k_tiles(R):
+    """The hardware walker (hw.soc.k_tile_walker) steps through exactly ``k_tiles``."""
+    from amaranth import Module, Signal
+    from hw.soc.k_tile_walker import KTileWalker
+    m = Module()
+    k, chunk, restart, step = Signal(16), Signal(16), Signal(), Signal()
+    walker = KTileWalker(m, "w", R, k, chunk)
+    with m.If(restart):
+        walker.restart(m)
+    with m.Elif(step):
+        walker.advance(m)
+    cases = [(K, c) for K in (1, 2, R, R + 1, 2 * R + 3, 17) for c in (0, 1, 2, R, R + 1, 5, 40)]
+
+    async def testbench(ctx):
+        for K, c in cases:
+            ctx.set(k, K)
+            ctx.set(chunk, c)
+            ctx.set(restart, 1)
+            await ctx.tick()
+            ctx.set(restart, 0)
+            ctx.set(step, 1)
+            got = []
+            while True:
+                tile = (ctx.get(walker.k0), ctx.get(walker.length),
+                        bool(ctx.get(walker.first_of_chunk)), bool(ctx.get(walker.last_of_chunk)))
+                got.append(tile)
+                assert ctx.get(walker.first_chunk) == (tile[0] < (c or K)), (K, c, tile)
+                if ctx.get(walker.last):
+                    break
+                assert len(got) <= K, (K, c, got)
+                await ctx.tick()
+            ctx.set(step, 0)
+            assert got == k_tiles(K, R, c), (K, c, got)
+
+    simulate(m, testbench, max_cycles=5_000)
