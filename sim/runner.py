@@ -202,8 +202,9 @@ def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
     if not fresh:
         if done.is_file() and done.read_text() != stamp:
             # make does not see changed flags: compile every object again.
-            for stale in [*sim_dir.glob("*.o"), *sim_dir.glob("*.gch"), *sim_dir.glob("*.a")]:
-                stale.unlink()
+            for pattern in ("*.o", "*.gch", "*.a"):
+                for stale in sim_dir.glob(pattern):
+                    stale.unlink()
         done.unlink(missing_ok=True)
         source.write_text(text)
     log = test_dir / "sim.log" if quiet else None
