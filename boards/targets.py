@@ -42,6 +42,7 @@ class BoardTarget:
     b_words: int = 256
     acc_words: int = 256
     chunking: int = 1
+    spram: int = 0
     bias: int = 11
     baud: int | None = None
 
@@ -83,8 +84,9 @@ class BoardTarget:
 # Each board's shipped configuration: the largest array measured to fit and to meet the
 # clock (the README's "FPGA boards" has the figures, from ``python -m hw.build --board``).
 BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
-    BoardTarget("icebreaker", ICEBreakerPlatform, rows=2, cols=2, pipeline=4,
-                clock_mhz=21, a_words=2048, b_words=1024, acc_words=512, chunking=0, program_board="ice40_generic",
+    BoardTarget("icebreaker", ICEBreakerPlatform, rows=1, cols=1, pipeline=5,
+                clock_mhz=18, a_words=32768, b_words=32768, acc_words=2048, chunking=1,
+                spram=1, program_board="ice40_generic",
                 description="iCEBreaker, iCE40UP5K-SG48", uart_max_baud=FT2232H_MAX_BAUD),
     BoardTarget("ulx3s", ULX3S_85F_Platform, rows=8, cols=8, pipeline=6,
                 clock_mhz=60, a_words=8192, b_words=8192, acc_words=4096, program_board="ulx3s",

@@ -95,7 +95,8 @@ GEMM_SETTINGS = data.StructLayout({
     "out_base": 16,       # word offset of the quantized output in the A buffer
 })
 
-DLADD_PIPELINE = 1
+DLADD_PIPELINE = 2
+QUANT_PIPELINE = 1
 
 
 class GemmEngine(wiring.Component):
@@ -481,9 +482,13 @@ class _Controller:
         m.d.sync += read_valid.eq(reading)
         with m.If(reading):
             m.d.sync += read_i.eq(read_i + 1)
-        words = self.acc.read.data
         # Outside sweeps, the operand stage's word stays while it waits for the array.
         m.d.comb += self.acc.read.en.eq(sw.running | self.issued)
+        # The word read is registered before the dladd and quant16 units: a block RAM's
+        # output in series with either would not meet the boards' clocks.
+        words = Signal(32 * R, name="sweep_word")
+        word_valid = Signal(name="sweep_word_valid")
+        m.d.sync += [words.eq(self.acc.read.data), word_valid.eq(read_valid)]
         with m.If(sw.running):
             m.d.comb += self.acc.read.addr.eq(self.acc_nt + read_i)
 
@@ -495,16 +500,22 @@ class _Controller:
                 add = m.submodules[f"dladd{j}"] = DlAdd(pipeline=DLADD_PIPELINE)
                 low, high = words[32 * j:32 * j + 16], words[32 * j + 16:32 * j + 32]
                 m.d.comb += [add.a.eq(Mux(self.fold_first & ~s.accumulate, 0, low)),
-                             add.b.eq(high), add.valid_in.eq(read_valid & kind_fold),
+                             add.b.eq(high), add.valid_in.eq(word_valid & kind_fold),
                              fold_data[32 * j:32 * j + 32].eq(add.y)]
                 if j == 0:
                     m.d.comb += fold_write.eq(add.valid_out)
 
         quant_valid = Signal(name="quant_valid")
         quant_data = Signal(8 * R, name="quant_data")
-        m.d.sync += quant_valid.eq(read_valid & ~kind_fold)
+        # quant16's latency, then the register of quant_data.
+        quant_in = word_valid & ~kind_fold
+        for stage in range(QUANT_PIPELINE):
+            delayed = Signal(name=f"quant_valid_{stage}")
+            m.d.sync += delayed.eq(quant_in)
+            quant_in = delayed
+        m.d.sync += quant_valid.eq(quant_in)
         for j in range(R):
-            q = m.submodules[f"quant{j}"] = Quant16(bias=e.bias)
+            q = m.submodules[f"quant{j}"] = Quant16(bias=e.bias, pipeline=QUANT_PIPELINE)
             m.d.comb += [q.x.eq(words[32 * j:32 * j + 16]),
                          q.fmt.eq(Mux(s.out == OutFormat.E5M2, SourceFormat.E5M2,
                                       SourceFormat.E4M3)),

@@ -12,7 +12,8 @@ from amaranth.lib.wiring import In, Out
 from fp8hw.enums import Dataflow
 from golden.formats import E4M3
 from hw.soc.buffers import BufferId
-from hw.soc.gemm import A_WORDS, ACC_WORDS, B_WORDS, CHUNKING, GEMM_SETTINGS, GemmEngine
+from hw.soc.gemm import (A_WORDS, ACC_WORDS, B_WORDS, CHUNKING, GEMM_SETTINGS, SPRAM,
+                         GemmEngine)
 from hw.soc.link import HostLink
 from hw.soc.protocol import (ACK, CYCLES_BYTES, GEMM_BYTES, HISTORY, MAX_PAYLOAD, NAK,
                              READ_ARGUMENTS, RECEIVE_BANKS, STATUS_BYTES, STATUS_COUNTERS,
@@ -37,7 +38,8 @@ class ArraySystem(wiring.Component):
     is only reported by IDENTIFY (with the divisor it gives the baud rate; 0: unknown, as
     in simulation). The array is ``rows`` x ``cols`` (square: a result word becomes an A
     word), the buffers ``a_words``, ``b_words``, ``acc_words`` words; ``chunking`` builds
-    the chunk-based accumulation hardware.
+    the chunk-based accumulation hardware; ``spram`` makes A and B single-ported (the
+    iCE40 UP5K's SPRAM).
 
     Commands (``hw/soc/protocol.py``; the README lists every payload): WRITE and READ
     reach the engine's buffers by byte address (READ with ``ReadView.LOW16`` sends only
@@ -49,9 +51,11 @@ class ArraySystem(wiring.Component):
     def __init__(self, rows: int, cols: int, *, pipeline: int = 2, bias: int = E4M3.bias,
                  divisor: int = 104, timeout_bits: int = 100, clock_khz: int = 0,
                  a_words: int = A_WORDS.default, b_words: int = B_WORDS.default,
-                 acc_words: int = ACC_WORDS.default, chunking: int = CHUNKING.default):
+                 acc_words: int = ACC_WORDS.default, chunking: int = CHUNKING.default,
+                 spram: int = SPRAM.default):
         self.engine = GemmEngine(rows, cols, bias=bias, pipeline=pipeline, a_words=a_words,
-                                 b_words=b_words, acc_words=acc_words, chunking=chunking)
+                                 b_words=b_words, acc_words=acc_words, chunking=chunking,
+                                 spram=spram)
         self.rows, self.cols, self.pipeline, self.bias = rows, cols, pipeline, bias
         self.divisor, self.timeout = divisor, timeout_bits * divisor
         self.sizes = tuple(self.engine.sizes[n] for n in BufferId)
@@ -80,7 +84,11 @@ class ArraySystem(wiring.Component):
         args = Signal(8 * n_args)
         arg_index = Signal(range(n_args + 1))
         buffer_no = args[:8]
-        address = args[8:40]
+        # Byte addresses are 4 bytes on the wire; the logic is only as wide as the largest
+        # buffer needs (an address past that is refused by ``address_high``).
+        abits = max(self.sizes).bit_length()
+        address = args[8:8 + abits]
+        address_high = args[8 + abits:40].any()
         count = args[40:56]
         view = args[56:64]
         data_length = Signal(range(MAX_PAYLOAD + 1))
@@ -133,22 +141,23 @@ class ArraySystem(wiring.Component):
         host = engine.host
         host_index = Signal(range(MAX_PAYLOAD + 1))
         copy_valid = Signal()
-        view_address = Signal(32)
+        view_address = Signal(abits)
         m.d.comb += [host.buffer.eq(buffer_no),
                      view_address.eq(address + fetch - 1)]
-        low16_address = Cat(view_address[0], Const(0, 1), view_address[1:31])
+        low16_address = Cat(view_address[0], Const(0, 1), view_address[1:])
 
         # Argument checks, registered from CHECK to DISPATCH so that none is in series
         # with the decisions there. The end of a WRITE or READ is checked on the bytes it
         # touches: ``view_end`` in READ's LOW16 view is half the buffer's bytes.
-        sizes = [Const(size, 33) for size in self.sizes]
+        sizes = [Const(size, abits + 1) for size in self.sizes]
         size_of = Mux(buffer_no == BufferId.A, sizes[BufferId.A],
                       Mux(buffer_no == BufferId.B, sizes[BufferId.B], sizes[BufferId.ACC]))
         is_read = got.command == Command.READ
         low16 = is_read & (view == ReadView.LOW16)
         limit = Mux(low16, size_of >> 1, size_of)
         past_end = Signal()
-        m.d.sync += past_end.eq((address + Mux(is_read, count, data_length)) > limit)
+        m.d.sync += past_end.eq(address_high
+                                | ((address + Mux(is_read, count, data_length)) > limit))
         bad_read = Signal()
         m.d.sync += bad_read.eq((got.length != READ_ARGUMENTS) | (buffer_no > max(BufferId))
                                 | (count == 0) | (count > MAX_PAYLOAD - 1)
@@ -169,14 +178,15 @@ class ArraySystem(wiring.Component):
             ]
             with m.State("WAIT"):
                 with m.If(link.received.valid):
-                    m.d.sync += [arg_index.eq(0), args.eq(0)]
+                    m.d.sync += arg_index.eq(0)
                     m.next = "ARGS"
             with m.State("ARGS"):                    # payload bytes 0..n_args-1 into args
                 m.d.comb += link.read_addr.eq(arg_index)
                 m.next = "ARG"
             with m.State("ARG"):
-                with m.If(arg_index < got.length):
-                    m.d.sync += args.word_select(arg_index, 8).eq(link.read_data)
+                # Shifted in from the top: after n_args bytes, byte i is at bits 8i.
+                m.d.sync += args.eq(Cat(args[8:], Mux(arg_index < got.length,
+                                                      link.read_data, 0)))
                 m.d.sync += arg_index.eq(arg_index + 1)
                 with m.If(arg_index == n_args - 1):
                     m.next = "CHECK"
