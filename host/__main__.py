@@ -3,6 +3,7 @@
     python -m host identify (--serial PORT [--baud B] | --sim icarus|verilator)
     python -m host status   (...)
     python -m host matmul IN.npz OUT.npz [--param mode=fp8 ...] (...)
+    python -m host bench [--board B] [--gemm MxKxN:MODE[:OUT]] [--sim S]
 
 ``matmul`` reads and writes the vector files of ``python -m golden eval matmul`` and gives
 the same output file. Errors end with one line on stderr and exit status 2.
@@ -89,6 +90,10 @@ def _main(argv=None, prog="python -m host") -> int:
 
 
 def main(argv=None, prog="python -m host") -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:                  # its own options: host/bench.py
+        from host.bench import main as bench
+        return bench(argv[1:], f"{prog} bench")
     return run_command(lambda a: _main(a, prog), argv)
 
 

@@ -4,7 +4,7 @@ cycles per wall second, while the host driver streams bytes both ways.
 For each configuration (the test board ``SIM_BOARD``, and each board of
 ``boards.targets`` with its array, pipeline and bias at its UART divisor and at divisor
 20, 3 Mbaud at 60 MHz), the driver identifies the board, then writes a block of random
-bytes into buffer C and reads it back (checked) until ``--seconds`` have passed. The
+bytes into the ACC buffer and reads it back (checked) until ``--seconds`` have passed. The
 bridge counts the simulated cycles and wall seconds from the host's connection to its
 closing, which leaves the build out; cycles/s is their ratio. Prints a Markdown table.
 """
@@ -19,7 +19,8 @@ import numpy as np
 from boards.targets import BOARDS
 from fp8hw.cli import ArgumentParser, UsageError, run_command
 from host.driver import Board, BoardError
-from hw.soc.protocol import Buffer
+from hw.schedule import word_stride
+from hw.soc.buffers import BufferId
 from sim.board import ANSWER_TIMEOUT_S, SIM_BOARD, board_configuration, simulated_board
 from sim.runner import SIMULATORS
 
@@ -45,20 +46,21 @@ def measure(sim: str, params: dict, seconds: float, seed: int = 1) -> dict:
     start = time.perf_counter()
     with simulated_board(sim, stats=stats, **params) as transport:
         connected = time.perf_counter()
-        counted = _CountingTransport(transport)
+        counted = CountingTransport(transport)
         board = Board(counted, timeout=ANSWER_TIMEOUT_S)
-        size = min(BLOCK, board.identify().buffer_sizes[2])
+        info = board.identify()
+        size = min(BLOCK, info.acc_words * word_stride(4 * info.rows))
         while True:
             data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
-            board.write(Buffer.C, 0, data)
-            if board.read(Buffer.C, 0, size) != data:
+            board.write(BufferId.ACC, 0, data)
+            if board.read(BufferId.ACC, 0, size) != data:
                 raise BoardError("the simulated board read back other bytes than written")
             if time.perf_counter() - connected > seconds:
                 break
     return {**stats, "bytes": counted.bytes, "start_s": connected - start}
 
 
-class _CountingTransport:
+class CountingTransport:
     """A transport that counts the bytes that pass, both ways."""
 
     def __init__(self, transport):
