@@ -79,7 +79,8 @@ def test_small_ulx3s_system(tmp_path, capsys):
     """The ECP5 flow end to end, quickly: a 2x2 system on the ULX3S at its clock."""
     import hw.build
 
-    target = replace(get_board("ulx3s"), rows=2, cols=2)
+    target = replace(get_board("ulx3s"), rows=2, cols=2, a_words=1024, b_words=1024,
+                     acc_words=512)
     assert hw.build.build_board(target, str(tmp_path)) == 0
     out, err = capsys.readouterr()
     check_bitstream(target, tmp_path, out)
@@ -116,11 +117,11 @@ def test_board_table():
         assert pll.f_out_mhz == target.clock_mhz
     with pytest.raises(BoardError, match="unknown board 'nope'"):
         get_board("nope")
-    with pytest.raises(BoardError, match="12000000 baud at 21 MHz needs a divisor of 1.75, "
+    with pytest.raises(BoardError, match="12000000 baud at 18 MHz needs a divisor of 1.50, "
                        "under the UART's minimum 4"):
         get_board("icebreaker").with_baud(12_000_000)
-    with pytest.raises(BoardError, match="4000000 baud at 21 MHz: the nearest divisor 5 makes "
-                       "4200000 baud, 5.00% off"):
+    with pytest.raises(BoardError, match="4000000 baud at 18 MHz: the nearest divisor 4 makes "
+                       "4500000 baud, 12.50% off"):
         get_board("icebreaker").with_baud(4_000_000)
     with pytest.raises(BoardError, match="over the USB UART's 3000000"):
         get_board("ulx3s").with_baud(4_000_000)
@@ -189,7 +190,7 @@ def test_unknown_board(tmp_path):
     (["--unit", "mpe", "-v"], "--verbose needs --board"),
     (["--baud", "115200"], "--baud needs --board"),
     (["--board", "icebreaker", "--baud", "4000000"],
-     "icebreaker: 4000000 baud at 21 MHz: the nearest divisor 5 makes 4200000 baud"),
+     "icebreaker: 4000000 baud at 18 MHz: the nearest divisor 4 makes 4500000 baud"),
     (["--board", "ulx3s", "--baud", "6000000"], "over the USB UART's 3000000"),
 ])
 def test_board_option_errors(args, fragment):
