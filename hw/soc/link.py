@@ -92,7 +92,7 @@ class HostLink(wiring.Component):
         new = Signal()                       # the request executing is the expected one
         nak = Signal()                       # the executor's answer is a NAK
         first = Signal(8)                    # ... and its payload byte 1
-        with m.If(sender.seen & (sender.seen_pos == 3)):
+        with m.If(sender.seen & (sender.fetch_addr == 1)):
             m.d.sync += first.eq(sender.seen_byte)
 
         own_byte = Signal(8)
