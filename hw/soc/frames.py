@@ -41,10 +41,11 @@ class FrameReceiver(wiring.Component):
     """Turns bytes into checked frames, held in ``RECEIVE_BANKS`` banks.
 
     ``bytes`` in (always taken: a frame that finds no free bank is read to its end and
-    dropped, pulsing ``overrun``). The COBS blocks are decoded a byte a cycle, the CRC-32
-    runs over the decoded bytes, and the last 4 decoded bytes wait in a delay line, so
-    that only payload bytes (not the CRC) reach the bank. At the delimiter a frame whose
-    CRC residue, COBS blocks and size are good fills its bank; a bad one pulses
+    dropped, pulsing ``overrun``). The COBS blocks are decoded a byte a cycle and the
+    CRC-32 runs over the decoded bytes; body byte ``n`` (seq and code excluded) goes to
+    bank offset ``n - 2``, so a frame's CRC lands after its payload (and past the bank's
+    end, not written, for the largest payload). At the delimiter a frame whose CRC
+    residue, COBS blocks and size are good fills its bank; a bad one pulses
     ``crc_error``. A gap of ``timeout`` cycles inside a frame drops it (``timeout``).
 
     ``frame`` offers the oldest full bank (seq, code, payload length); its payload is read
@@ -74,33 +75,35 @@ class FrameReceiver(wiring.Component):
         write = buffer.write_port()
         read = buffer.read_port()
 
-        full = Signal(RECEIVE_BANKS)
-        write_bank = Signal()
-        read_bank = Signal()
-        held = [Signal(FRAME, name=f"held{i}") for i in range(RECEIVE_BANKS)]
-        m.d.comb += [read.addr.eq(Cat(self.read_addr, read_bank)),
+        # Headers: ``back`` is filled as a frame arrives, and moves to ``front`` (the frame
+        # offered) as soon as that is free; so no multiplexer in front of ``frame``.
+        front = Signal(FRAME)
+        back = Signal(FRAME)
+        front_full = Signal()
+        back_full = Signal()
+        front_bank = Signal()
+        write_bank = Signal()               # the bank of the frame arriving
+        m.d.comb += [read.addr.eq(Cat(self.read_addr, front_bank)),
                      self.read_data.eq(read.data),
-                     self.frame.valid.eq(full.bit_select(read_bank, 1)),
-                     self.frame.payload.eq(Mux(read_bank, held[1].as_value(),
-                                               held[0].as_value()))]
-        release = Signal(RECEIVE_BANKS)
-        with m.If(self.frame.valid & self.frame.ready):
-            m.d.sync += read_bank.eq(~read_bank)
-            m.d.comb += release.eq(1 << read_bank)
+                     self.frame.valid.eq(front_full), self.frame.payload.eq(front)]
+        released = self.frame.valid & self.frame.ready
+        with m.If(back_full & (~front_full | released)):
+            m.d.sync += [front.eq(back), front_full.eq(1), front_bank.eq(~write_bank),
+                         back_full.eq(0)]
+        with m.Elif(released):
+            m.d.sync += front_full.eq(0)
 
         byte = self.bytes.payload
         took = self.bytes.valid
         m.d.comb += self.bytes.ready.eq(1)
 
         in_frame = Signal()             # bytes came since the last delimiter
-        room = Signal()                 # the frame has a bank to go to
+        room = Signal()                 # the frame has a bank (and ``back``) to go to
         remaining = Signal(8)           # data bytes left in this COBS block
         zero_after = Signal()           # this block ends with an implied 0x00
-        count = Signal(range(MAX_BODY + 1))
+        # Body bytes so far minus 2: the bank offset of the next one (-2, -1: seq, code).
+        offset = Signal(ADDRESS_BITS + 1, init=-HEADER_BYTES % (2 * MAX_PAYLOAD))
         too_long = Signal()
-        delay = Signal(8 * CRC_BYTES)   # the last 4 decoded bytes, oldest in the low byte
-        seq = Signal(8)
-        code = Signal(8)
         crc = Signal(32, init=CRC_INIT)
         idle = Signal(range(self.timeout))
 
@@ -108,43 +111,35 @@ class FrameReceiver(wiring.Component):
         push = Signal()
         crc_next = crc32_byte(m, crc, decoded)
         with m.If(push):
-            m.d.sync += [crc.eq(crc_next), delay.eq(Cat(delay[8:], decoded))]
-            with m.If(count == MAX_BODY):
+            m.d.sync += [crc.eq(crc_next), offset.eq(offset + 1)]
+            with m.If(offset == MAX_BODY - HEADER_BYTES):     # one byte too many
                 m.d.sync += too_long.eq(1)
-            with m.Else():
-                m.d.sync += count.eq(count + 1)
-                leaving = delay[:8]             # decoded byte number count - 4
-                with m.If(count == CRC_BYTES):
-                    m.d.sync += seq.eq(leaving)
-                with m.If(count == CRC_BYTES + 1):
-                    m.d.sync += code.eq(leaving)
-                offset = (count - (CRC_BYTES + HEADER_BYTES))[:ADDRESS_BITS]
-                m.d.comb += [write.addr.eq(Cat(offset, write_bank)),
-                             write.data.eq(leaving),
-                             write.en.eq(room & (count >= CRC_BYTES + HEADER_BYTES))]
+            with m.If(room & (offset == (-2 % (2 * MAX_PAYLOAD)))):
+                m.d.sync += back.seq.eq(decoded)
+            with m.If(room & (offset == (-1 % (2 * MAX_PAYLOAD)))):
+                m.d.sync += back.code.eq(decoded)
+            m.d.comb += [write.addr.eq(Cat(offset[:ADDRESS_BITS], write_bank)),
+                         write.data.eq(decoded),
+                         write.en.eq(room & ~offset[ADDRESS_BITS])]
 
         restart = Signal()
         with m.If(restart):
-            m.d.sync += [in_frame.eq(0), remaining.eq(0), zero_after.eq(0), count.eq(0),
-                         too_long.eq(0), crc.eq(CRC_INIT), idle.eq(0)]
+            m.d.sync += [in_frame.eq(0), remaining.eq(0), zero_after.eq(0),
+                         offset.eq(offset.init), too_long.eq(0), crc.eq(CRC_INIT), idle.eq(0)]
 
-        filled = Signal(RECEIVE_BANKS)
-        m.d.sync += full.eq((full | filled) & ~release)
         with m.If(took):
             m.d.sync += idle.eq(0)
             with m.If(byte == DELIMITER):
                 m.d.comb += restart.eq(1)
                 with m.If(in_frame):
-                    good = ((remaining == 0) & ~too_long & (count >= CRC_BYTES + HEADER_BYTES)
-                            & (crc == CRC_RESIDUE))
+                    # At least seq, code and the CRC: offset 4 to MAX_BODY - 2 (too_long
+                    # past that; -2 and -1 are the only offsets with both top bits set).
+                    long_enough = ((offset[CRC_BYTES.bit_length() - 1:] != 0)
+                                   & ~(offset[ADDRESS_BITS] & offset[ADDRESS_BITS - 1]))
+                    good = (remaining == 0) & ~too_long & long_enough & (crc == CRC_RESIDUE)
                     with m.If(good & room):
-                        m.d.comb += filled.eq(1 << write_bank)
-                        m.d.sync += write_bank.eq(~write_bank)
-                        for bank, frame in enumerate(held):
-                            with m.If(write_bank == bank):
-                                m.d.sync += [frame.seq.eq(seq), frame.code.eq(code),
-                                             frame.length.eq(
-                                                 count - (CRC_BYTES + HEADER_BYTES))]
+                        m.d.sync += [back.length.eq(offset - CRC_BYTES), back_full.eq(1),
+                                     write_bank.eq(~write_bank)]
                     with m.Elif(good):
                         m.d.comb += self.overrun.eq(1)
                     with m.Else():
@@ -153,7 +148,7 @@ class FrameReceiver(wiring.Component):
                 m.d.sync += [in_frame.eq(1), remaining.eq(byte - 1),
                              zero_after.eq(byte != 0xFF)]
                 with m.If(~in_frame):
-                    m.d.sync += room.eq(~full.bit_select(write_bank, 1))
+                    m.d.sync += room.eq(~(front_full & back_full))
                 m.d.comb += [decoded.eq(0), push.eq(zero_after)]
             with m.Else():
                 m.d.sync += remaining.eq(remaining - 1)
