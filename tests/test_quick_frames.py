@@ -219,3 +219,50 @@ def test_link_sequence_rules():
     assert len(answers) == len(exchanges)
     for n, (frame, ((seq, _, _), want)) in enumerate(zip(answers, exchanges)):
         assert decode_frame(bytes(frame[:-1])) == (seq, *want), n
+
+
+def test_sender_keeps_the_line_busy():
+    """Taken at a UART's pace (a byte every ``PACE`` cycles, never waiting), a frame's
+    bytes follow each other without a gap once its first block is out, and frames follow
+    each other without one: the ring fills up (it holds less than a large frame) and the
+    sender waits for room, yet the bytes are exactly ``encode_frame``'s."""
+    PACE = 10
+    tx = FrameSender()
+    rng = np.random.default_rng(11)
+    requests = [(1, 6, bytes(rng.integers(1, 256, MAX_PAYLOAD).tolist())),   # full blocks
+                (2, 6, bytes(rng.integers(0, 2, 300).tolist())),            # short blocks
+                (3, 6, bytes(rng.integers(1, 256, 700).tolist()))]
+    want = b"".join(encode_frame(*r) for r in requests)
+    current = {"payload": b""}
+    out, late = bytearray(), []
+
+    async def request(ctx):
+        for seq, code, payload in requests:
+            await ctx.tick().until(tx.send.ready)
+            current["payload"] = payload
+            await put(ctx, tx.send, {"seq": seq, "code": code, "length": len(payload)})
+
+    async def fetch_source(ctx):
+        addresses = deque([None] * 3, maxlen=3)
+        while True:
+            addresses.append(ctx.get(tx.fetch_addr))
+            payload, address = current["payload"], addresses[0]
+            valid = len(set(addresses)) == 1 and address is not None and address < len(payload)
+            ctx.set(tx.fetch_data, payload[address] if valid else 0x5A)
+            await ctx.tick()
+
+    async def take(ctx):
+        await ctx.tick().until(tx.bytes.valid)          # the first block is scanned
+        while len(out) < len(want):
+            if not ctx.get(tx.bytes.valid):
+                late.append(len(out))
+                await ctx.tick().until(tx.bytes.valid)
+            out.append(ctx.get(tx.bytes.payload))
+            ctx.set(tx.bytes.ready, 1)
+            await ctx.tick()
+            ctx.set(tx.bytes.ready, 0)
+            await ctx.tick().repeat(PACE - 1)
+
+    simulate(tx, request, take, background=[fetch_source], max_cycles=40_000)
+    assert bytes(out) == want
+    assert late == []

@@ -219,9 +219,14 @@ class FrameSender(wiring.Component):
         code_at = Signal(RING_BITS)
         sent_at = Signal(RING_BITS)
         span = Signal(8)                        # the open block's code, were it closed now
-        stall = Signal()                        # the ring has no room for a whole block
+        # The ring may be full: write_at is three quarters of the ring ahead of sent_at's
+        # quarter, so 257 to 384 bytes are waiting. More than an open block (at most 256,
+        # its slot and the next one's included), so those bytes hold a closed block that
+        # can go out: never a deadlock; a 2-bit subtraction, not 9.
+        stall = Signal()
+        quarter = slice(RING_BITS - 2, RING_BITS)
         m.d.comb += [span.eq(write_at - code_at),
-                     stall.eq((write_at - sent_at)[RING_BITS - 1])]
+                     stall.eq((write_at[quarter] - sent_at[quarter])[:2] == 3)]
 
         out_valid = Signal()
         load = (sent_at != code_at) & (~out_valid | self.bytes.ready)
