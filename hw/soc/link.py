@@ -33,7 +33,8 @@ class HostLink(wiring.Component):
     payload bytes at ``read_addr``, ``read_data`` a cycle later) and answers it on
     ``send`` (ACK or NAK, payload length), its payload fetched through ``fetch_addr`` /
     ``fetch_data`` (index 0: the command answered; the byte is taken two cycles after the
-    address). It takes ``received`` once its answer is out (``send`` ready again); the
+    address; the address holds until then). It takes ``received`` once its answer is
+    fetched (``send`` ready again; its bytes may still be going out on the line); the
     next request is received meanwhile. Requests the link answers itself never reach the
     executor: a repeat of a state-changing request (its first answer again, from the
     history), a seq out of sequence (NAK SEQUENCE) and SYNC. ``events`` pulses for the
@@ -158,7 +159,7 @@ class HostLink(wiring.Component):
                 with m.If(sender.send.ready):
                     m.next = "SENT"
             with m.State("SENT"):
-                with m.If(sender.send.ready):               # every byte handed to the UART
+                with m.If(sender.send.ready):               # every byte fetched
                     m.d.comb += receiver.frame.ready.eq(1)
                     m.next = "IDLE"
         return m
