@@ -99,7 +99,9 @@ class FrameReceiver(wiring.Component):
 
         in_frame = Signal()             # bytes came since the last delimiter
         room = Signal()                 # the frame has a bank (and ``back``) to go to
-        remaining = Signal(8)           # data bytes left in this COBS block
+        # This COBS block's data bytes left, plus one (1: a code byte comes next), so a
+        # code byte is loaded as it is, without a subtractor.
+        remaining = Signal(8, init=1)
         zero_after = Signal()           # this block ends with an implied 0x00
         # Body bytes so far minus 2: the bank offset of the next one (-2, -1: seq, code).
         offset = Signal(ADDRESS_BITS + 1, init=-HEADER_BYTES % (2 * MAX_PAYLOAD))
@@ -124,7 +126,7 @@ class FrameReceiver(wiring.Component):
 
         restart = Signal()
         with m.If(restart):
-            m.d.sync += [in_frame.eq(0), remaining.eq(0), zero_after.eq(0),
+            m.d.sync += [in_frame.eq(0), remaining.eq(1), zero_after.eq(0),
                          offset.eq(offset.init), too_long.eq(0), crc.eq(CRC_INIT), idle.eq(0)]
 
         with m.If(took):
@@ -136,7 +138,7 @@ class FrameReceiver(wiring.Component):
                     # past that; -2 and -1 are the only offsets with both top bits set).
                     long_enough = ((offset[CRC_BYTES.bit_length() - 1:] != 0)
                                    & ~(offset[ADDRESS_BITS] & offset[ADDRESS_BITS - 1]))
-                    good = (remaining == 0) & ~too_long & long_enough & (crc == CRC_RESIDUE)
+                    good = (remaining == 1) & ~too_long & long_enough & (crc == CRC_RESIDUE)
                     with m.If(good & room):
                         m.d.sync += [back.length.eq(offset - CRC_BYTES), back_full.eq(1),
                                      write_bank.eq(~write_bank)]
@@ -144,8 +146,8 @@ class FrameReceiver(wiring.Component):
                         m.d.comb += self.overrun.eq(1)
                     with m.Else():
                         m.d.comb += self.crc_error.eq(1)
-            with m.Elif(remaining == 0):               # a COBS code byte
-                m.d.sync += [in_frame.eq(1), remaining.eq(byte - 1),
+            with m.Elif(remaining == 1):               # a COBS code byte
+                m.d.sync += [in_frame.eq(1), remaining.eq(byte),
                              zero_after.eq(byte != 0xFF)]
                 with m.If(~in_frame):
                     m.d.sync += room.eq(~(front_full & back_full))
