@@ -33,12 +33,16 @@ class BoardTarget:
     platform: type
     rows: int
     cols: int
-    max_m: int
     pipeline: int
     clock_mhz: float
     program_board: str
     description: str
     uart_max_baud: int
+    a_words: int = 256
+    b_words: int = 256
+    acc_words: int = 256
+    chunking: int = 1
+    spram: int = 0
     bias: int = 11
     baud: int | None = None
 
@@ -70,7 +74,8 @@ class BoardTarget:
 
     def summary(self) -> str:
         return (f"{self.name}: {self.description}; ArraySystem {self.rows}x{self.cols} ws, "
-                f"max_m={self.max_m}, MPE pipeline {self.pipeline}, bias {self.bias}; "
+                f"buffers {self.a_words}/{self.b_words}/{self.acc_words} words, "
+                f"chunking {self.chunking}, MPE pipeline {self.pipeline}, bias {self.bias}; "
                 f"{self.clock_mhz:g} MHz from the {self.oscillator_mhz:g} MHz oscillator, "
                 f"UART {self.uart_baud} baud (divisor {self.uart_divisor}; the USB UART "
                 f"takes up to {self.uart_max_baud})")
@@ -79,11 +84,12 @@ class BoardTarget:
 # Each board's shipped configuration: the largest array measured to fit and to meet the
 # clock (the README's "FPGA boards" has the figures, from ``python -m hw.build --board``).
 BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
-    BoardTarget("icebreaker", ICEBreakerPlatform, rows=2, cols=2, max_m=64, pipeline=4,
-                clock_mhz=21, program_board="ice40_generic",
+    BoardTarget("icebreaker", ICEBreakerPlatform, rows=1, cols=1, pipeline=5,
+                clock_mhz=18, a_words=32768, b_words=32768, acc_words=2048, chunking=1,
+                spram=1, program_board="ice40_generic",
                 description="iCEBreaker, iCE40UP5K-SG48", uart_max_baud=FT2232H_MAX_BAUD),
-    BoardTarget("ulx3s", ULX3S_85F_Platform, rows=8, cols=8, max_m=64, pipeline=6,
-                clock_mhz=60, program_board="ulx3s",
+    BoardTarget("ulx3s", ULX3S_85F_Platform, rows=8, cols=8, pipeline=6,
+                clock_mhz=60, a_words=8192, b_words=8192, acc_words=4096, program_board="ulx3s",
                 description="ULX3S 85F, ECP5 LFE5U-85F-6BG381C", uart_max_baud=FT231X_MAX_BAUD),
 )}
 

@@ -3,6 +3,7 @@
     python -m host identify (--serial PORT [--baud B] | --sim icarus|verilator)
     python -m host status   (...)
     python -m host matmul IN.npz OUT.npz [--param mode=fp8 ...] (...)
+    python -m host bench [--board B] [--gemm MxKxN:MODE[:OUT]] [--sim S]
 
 ``matmul`` reads and writes the vector files of ``python -m golden eval matmul`` and gives
 the same output file. Errors end with one line on stderr and exit status 2.
@@ -77,15 +78,22 @@ def _main(argv=None, prog="python -m host") -> int:
             if params["bias"] != board.info.bias:
                 raise BoardError(f"the board's e4m3 bias is {board.info.bias}, "
                                  f"not {params['bias']}")
-            C = board.matmul(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
-                             params["fmt_a"], params["fmt_b"])
-            save_npz(args.files[1], {"C": C})
+            result = board.matmul(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
+                                  params["fmt_a"], params["fmt_b"], params["chunk"],
+                                  params["out"], sums=True)
+            # The same arrays as ``python -m golden eval matmul``: C, and Y with ``out``.
+            save_npz(args.files[1], {"C": result} if params["out"] == "none"
+                     else {"C": result[1], "Y": result[0]})
             print(f"matmul on the board: {inputs['A'].shape[0]}x{inputs['A'].shape[1]} x "
                   f"{inputs['B'].shape[1]} -> {args.files[1]}")
     return 0
 
 
 def main(argv=None, prog="python -m host") -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:                  # its own options: host/bench.py
+        from host.bench import main as bench
+        return bench(argv[1:], f"{prog} bench")
     return run_command(lambda a: _main(a, prog), argv)
 
 

@@ -29,25 +29,19 @@ import os
 import time
 from dataclasses import dataclass
 
-import numpy as np
 
 from boards.targets import UART_BAUD
-from fp8hw.enums import Dataflow, Mode, SourceFormat
-from fp8hw.errors import Fp8hwError
+from fp8hw.enums import Dataflow
 from fp8hw.uart import STANDARD_BAUDS
-from hw.schedule import GemmSchedule
-from hw.soc.protocol import (ACK, HISTORY, MAX_PAYLOAD, NAK, PURE, RECEIVE_BANKS,
-                             STATUS_COUNTERS, Buffer, Command, Nak, buffer_image, encode_frame,
-                             VERSION, from_buffer_image, image_row_bytes, next_frame,
-                             unpack_identity)
+from host.errors import BoardError
+from host.gemm import run_matmul
+from hw.soc.protocol import (ACK, HISTORY, MAX_PAYLOAD, NAK, PURE, RECEIVE_BANKS, VERSION,
+                             WRITE_HEADER, Command, Nak, ReadView, encode_frame, next_frame,
+                             unpack_identity, unpack_status)
 
-WRITE_CHUNK = MAX_PAYLOAD - 3       # data bytes of a WRITE frame (after buffer, address)
+WRITE_CHUNK = MAX_PAYLOAD - WRITE_HEADER    # data bytes of a WRITE frame
 READ_CHUNK = MAX_PAYLOAD - 1        # data bytes of a READ answer (after the command)
 BAUD_RANGE = (300, max(STANDARD_BAUDS))
-
-
-class BoardError(Fp8hwError):
-    """The board refused a request or stopped answering; the message says which."""
 
 
 class SerialTransport:
@@ -81,8 +75,13 @@ class BoardInfo:
     dataflow: str
     pipeline: int
     bias: int
+    a_words: int
+    b_words: int
+    acc_words: int
     max_m: int
-    buffer_sizes: tuple[int, int, int]
+    max_k: int
+    max_n: int
+    chunking: int
     divisor: int
     clock_khz: int
     banks: int
@@ -92,7 +91,7 @@ class BoardInfo:
     @property
     def baud(self) -> int:
         """The link's rate (0 when the board does not know its clock, as in simulation)."""
-        return round(self.clock_khz * 1000 / self.divisor)
+        return round(self.clock_khz * 1000 / self.divisor) if self.divisor else 0
 
 
 @dataclass
@@ -250,10 +249,8 @@ class Board:
                              f"driver {VERSION}")
         if d["dataflow"] not in tuple(Dataflow):
             raise BoardError(f"the board reports an unknown dataflow code {d['dataflow']}")
-        self._info = BoardInfo(
-            d["version"], d["rows"], d["cols"], Dataflow(d["dataflow"]).label, d["pipeline"],
-            d["bias"], d["max_m"], (d["size_a"], d["size_b"], d["size_c"]), d["divisor"],
-            d["clock_khz"], d["banks"], d["history"], d["max_payload"])
+        d["dataflow"] = Dataflow(d["dataflow"]).label
+        self._info = BoardInfo(**d)
         return self._info
 
     @property
@@ -262,56 +259,25 @@ class Board:
 
     @staticmethod
     def write_requests(buffer: int, address: int, data: bytes):
-        return [(Command.WRITE, bytes([buffer]) + (address + start).to_bytes(2, "little")
+        return [(Command.WRITE, bytes([buffer]) + (address + start).to_bytes(4, "little")
                  + data[start:start + WRITE_CHUNK]) for start in range(0, len(data), WRITE_CHUNK)]
 
     @staticmethod
-    def read_requests(buffer: int, address: int, count: int):
-        return [(Command.READ, bytes([buffer]) + (address + start).to_bytes(2, "little")
-                 + min(READ_CHUNK, count - start).to_bytes(2, "little"))
+    def read_requests(buffer: int, address: int, count: int, view: int = ReadView.BYTES):
+        return [(Command.READ, bytes([buffer]) + (address + start).to_bytes(4, "little")
+                 + min(READ_CHUNK, count - start).to_bytes(2, "little") + bytes([view]))
                 for start in range(0, count, READ_CHUNK)]
 
     def write(self, buffer: int, address: int, data: bytes) -> None:
         self.requests(self.write_requests(buffer, address, data))
 
-    def read(self, buffer: int, address: int, count: int) -> bytes:
-        return b"".join(self.requests(self.read_requests(buffer, address, count)))
+    def read(self, buffer: int, address: int, count: int, view: int = ReadView.BYTES) -> bytes:
+        return b"".join(self.requests(self.read_requests(buffer, address, count, view)))
 
     def status(self) -> dict[str, int]:
-        d = self.request(Command.STATUS)
-        return {n: int.from_bytes(d[2 * i:2 * i + 2], "little")
-                for i, n in enumerate(STATUS_COUNTERS)}
+        return unpack_status(self.request(Command.STATUS))
 
-    def matmul(self, A, B, C=None, mode="fp8", fmt_a="e4m3", fmt_b="e4m3") -> np.ndarray:
-        """C = A x B (+ C) on the board, bit for bit ``golden.matmul``: each pass's
-        WRITEs, RUN and READs go in one pipelined batch."""
-        try:
-            codes = [Mode.from_label(mode), SourceFormat.from_label(fmt_a),
-                     SourceFormat.from_label(fmt_b)]
-        except ValueError as e:
-            raise BoardError(str(e)) from None
-        A, B = np.asarray(A, np.uint8), np.asarray(B, np.uint8)
-        M, K = A.shape
-        N = B.shape[1]
-        info = self.info
-        R, Cn = info.rows, info.cols
-        out = np.zeros((M, N), np.uint32) if C is None else np.array(C, np.uint32)
-        for m0 in range(0, M, info.max_m):             # rows are independent
-            rows = slice(m0, min(m0 + info.max_m, M))
-            part = out[rows]
-            s = GemmSchedule(part.shape[0], K, N, R, Cn, Dataflow.WS.label)
-            for tile in s.tiles:
-                b, active = s.ws_weights(tile, B)
-                a, c = s.ws_operands(tile, A[rows], part)
-                run = bytes([*codes, int(active.sum())]) + part.shape[0].to_bytes(2, "little")
-                reads = self.read_requests(Buffer.C, 0,
-                                           part.shape[0] * image_row_bytes(Cn, "<u4"))
-                answers = self.requests(self.write_requests(Buffer.B, 0, buffer_image(b, "u1"))
-                                        + self.write_requests(Buffer.A, 0, buffer_image(a, "u1"))
-                                        + self.write_requests(Buffer.C, 0,
-                                                              buffer_image(c, "<u4"))
-                                        + [(Command.RUN, run)] + reads)
-                result = b"".join(answers[-len(reads):])
-                s.store(tile, part, from_buffer_image(result, Cn, "<u4"))
-            out[rows] = part
-        return out
+    def matmul(self, A, B, C=None, mode="fp8", fmt_a="e4m3", fmt_b="e4m3", chunk=0,
+               out="none", *, keep=False, sums=False):
+        """``golden.matmul`` on the board, bit for bit; see ``host.gemm.run_matmul``."""
+        return run_matmul(self, A, B, C, mode, fmt_a, fmt_b, chunk, out, keep=keep, sums=sums)

@@ -121,7 +121,7 @@ def run_cocotb(top, name: str, sim: str, test_module: str, build_dir, *,
                testcase: str | None = None, env: dict | None = None,
                quiet: bool = False, seed: int | None = None,
                cache_dir: Path | None = None, cxx_opt: str | None = "-O0",
-               waves: bool | None = None) -> SimResult:
+               waves: bool | None = None, internals: bool = True) -> SimResult:
     """Build ``top`` as module ``name`` and run the cocotb tests of ``test_module``.
 
     ``env`` reaches the testbench as environment variables (values that are not strings
@@ -129,12 +129,17 @@ def run_cocotb(top, name: str, sim: str, test_module: str, build_dir, *,
     With ``cache_dir``, the simulator build is kept in ``cache_dir/SIM/NAME`` and reused
     while the Verilog is unchanged (a file lock keeps concurrent runs apart); the test
     itself still runs in ``build_dir``. ``cxx_opt`` (default ``-O0``; ``None`` for the
-    Makefile's own) sets Verilator's C++ optimization level: designs build several times
-    faster at ``-O0``, and these testbenches spend their time in Python, not in the model.
+    Makefile's own) sets Verilator's C++ optimization level of the model's evaluation and
+    of the runtime (construction code stays at ``-O0``): designs build several times
+    faster at ``-O0``, and most testbenches spend their time in Python, not in the model.
     With ``waves`` (default: the ``WAVES`` environment variable), the simulation writes
     ``build_dir/NAME.fst`` (Icarus) or ``NAME.vcd`` (Verilator), given as
     ``SimResult.waves``; a build with waves is cached apart from one without, since only it
     records the signals.
+    With ``internals`` (default), the testbench may reach signals inside the design;
+    without, only the top's ports (Verilator: the ports alone are public, not every
+    signal, so that Verilator evaluates combinational logic only after the clock edge
+    that changes its inputs rather than at every step: several times faster).
     """
     prepare_simulator(sim)
     waves = waves_requested() if waves is None else bool(waves)
@@ -142,18 +147,43 @@ def run_cocotb(top, name: str, sim: str, test_module: str, build_dir, *,
     build_dir.mkdir(parents=True, exist_ok=True)
     if cache_dir is None:
         return _build_and_test(top, name, sim, test_module, build_dir, build_dir,
-                               testcase, env, quiet, seed, cxx_opt, waves)
+                               testcase, env, quiet, seed, cxx_opt, waves, internals)
     import fcntl
     sim_dir = (Path(cache_dir) / sim / (f"{name}-waves" if waves else name)).resolve()
     sim_dir.mkdir(parents=True, exist_ok=True)
     with open(sim_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _build_and_test(top, name, sim, test_module, sim_dir, build_dir,
-                               testcase, env, quiet, seed, cxx_opt, waves)
+                               testcase, env, quiet, seed, cxx_opt, waves, internals)
+
+
+def _ports_only_verilator():
+    """cocotb's Verilator runner without ``--public-flat-rw``: a control file makes the
+    top's ports public instead (``_ports_control_file``)."""
+    from cocotb_tools.runner import Verilator
+
+    class PortsOnlyVerilator(Verilator):
+        def _build_command(self):
+            commands = super()._build_command()
+            commands[0] = [a for a in commands[0] if a != "--public-flat-rw"]
+            return commands
+
+    return PortsOnlyVerilator()
+
+
+def _ports_control_file(verilog_text: str, name: str, path: Path) -> Path:
+    """A Verilator control file that makes the ports of module ``name`` public."""
+    header = re.search(rf"^module {re.escape(name)}\(([^)]*)\);", verilog_text, re.M)
+    ports = [p.strip() for p in header.group(1).split(",")]
+    lines = ["`verilator_config"]
+    lines += [f'public_flat_rw -module "{name}" -var "{port}"' for port in ports]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
-                    testcase, env, quiet, seed, cxx_opt, waves) -> SimResult:
+                    testcase, env, quiet, seed, cxx_opt, waves,
+                    internals=True) -> SimResult:
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
@@ -165,14 +195,24 @@ def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
     source = sim_dir / f"{name}.v"
     done = sim_dir / ".built"
     # A build links the cocotb library of one environment: reuse it only from there.
-    stamp = f"{sys.prefix}\ncocotb {cocotb.__version__}\n{cxx_opt or ''}\nwaves {waves}"
+    stamp = (f"{sys.prefix}\ncocotb {cocotb.__version__}\n{cxx_opt or ''}\nwaves {waves}"
+             + ("" if internals else "\nports only"))
     fresh = (done.is_file() and done.read_text() == stamp and source.is_file()
              and source.read_text() == text)
     if not fresh:
+        if done.is_file() and done.read_text() != stamp:
+            # make does not see changed flags: compile every object again.
+            for pattern in ("*.o", "*.gch", "*.a"):
+                for stale in sim_dir.glob(pattern):
+                    stale.unlink()
         done.unlink(missing_ok=True)
         source.write_text(text)
     log = test_dir / "sim.log" if quiet else None
-    runner = get_runner(sim)
+    ports_only = sim == "verilator" and not internals
+    runner = _ports_only_verilator() if ports_only else get_runner(sim)
+    sources = [source]
+    if ports_only:
+        sources.append(_ports_control_file(text, name, sim_dir / f"{name}.vlt"))
     extra_env = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (env or {}).items()}
     pythonpath = os.environ.get("PYTHONPATH", "")
     extra_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), pythonpath) if p)
@@ -189,7 +229,10 @@ def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
             if sim == "verilator":
                 flags = [makeflags or ""]
                 if cxx_opt:
-                    flags += [f"{v}={cxx_opt}" for v in ("OPT_FAST", "OPT_SLOW", "OPT_GLOBAL")]
+                    # OPT_SLOW is code that runs once (construction, the VPI symbol
+                    # table): always -O0, since at -O2 the symbol table of a system with
+                    # --public-flat-rw alone takes minutes to compile.
+                    flags += [f"OPT_FAST={cxx_opt}", f"OPT_GLOBAL={cxx_opt}", "OPT_SLOW=-O0"]
                 # The runtime library is a third of a small design's compile: link the one
                 # compiled before instead of compiling it again.
                 if runtime.is_file():
@@ -197,7 +240,7 @@ def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
                 os.environ["MAKEFLAGS"] = " ".join(flags).strip()
             try:
                 build_args = ["-Wno-fatal"] if sim == "verilator" else []
-                runner.build(sources=[source], hdl_toplevel=name, build_dir=sim_dir,
+                runner.build(sources=sources, hdl_toplevel=name, build_dir=sim_dir,
                              always=True, timescale=("1ns", "1ps"), build_args=build_args,
                              waves=waves, log_file=build_log)
             finally:

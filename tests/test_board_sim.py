@@ -15,18 +15,34 @@ def test_driver_on_simulated_board(sim):
     with simulated_board(sim) as transport:
         board = Board(transport, timeout=ANSWER_TIMEOUT_S)
         info = board.identify()
-        assert (info.rows, info.cols, info.dataflow, info.max_m) == (
-            SIM_BOARD["rows"], SIM_BOARD["cols"], "ws", SIM_BOARD["max_m"])
-        for mode, fa, fb in (("fp8", "e4m3", "e4m3"), ("fp8", "e5m2", "e5m2"),
-                             ("int4", "e4m3", "e4m3"), ("int2", "e4m3", "e4m3")):
-            M, K, N = 19, 5, 3                      # M over max_m: two row blocks
+        assert (info.rows, info.cols, info.dataflow, info.a_words) == (
+            SIM_BOARD["rows"], SIM_BOARD["cols"], "ws", SIM_BOARD["a_words"])
+        # M past max_m: row blocks; K and N past what one block holds: K blocks that
+        # continue the fold on chip, column blocks.
+        big = (info.max_m + 3, 2 * info.rows + 1, 3)
+        for (mode, fa, fb, chunk, out), (M, K, N) in zip(
+                (("fp8", "e4m3", "e4m3", 0, "none"), ("fp8", "e5m2", "e5m2", 3, "e4m3"),
+                 ("int4", "e4m3", "e4m3", 0, "none"), ("int2", "e4m3", "e4m3", 0, "none"),
+                 ("fp8", "e4m3", "e5m2", 2, "none")),
+                ((19, 5, 3), (7, 9, 5), big, (3, info.max_k + 5, 2), (2, 4, info.max_n + 3))):
             A = rng.integers(0, 256, (M, K)).astype(np.uint8)
             B = rng.integers(0, 256, (K, N)).astype(np.uint8)
             C = rng.integers(0, 1 << 16, (M, N)).astype(np.uint32)
-            assert np.array_equal(board.matmul(A, B, C, mode, fa, fb),
-                                  matmul(A, B, C, mode, fa, fb)), mode
+            assert np.array_equal(board.matmul(A, B, C, mode, fa, fb, chunk, out),
+                                  matmul(A, B, C, mode, fa, fb, chunk=chunk, out=out)), mode
+        # A chain of layers: only the input and the final output cross the link.
+        A = rng.integers(0, 256, (6, 5)).astype(np.uint8)
+        W1 = rng.integers(0, 256, (5, 4)).astype(np.uint8)
+        W2 = rng.integers(0, 256, (4, 3)).astype(np.uint8)
+        hidden = board.matmul(A, W1, out="e4m3", keep=True)
+        assert np.array_equal(hidden.numpy(), matmul(A, W1, out="e4m3"))
+        got = board.matmul(hidden, W2, out="e5m2")
+        hidden.free()
+        assert np.array_equal(got, matmul(matmul(A, W1, out="e4m3"), W2, out="e5m2"))
+        with pytest.raises(BoardError, match="freed"):
+            hidden.numpy()
         with pytest.raises(BoardError, match="ARGUMENT"):
-            board.request(Command.READ, bytes([7, 0, 0, 1, 0]))
+            board.request(Command.READ, bytes([7, 0, 0, 0, 0, 1, 0, 0]))
         # Garbage on the line is answered with NAKs and loses nothing.
         board.transport.write(bytes(rng.integers(0, 256, 100).tolist()))
         board.write(0, 0, b"\x01\x02\x03")

@@ -10,15 +10,19 @@ from sim.runner import default_cache_dir, run_cocotb
 
 # 2x2 and 4x4 arrays with small buffers (the largest M, K and N are tested, so the
 # depths set the run time); pipeline 1 and 2 put different latencies under the scoreboard.
-CONFIGS = [dict(rows=2, pipeline=2, a_words=32, b_words=16, acc_words=16, chunking=1),
-           dict(rows=4, pipeline=1, a_words=64, b_words=24, acc_words=20, chunking=1)]
+# The 2x2 has single-port A and B buffers (the iCE40 UP5K's SPRAM).
+CONFIGS = [dict(rows=2, pipeline=2, a_words=32, b_words=16, acc_words=16, chunking=1,
+                spram=1),
+           dict(rows=4, pipeline=1, a_words=64, b_words=24, acc_words=20, chunking=1,
+                spram=0)]
 
 
 @pytest.mark.parametrize("params", CONFIGS, ids=lambda p: f"{p['rows']}x{p['rows']}")
 def test_gemm_engine(sim, params, tmp_path):
     top = GemmEngine(params["rows"], params["rows"], pipeline=params["pipeline"],
                      a_words=params["a_words"], b_words=params["b_words"],
-                     acc_words=params["acc_words"], chunking=params["chunking"])
+                     acc_words=params["acc_words"], chunking=params["chunking"],
+                     spram=params["spram"])
     name = "gemm_engine_" + "_".join(f"{k}{v}" for k, v in params.items())
     report = tmp_path / "cycles.json"
     result = run_cocotb(top, name, sim, "sim.tb.gemm_tb", tmp_path, quiet=True,

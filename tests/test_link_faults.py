@@ -2,7 +2,7 @@
 ``sim.faults.FaultyTransport`` loses, cuts, damages (a bit in every field), duplicates and
 buries in garbage requests and answers while GEMMs run. Every GEMM equals
 ``golden.matmul`` bit for bit or the driver raises ``BoardError``, never a wrong result;
-a RUN is never run twice (the board's ``runs`` counter); a payload holding a whole valid
+a GEMM is never run twice (the board's ``runs`` counter); a payload holding a whole valid
 frame is only data. The faults injected are printed as a table (``pytest -s``)."""
 
 import numpy as np
@@ -10,30 +10,26 @@ import pytest
 
 from conftest import sweep_simulators
 from golden.matmul import matmul
-from hw.schedule import GemmSchedule
-from hw.soc.protocol import Buffer, Command, encode_frame
+from hw.soc.buffers import BufferId
+from hw.soc.protocol import Command, encode_frame, pack_gemm
 from host.driver import Board, BoardError
-from sim.board import SIM_BOARD, simulated_board
+from sim.board import simulated_board
 from sim.faults import ANSWER_FAULTS, REQUEST_FAULTS, FaultyTransport
 
-GEMMS = 8
+GEMMS = 12
 # Seconds without an answer before the driver sends again: the simulated board at divisor
 # 4 answers a window of these small frames in well under this.
 TIMEOUT_S = 1.5
-MODES = (("fp8", "e4m3", "e4m3"), ("fp8", "e5m2", "e4m3"), ("int4", "e4m3", "e4m3"),
-         ("int2", "e4m3", "e4m3"))
-
-
-def passes(M, K, N, info):
-    return sum(len(GemmSchedule(min(info.max_m, M - m0), K, N, info.rows, info.cols,
-                                "ws").tiles) for m0 in range(0, M, info.max_m))
+# (mode, fmt_a, fmt_b, chunk, out): the fp8 GEMMs read 16-bit sums or quantized codes.
+MODES = (("fp8", "e4m3", "e4m3", 0, "none"), ("fp8", "e5m2", "e4m3", 2, "e4m3"),
+         ("int4", "e4m3", "e4m3", 0, "none"), ("int2", "e4m3", "e4m3", 0, "none"))
 
 
 @pytest.mark.parametrize("sim", sweep_simulators("verilator"))
 def test_faults_never_give_a_wrong_result(sim):
     rng = np.random.default_rng(21)
     with simulated_board(sim, divisor=4) as transport:
-        faulty = FaultyTransport(transport, seed=13, rate=0.3, answer_rates={"RUN": 0.6})
+        faulty = FaultyTransport(transport, seed=13, rate=0.3, answer_rates={"GEMM": 0.9})
         board = Board(faulty, timeout=TIMEOUT_S, retries=10)
 
         def status():                        # read without faults: the test's own check
@@ -43,34 +39,35 @@ def test_faults_never_give_a_wrong_result(sim):
             return counters
 
         faulty.enabled = False
-        info = board.identify()
+        board.identify()
         faulty.enabled = True
         outcomes = {"equal": 0, "BoardError": 0}
         for n in range(GEMMS):
-            mode, fa, fb = MODES[n % len(MODES)]
-            M, K, N = (int(rng.integers(1, SIM_BOARD["max_m"] + 1)), int(rng.integers(1, 5)),
+            mode, fa, fb, chunk, out = MODES[n % len(MODES)]
+            M, K, N = (int(rng.integers(1, 17)), int(rng.integers(1, 5)),
                        int(rng.integers(1, 5)))
             A = rng.integers(0, 256, (M, K)).astype(np.uint8)
             B = rng.integers(0, 256, (K, N)).astype(np.uint8)
-            C = rng.integers(0, 1 << 20, (M, N)).astype(np.uint32)
+            C = rng.integers(0, 1 << (16 if mode == "fp8" else 20), (M, N)).astype(np.uint32)
             runs = status()["runs"]
             try:
-                got = board.matmul(A, B, C, mode, fa, fb)
+                got = board.matmul(A, B, C, mode, fa, fb, chunk, out)
             except BoardError:
                 outcomes["BoardError"] += 1
-                assert status()["runs"] - runs <= passes(M, K, N, info)
+                assert status()["runs"] - runs <= 1
                 continue
-            assert np.array_equal(got, matmul(A, B, C, mode, fa, fb)), (n, mode, M, K, N)
-            assert status()["runs"] - runs == passes(M, K, N, info), "a RUN ran twice"
+            want = matmul(A, B, C, mode, fa, fb, chunk=chunk, out=out)
+            assert np.array_equal(got, want), (n, mode, M, K, N)
+            assert status()["runs"] - runs == 1, "a GEMM ran twice"
             outcomes["equal"] += 1
             if n % 3 == 1:
-                # A payload holding a whole valid RUN frame, with the very seq the board
+                # A payload holding a whole valid GEMM frame, with the very seq the board
                 # expects next: only data, written and read back, nothing run.
-                run = bytes([0, 0, 0, 2, 1, 0])
-                data = b"\x00" + encode_frame(board.seq, Command.RUN, run) + b"\x00"
+                gemm = pack_gemm(m=1, k=1, n=1)
+                data = b"\x00" + encode_frame(board.seq, Command.GEMM, gemm) + b"\x00"
                 runs = status()["runs"]
-                board.write(Buffer.C, 0, data)
-                assert board.read(Buffer.C, 0, len(data)) == data
+                board.write(BufferId.ACC, 0, data)
+                assert board.read(BufferId.ACC, 0, len(data)) == data
                 assert status()["runs"] == runs
                 faulty.injected["payload holding a frame"] += 1
         print(f"\nfaults injected ({sim}, {GEMMS} GEMMs: {outcomes}, "
@@ -82,6 +79,6 @@ def test_faults_never_give_a_wrong_result(sim):
         assert faulty.injected[kind] >= 3, kind
     for kind in ANSWER_FAULTS:
         assert sum(v for k, v in faulty.injected.items() if k.startswith(kind)) >= 3, kind
-    assert faulty.injected["answer lost (RUN)"] >= 2
-    assert faulty.injected["answer damaged (RUN)"] >= 2
+    assert faulty.injected["answer lost (GEMM)"] >= 2
+    assert faulty.injected["answer damaged (GEMM)"] >= 2
     assert counters["replayed"] > 0 and counters["crc_errors"] > 0

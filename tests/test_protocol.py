@@ -89,7 +89,7 @@ def test_frames_round_trip_and_resync():
 
 
 def test_a_frame_inside_a_payload_is_only_data():
-    inner = encode_frame(3, Command.RUN, bytes(6))
+    inner = encode_frame(3, Command.GEMM, bytes(13))
     outer = encode_frame(2, Command.WRITE, b"\x00\x00\x00" + b"\x00" + inner)
     frames, rest = split_frames(outer)
     assert len(frames) == 1 and rest == b""
@@ -114,5 +114,27 @@ def test_identity_and_commands():
     assert unpack_identity(pack_identity(**values)) == values
     with pytest.raises(ValueError, match="too short"):
         unpack_identity(b"\x03")
-    assert Command.WRITE not in PURE and Command.RUN not in PURE
+    assert Command.WRITE not in PURE and Command.GEMM not in PURE
     assert {Command.IDENTIFY, Command.READ, Command.STATUS, Command.SYNC} == PURE
+
+
+def test_gemm_payload_and_status():
+    from hw.soc.gemm import GEMM_SETTINGS
+    from hw.soc.protocol import GEMM_BYTES, STATUS_BYTES, STATUS_COUNTERS, pack_gemm, unpack_status
+    assert GEMM_BYTES == -(-GEMM_SETTINGS.size // 8)
+    payload = pack_gemm(mode=2, out=1, m=0x1234, out_base=0xFFFF)
+    value = int.from_bytes(payload, "little")
+    fields = dict(GEMM_SETTINGS)
+    assert (value >> fields["m"].offset) & 0xFFFF == 0x1234
+    assert (value >> fields["out_base"].offset) & 0xFFFF == 0xFFFF
+    assert value & 3 == 2 and (value >> fields["out"].offset) & 3 == 1
+    with pytest.raises(ValueError, match="does not fit"):
+        pack_gemm(m=1 << 16)
+    with pytest.raises(ValueError, match="no setting"):
+        pack_gemm(rows=2)
+    data = bytes(range(STATUS_BYTES))
+    status = unpack_status(data)
+    assert list(status) == [*STATUS_COUNTERS, "cycles"]
+    assert status["cycles"] == int.from_bytes(data[-4:], "little")
+    with pytest.raises(ValueError):
+        unpack_status(data[:-1])

@@ -176,9 +176,11 @@ def check_gemm(g: EngineGemm):
         assert np.array_equal(g.result["out"], g.golden_out()), g.name
 
 
-def test_small_gemms_in_amaranth_sim():
+@pytest.mark.parametrize("spram", [0, 1])
+def test_small_gemms_in_amaranth_sim(spram):
     R = 2
-    engine = GemmEngine(R, R, pipeline=1, a_words=64, b_words=32, acc_words=32, chunking=0)
+    engine = GemmEngine(R, R, pipeline=1, a_words=64, b_words=32, acc_words=32, chunking=0,
+                        spram=spram)
     rng = np.random.default_rng(5)
     gemms = [
         EngineGemm(fp8_codes(rng, (3, 5)), fp8_codes(rng, (5, 3)), dl_codes(rng, (3, 3)), R,

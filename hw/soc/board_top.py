@@ -76,8 +76,9 @@ class BoardTop(Elaboratable):
         m.submodules.reset_sync = ResetSynchronizer(timer != delay, domain="sync")
 
         m.submodules.system = system = ArraySystem(
-            t.rows, t.cols, max_m=t.max_m, pipeline=t.pipeline, bias=t.bias,
-            divisor=t.uart_divisor, clock_khz=round(t.clock_mhz * 1000))
+            t.rows, t.cols, pipeline=t.pipeline, bias=t.bias, divisor=t.uart_divisor,
+            clock_khz=round(t.clock_mhz * 1000), a_words=t.a_words, b_words=t.b_words,
+            acc_words=t.acc_words, chunking=t.chunking, spram=t.spram)
         uart = platform.request("uart", 0)
         m.d.comb += [system.rx.eq(uart.rx.i), uart.tx.o.eq(system.tx)]
         return m

@@ -77,6 +77,8 @@ ACC_WORDS = Param("acc_words", 256, "words of the ACC buffer (rows 32-bit sums e
                   hi=MAX_DEPTH)
 CHUNKING = Param("chunking", 1, "chunk-based accumulation hardware (rows dladd units)",
                  lo=0, hi=1)
+SPRAM = Param("spram", 0, "single-port A and B buffers (SPRAM on an iCE40 UP5K)", lo=0,
+              hi=1)
 
 # The settings of one GEMM, the payload of ``start``. Sizes and offsets are 16-bit.
 GEMM_SETTINGS = data.StructLayout({
@@ -93,7 +95,8 @@ GEMM_SETTINGS = data.StructLayout({
     "out_base": 16,       # word offset of the quantized output in the A buffer
 })
 
-DLADD_PIPELINE = 1
+DLADD_PIPELINE = 2
+QUANT_PIPELINE = 1
 
 
 class GemmEngine(wiring.Component):
@@ -101,12 +104,14 @@ class GemmEngine(wiring.Component):
     ``busy``, ``done``, ``refused``, ``cycles``, ``host`` (byte port into the buffers,
     ``buffer`` a ``BufferId``)."""
 
-    parameters = (ROWS, COLS, BIAS, PIPELINE, A_WORDS, B_WORDS, ACC_WORDS, CHUNKING)
+    parameters = (ROWS, COLS, BIAS, PIPELINE, A_WORDS, B_WORDS, ACC_WORDS, CHUNKING,
+                  SPRAM)
 
     def __init__(self, rows: int = ROWS.default, cols: int = COLS.default,
                  bias: int = BIAS.default, pipeline: int = PIPELINE.default,
                  a_words: int = A_WORDS.default, b_words: int = B_WORDS.default,
-                 acc_words: int = ACC_WORDS.default, chunking: int = CHUNKING.default):
+                 acc_words: int = ACC_WORDS.default, chunking: int = CHUNKING.default,
+                 spram: int = SPRAM.default):
         self.rows = ROWS.check(rows, "GemmEngine")
         self.cols = COLS.check(cols, "GemmEngine")
         if self.cols != self.rows:
@@ -119,10 +124,11 @@ class GemmEngine(wiring.Component):
         self.b_words = B_WORDS.check(b_words, "GemmEngine")
         self.acc_words = ACC_WORDS.check(acc_words, "GemmEngine")
         self.chunking = CHUNKING.check(chunking, "GemmEngine")
+        self.spram = SPRAM.check(spram, "GemmEngine")
         self.array = WeightStationaryArray(rows, rows, bias=bias, pipeline=pipeline)
         R = self.rows
-        self.buffers = {BufferId.A: WordBuffer(R, 1, self.a_words),
-                        BufferId.B: WordBuffer(R, 1, self.b_words),
+        self.buffers = {BufferId.A: WordBuffer(R, 1, self.a_words, self.spram),
+                        BufferId.B: WordBuffer(R, 1, self.b_words, self.spram),
                         BufferId.ACC: WordBuffer(R, 4, self.acc_words)}
         self.sizes = {n: b.size for n, b in self.buffers.items()}
         super().__init__({
@@ -186,14 +192,22 @@ class _Controller:
 
     def __init__(self, engine: GemmEngine, m: Module, s, idle):
         self.e, self.m, self.s, self.idle = engine, m, s, idle
-        self.R = engine.rows
+        self.R = R = engine.rows
         self.array = engine.array
+        # Counters only as wide as the buffers need: the settings are checked against the
+        # depths as they arrive (``oversize``), so past the check every size and offset
+        # fits these widths and the high bits of the 16-bit settings are never read.
+        self.wa = engine.a_words.bit_length()            # word offsets into A (and a_words)
+        self.wb = engine.b_words.bit_length()            # K, chunk, offsets into B
+        self.wc = engine.acc_words.bit_length()          # offsets into ACC
+        self.wm = min(engine.a_words, engine.acc_words).bit_length()     # M
+        self.wn = (R * engine.acc_words + R).bit_length()                # N and n0
         self.a, self.b, self.acc = (engine.buffers[n] for n in BufferId)
         self.chunked = Signal(name="chunked")
-        self.chunk = Signal(16, name="chunk_used")       # 0 unless chunked
+        self.chunk = Signal(self.wb, name="chunk_used")  # 0 unless chunked
         self.quantize = Signal(name="quantize")
         m.d.comb += [self.chunked.eq((s.mode == Mode.FP8) & (s.chunk != 0)),
-                     self.chunk.eq(Mux(self.chunked, s.chunk, 0)),
+                     self.chunk.eq(Mux(self.chunked, s.chunk[:self.wb], 0)),
                      self.quantize.eq(s.out != OutFormat.NONE)]
         # Rows read for the array and not yet written back as results.
         self.pending = Signal(range(self.array.result_latency + 4), name="pending")
@@ -201,20 +215,26 @@ class _Controller:
         self.wrote = Signal(name="result_written")
         m.d.sync += self.pending.eq(self.pending + self.issued - self.wrote)
         self.drained = self.pending == 0
-        self.tiles = Signal(16, name="k_tile_count")     # T, from the check
+        self.tiles = Signal(self.wb, name="k_tile_count")    # T (at most K), from the check
+        # Narrow views of the settings (exact once ``oversize`` is clear).
+        self.M, self.K, self.N = s.m[:self.wm], s.k[:self.wb], s.n[:self.wn]
+        self.a_base, self.out_base = s.a_base[:self.wa], s.out_base[:self.wa]
 
     def build(self):
         m, s, e = self.m, self.s, self.e
         R = self.R
-        rw = self.rows_walker = KTileWalker(m, "row_tile", R, s.k, self.chunk)
-        ww = self.weight_walker = KTileWalker(m, "weight_tile", R, s.k, self.chunk)
+        M, K, N = self.M, self.K, self.N
+        rw = self.rows_walker = KTileWalker(m, "row_tile", R, K, self.chunk, self.wb,
+                                            e.chunking)
+        ww = self.weight_walker = KTileWalker(m, "weight_tile", R, K, self.chunk, self.wb,
+                                              e.chunking)
         # Per-GEMM registers of the row side.
-        a_tile = Signal(16, name="a_tile")               # a_base + t*M
-        acc_nt = Signal(16, name="acc_nt")               # nt*M
-        out_nt = Signal(16, name="out_nt")               # out_base + nt*M
-        n0 = Signal(17, name="n0")                       # nt*R
-        row = Signal(16, name="row")
-        last_nt = n0 + R >= s.n
+        a_ptr = Signal(self.wa, name="a_ptr")            # a_base + t*M + row
+        acc_nt = Signal(self.wc, name="acc_nt")          # nt*M
+        out_nt = Signal(self.wa, name="out_nt")          # out_base + nt*M
+        n0 = Signal(self.wn, name="n0")                  # nt*R
+        row = Signal(self.wm, name="row")
+        last_nt = n0 + R >= N
         pend_fold, pend_quant, pend_nt = (Signal(name=n) for n in
                                           ("pend_fold", "pend_quant", "pend_next_nt"))
         fold_first = Signal(name="fold_first_chunk")
@@ -225,23 +245,35 @@ class _Controller:
         self._results()
         sweep = self._sweep()
 
-        # Settings check: T tiles, then the words each buffer needs.
-        a_end, b_end, acc_end, o_end = (Signal(33, name=n) for n in
-                                        ("a_end", "b_end", "acc_end", "out_end"))
+        # Settings check: the sizes against the depths as they arrive (``oversize``), then T
+        # tiles and N tiles, a cycle each, adding up the words each buffer needs; an end
+        # that would pass its buffer stops growing and sets ``overflow`` (so no end needs
+        # more than one bit past its buffer's offsets).
+        start = e.start.payload
+        oversize, overflow = Signal(name="oversize"), Signal(name="overflow")
+        a_end, o_end = Signal(self.wa + 1, name="a_end"), Signal(self.wa + 1, name="out_end")
+        b_end = Signal(self.wb + 1, name="b_end")
+        acc_end = Signal(self.wc + 1, name="acc_end")
+
+        def grow(end, step, limit):
+            with m.If(end + step > limit):
+                m.d.sync += overflow.eq(1)
+            with m.Else():
+                m.d.sync += end.eq(end + step)
+
         bad = Signal(name="bad_settings")
         m.d.comb += bad.eq(
             (s.mode > max(Mode)) | (s.out > max(OutFormat))
             | (self.quantize & (s.mode != Mode.FP8))
-            | (s.m == 0) | (s.k == 0) | (s.n == 0)
+            | (M == 0) | (K == 0) | (N == 0)          # exact unless oversize
             | (self.chunked & (e.chunking == 0))
-            | (a_end > e.a_words) | (b_end > e.b_words) | (acc_end > e.acc_words)
-            | (self.quantize & ((o_end > e.a_words)
-                                | ((s.out_base < a_end) & (s.a_base < o_end)))))
+            | oversize | overflow
+            | (self.quantize & (self.out_base < a_end) & (self.a_base < o_end)))
 
         def next_nt():
             rw.restart(m)
-            m.d.sync += [a_tile.eq(s.a_base), acc_nt.eq(acc_nt + s.m),
-                         out_nt.eq(out_nt + s.m), n0.eq(n0 + R)]
+            m.d.sync += [a_ptr.eq(self.a_base), acc_nt.eq(acc_nt + M),
+                         out_nt.eq(out_nt + M), n0.eq(n0 + R)]
 
         # The operand stage: a row's A and ACC words sit on the read ports until taken.
         op = self.array.operands
@@ -266,7 +298,7 @@ class _Controller:
             sums_kind.eq(Mux(self.chunked, Mux(rw.first_of_chunk, 0, 2),
                              Mux((rw.k0 == 0) & ~s.accumulate, 0, 1))),
             reads_previous.eq(Mux(self.chunked, ~rw.first_of_chunk, rw.k0 != 0))]
-        may_read = ~reads_previous | (self.pending < s.m)
+        may_read = ~reads_previous | (self.pending < M)
         # One unconditional assignment (a Verilog ``assign``, which simulators evaluate
         # from time 0, unlike a process that waits for its inputs to change).
         in_rows = Signal(name="in_rows")
@@ -279,22 +311,39 @@ class _Controller:
                          self.e.done.eq(fsm.ongoing("DONE"))]
             with m.State("IDLE"):
                 with m.If(self.e.start.valid):
-                    m.d.sync += [s.eq(self.e.start.payload), self.e.refused.eq(0)]
+                    quantize = start.out != OutFormat.NONE
+                    m.d.sync += [
+                        s.eq(start), self.e.refused.eq(0), overflow.eq(0),
+                        # A chunk past K is one chunk of all of K: K is what it means.
+                        s.chunk.eq(Mux(start.chunk > start.k, start.k, start.chunk)),
+                        # Each needs at least this of its buffer (T, M and N/R >= 1).
+                        oversize.eq((start.m > min(e.a_words, e.acc_words))
+                                    | (start.k > e.b_words)
+                                    | (start.n > R * e.acc_words)
+                                    | (start.a_base >= e.a_words)
+                                    | (quantize & (start.out_base >= e.a_words)))]
                     m.next = "CHECK_START"
             with m.State("CHECK_START"):
                 rw.restart(m)
-                m.d.sync += [a_end.eq(s.a_base), b_end.eq(0), acc_end.eq(0),
-                             o_end.eq(s.out_base), n0.eq(0), self.tiles.eq(0)]
-                m.next = "CHECK_K"
+                m.d.sync += [a_end.eq(self.a_base), b_end.eq(0), acc_end.eq(0),
+                             o_end.eq(self.out_base), n0.eq(0), self.tiles.eq(0)]
+                with m.If(oversize):
+                    m.next = "CHECK_END"
+                with m.Else():
+                    m.next = "CHECK_K"
             with m.State("CHECK_K"):                     # a cycle a K tile
-                m.d.sync += [a_end.eq(a_end + s.m), self.tiles.eq(self.tiles + 1)]
+                grow(a_end, M, e.a_words)
+                m.d.sync += self.tiles.eq(self.tiles + 1)
                 rw.advance(m)
-                with m.If(rw.last | (s.k == 0)):
+                with m.If(rw.last | (K == 0) | overflow):
                     m.next = "CHECK_N"
             with m.State("CHECK_N"):                     # a cycle an N tile
-                m.d.sync += [b_end.eq(b_end + s.k), acc_end.eq(acc_end + s.m),
-                             o_end.eq(o_end + s.m), n0.eq(n0 + R)]
-                with m.If(last_nt):
+                grow(b_end, K, e.b_words)
+                grow(acc_end, M, e.acc_words)
+                with m.If(self.quantize):
+                    grow(o_end, M, e.a_words)
+                m.d.sync += n0.eq(n0 + R)
+                with m.If(last_nt | overflow):
                     m.next = "CHECK_END"
             with m.State("CHECK_END"):
                 with m.If(bad):
@@ -302,19 +351,20 @@ class _Controller:
                     m.next = "DONE"
                 with m.Else():
                     rw.restart(m)
-                    m.d.sync += [a_tile.eq(s.a_base), acc_nt.eq(0), out_nt.eq(s.out_base),
+                    m.d.sync += [a_ptr.eq(self.a_base), acc_nt.eq(0),
+                                 out_nt.eq(self.out_base),
                                  n0.eq(0), row.eq(0), pend_fold.eq(0), pend_quant.eq(0),
                                  pend_nt.eq(0)]
                     m.d.comb += weights_go.eq(1)
                     m.next = "ROWS"
             with m.State("ROWS"):
                 with m.If(self.issued):
-                    m.d.comb += [self.a.read.addr.eq(a_tile + row),
+                    m.d.comb += [self.a.read.addr.eq(a_ptr),
                                  self.acc.read.addr.eq(acc_nt + row)]
                     m.d.sync += [op_first.eq(row == 0), op_sums.eq(sums_kind),
-                                 row.eq(row + 1)]
-                    with m.If(row == s.m - 1):           # the tile's last row
-                        m.d.sync += [row.eq(0), a_tile.eq(a_tile + s.m)]
+                                 row.eq(row + 1), a_ptr.eq(a_ptr + 1)]
+                    with m.If(row == M - 1):             # the tile's last row
+                        m.d.sync += row.eq(0)
                         fold = self.chunked & rw.last_of_chunk
                         stop = fold | (rw.last & (self.quantize | last_nt))
                         m.d.sync += [pend_fold.eq(fold), fold_first.eq(rw.first_chunk),
@@ -362,36 +412,39 @@ class _Controller:
         valid = Signal(name="weight_valid")
         active = Signal(name="weight_active")
         r = Signal(range(R), name="weight_row")
-        b_nt = Signal(16, name="b_nt")                   # nt*K
-        n0 = Signal(17, name="weight_n0")
+        # The active beats read B's words in order (nt*K + k0 + r): one pointer.
+        b_ptr = Signal(self.wb, name="b_ptr")
+        n0 = Signal(self.wn, name="weight_n0")
         advance = ~valid | w.ready
         m.d.comb += [w.valid.eq(valid), w.payload.b.eq(self.b.read.data),
                      w.payload.active.eq(active), self.b.read.en.eq(advance),
-                     self.b.read.addr.eq(b_nt + ww.k0 + r)]
+                     self.b.read.addr.eq(b_ptr)]
         with m.If(go):
             ww.restart(m)
-            m.d.sync += [running.eq(1), r.eq(0), b_nt.eq(0), n0.eq(0)]
+            m.d.sync += [running.eq(1), r.eq(0), b_ptr.eq(0), n0.eq(0)]
         with m.Elif(advance):
             m.d.sync += [valid.eq(running), active.eq(r < ww.length)]
             with m.If(running):
                 m.d.sync += r.eq(r + 1)
+                with m.If(r < ww.length):
+                    m.d.sync += b_ptr.eq(b_ptr + 1)
                 with m.If(r == R - 1):
                     m.d.sync += r.eq(0)
                     with m.If(~ww.last):
                         ww.advance(m)
-                    with m.Elif(n0 + R >= s.n):
+                    with m.Elif(n0 + R >= self.N):
                         m.d.sync += running.eq(0)
                     with m.Else():
                         ww.restart(m)
-                        m.d.sync += [b_nt.eq(b_nt + s.k), n0.eq(n0 + R)]
+                        m.d.sync += n0.eq(n0 + R)
 
     # -- the results: in order, row i of each tile into ACC word nt*M + i.
     def _results(self):
         m, s, R = self.m, self.s, self.R
         res = self.array.results
-        i = Signal(16, name="result_row")
-        t = Signal(16, name="result_tile")
-        base = Signal(16, name="result_nt")
+        i = Signal(self.wm, name="result_row")
+        t = Signal(self.wb, name="result_tile")
+        base = Signal(self.wc, name="result_nt")
         m.d.comb += res.ready.eq(1)
         self.result_write = Signal(name="result_write")
         m.d.comb += [self.result_write.eq(res.valid), self.wrote.eq(res.valid)]
@@ -407,10 +460,10 @@ class _Controller:
             m.d.sync += [i.eq(0), t.eq(0), base.eq(0)]
         with m.Elif(res.valid):
             m.d.sync += i.eq(i + 1)
-            with m.If(i == s.m - 1):
+            with m.If(i == self.M - 1):
                 m.d.sync += [i.eq(0), t.eq(t + 1)]
                 with m.If(t == self.tiles - 1):
-                    m.d.sync += [t.eq(0), base.eq(base + s.m)]
+                    m.d.sync += [t.eq(0), base.eq(base + self.M)]
 
     # -- the sweeps over an N tile's M ACC words: FOLD (S <- dladd(S, P), into ACC) or
     # QUANT (quant16 of S, into the A buffer), a word a cycle. ACC's write port is the
@@ -419,19 +472,23 @@ class _Controller:
         m, s, R, e = self.m, self.s, self.R, self.e
         sw = _SweepPorts()
         kind_fold = Signal(name="sweep_fold")
-        read_i = Signal(16, name="sweep_read")
-        write_i = Signal(16, name="sweep_write")
+        read_i = Signal(self.wm, name="sweep_read")
+        write_i = Signal(self.wm, name="sweep_write")
         read_valid = Signal(name="sweep_read_valid")
         with m.If(sw.go):
             m.d.sync += [kind_fold.eq(sw.fold), read_i.eq(0), write_i.eq(0)]
-        m.d.comb += sw.finished.eq(write_i == s.m)
-        reading = sw.running & (read_i != s.m)
+        m.d.comb += sw.finished.eq(write_i == self.M)
+        reading = sw.running & (read_i != self.M)
         m.d.sync += read_valid.eq(reading)
         with m.If(reading):
             m.d.sync += read_i.eq(read_i + 1)
-        words = self.acc.read.data
         # Outside sweeps, the operand stage's word stays while it waits for the array.
         m.d.comb += self.acc.read.en.eq(sw.running | self.issued)
+        # The word read is registered before the dladd and quant16 units: a block RAM's
+        # output in series with either would not meet the boards' clocks.
+        words = Signal(32 * R, name="sweep_word")
+        word_valid = Signal(name="sweep_word_valid")
+        m.d.sync += [words.eq(self.acc.read.data), word_valid.eq(read_valid)]
         with m.If(sw.running):
             m.d.comb += self.acc.read.addr.eq(self.acc_nt + read_i)
 
@@ -443,16 +500,22 @@ class _Controller:
                 add = m.submodules[f"dladd{j}"] = DlAdd(pipeline=DLADD_PIPELINE)
                 low, high = words[32 * j:32 * j + 16], words[32 * j + 16:32 * j + 32]
                 m.d.comb += [add.a.eq(Mux(self.fold_first & ~s.accumulate, 0, low)),
-                             add.b.eq(high), add.valid_in.eq(read_valid & kind_fold),
+                             add.b.eq(high), add.valid_in.eq(word_valid & kind_fold),
                              fold_data[32 * j:32 * j + 32].eq(add.y)]
                 if j == 0:
                     m.d.comb += fold_write.eq(add.valid_out)
 
         quant_valid = Signal(name="quant_valid")
         quant_data = Signal(8 * R, name="quant_data")
-        m.d.sync += quant_valid.eq(read_valid & ~kind_fold)
+        # quant16's latency, then the register of quant_data.
+        quant_in = word_valid & ~kind_fold
+        for stage in range(QUANT_PIPELINE):
+            delayed = Signal(name=f"quant_valid_{stage}")
+            m.d.sync += delayed.eq(quant_in)
+            quant_in = delayed
+        m.d.sync += quant_valid.eq(quant_in)
         for j in range(R):
-            q = m.submodules[f"quant{j}"] = Quant16(bias=e.bias)
+            q = m.submodules[f"quant{j}"] = Quant16(bias=e.bias, pipeline=QUANT_PIPELINE)
             m.d.comb += [q.x.eq(words[32 * j:32 * j + 16]),
                          q.fmt.eq(Mux(s.out == OutFormat.E5M2, SourceFormat.E5M2,
                                       SourceFormat.E4M3)),

@@ -25,7 +25,7 @@ answered, then its data) or ``NAK`` (payload: the command, a ``Nak`` reason, for
 Sequence numbers: the board keeps ``expected`` (8 bits, wrapping). A request whose seq is
 ``expected`` is executed and ``expected`` steps on. One of the ``HISTORY`` seqs behind
 ``expected`` is a repeat: a ``PURE`` command (it changes nothing) is executed again; any
-other command (it changes state: WRITE, RUN and whatever comes later) is not, and its
+other command (it changes state: WRITE, GEMM and whatever comes later) is not, and its
 first answer is sent again from the board's answer history (so the first answer of a
 state-changing command carries no data beyond the command or the reason). Any other seq
 gets ``NAK SEQUENCE`` with ``expected`` and changes nothing. ``SYNC`` is answered
@@ -59,7 +59,7 @@ class Command(enum.IntEnum):
     IDENTIFY = 0x01
     WRITE = 0x02
     READ = 0x03
-    RUN = 0x04
+    GEMM = 0x04
     STATUS = 0x05
     SYNC = 0x07
 
@@ -69,11 +69,12 @@ class Command(enum.IntEnum):
 PURE = frozenset({Command.IDENTIFY, Command.READ, Command.STATUS, Command.SYNC})
 
 
-class Buffer(enum.IntEnum):
-    """The board's buffers, by the number WRITE and READ give them."""
-    A = 0       # rows of A
-    B = 1       # the weight tile
-    C = 2       # the sums, in and out
+class ReadView(enum.IntEnum):
+    """How READ sees a buffer: its bytes, or only the low 2 bytes of each 4-byte value
+    (the ``dlfloat16`` codes of fp8 results in the ACC buffer, half the bytes to send):
+    view byte ``a`` is buffer byte ``(a // 2) * 4 + a % 2``."""
+    BYTES = 0
+    LOW16 = 1
 
 
 class Nak(enum.IntEnum):
@@ -84,16 +85,37 @@ class Nak(enum.IntEnum):
 
 # STATUS answers with these counters, 16 bits each, in this order: requests executed,
 # frames dropped for a bad CRC or shape, frames cut short (timeout), requests refused,
-# UART bytes with a bad stop bit, frames dropped for want of a free receive bank, RUNs,
-# repeats answered from the history, NAK SEQUENCE answers.
+# UART bytes with a bad stop bit, frames dropped for want of a free receive bank, GEMMs
+# run, repeats answered from the history, NAK SEQUENCE answers; then ``cycles``
+# (``CYCLES_BYTES`` bytes): the clock cycles the GEMM engine has been busy, wrapping.
 STATUS_COUNTERS = ("frames", "crc_errors", "timeouts", "refused", "uart_errors", "overruns",
                    "runs", "replayed", "sequence")
+CYCLES_BYTES = 4
+STATUS_BYTES = 2 * len(STATUS_COUNTERS) + CYCLES_BYTES
+
+
+def unpack_status(data: bytes) -> dict[str, int]:
+    if len(data) < STATUS_BYTES:
+        raise ValueError(f"STATUS answer of {len(data)} bytes is too short")
+    out = {n: int.from_bytes(data[2 * i:2 * i + 2], "little")
+           for i, n in enumerate(STATUS_COUNTERS)}
+    out["cycles"] = int.from_bytes(data[2 * len(STATUS_COUNTERS):STATUS_BYTES], "little")
+    return out
+
+
+# WRITE: buffer (1 byte), byte address (4), data. READ: buffer, byte address (4), count
+# (2), view (1, a ``ReadView``). GEMM: the engine's settings (``pack_gemm``).
+WRITE_HEADER = 5
+READ_ARGUMENTS = 8
 
 # IDENTIFY's answer data, in this order (name, bytes, little-endian).
+# Buffers in words (``hw.schedule.EngineLayout`` gives a GEMM's words); max_m, max_k and
+# max_n: the largest of each dimension a GEMM on chip can have (the other two small).
 IDENTITY_FIELDS = (("version", 1), ("rows", 1), ("cols", 1), ("dataflow", 1),
-                   ("pipeline", 1), ("bias", 1), ("max_m", 2), ("size_a", 2),
-                   ("size_b", 2), ("size_c", 2), ("divisor", 2), ("clock_khz", 2),
-                   ("banks", 1), ("history", 1), ("max_payload", 2))
+                   ("pipeline", 1), ("bias", 1), ("a_words", 4), ("b_words", 4),
+                   ("acc_words", 4), ("max_m", 2), ("max_k", 2), ("max_n", 2),
+                   ("chunking", 1), ("divisor", 2), ("clock_khz", 2), ("banks", 1),
+                   ("history", 1), ("max_payload", 2))
 
 
 def pack_identity(**values) -> bytes:
@@ -110,35 +132,23 @@ def unpack_identity(data: bytes) -> dict[str, int]:
     return out
 
 
-def row_stride(items: int) -> int:
-    """Bytes from one row of a board buffer to the next for rows of ``items`` bytes: the
-    next power of 2 (each buffer row is one memory word of byte lanes)."""
-    return 1 << max(items - 1, 0).bit_length()
+def pack_gemm(**settings) -> bytes:
+    """GEMM's payload: the engine's ``hw.soc.gemm.GEMM_SETTINGS`` (fields by name, codes
+    as integers, fields not given 0), little-endian, ``GEMM_BYTES`` bytes."""
+    from hw.soc.gemm import GEMM_SETTINGS
+    fields = {name: field for name, field in GEMM_SETTINGS}
+    value = 0
+    for name, v in settings.items():
+        if name not in fields:
+            raise ValueError(f"GEMM has no setting {name!r}")
+        if not 0 <= int(v) < 1 << fields[name].width:
+            raise ValueError(f"GEMM setting {name}={v} does not fit "
+                             f"{fields[name].width} bits")
+        value |= int(v) << fields[name].offset
+    return value.to_bytes(GEMM_BYTES, "little")
 
 
-def image_row_bytes(cols: int, dtype: str) -> int:
-    """Bytes a buffer row of ``cols`` items of ``dtype`` takes, padding included."""
-    import numpy as np
-    return row_stride(cols * np.dtype(dtype).itemsize)
-
-
-def buffer_image(rows, dtype: str) -> bytes:
-    """The bytes of a 2-D array as a board buffer holds it: each row padded with zeros to
-    ``row_stride`` bytes, items little-endian (``dtype`` ``"u1"`` or ``"<u4"``)."""
-    import numpy as np
-    rows = np.asarray(rows)
-    stride = image_row_bytes(rows.shape[1], dtype) // np.dtype(dtype).itemsize
-    out = np.zeros((rows.shape[0], stride), dtype)
-    out[:, :rows.shape[1]] = rows
-    return out.tobytes()
-
-
-def from_buffer_image(data: bytes, cols: int, dtype: str):
-    """The rows of ``cols`` items in ``data`` read from a board buffer (``buffer_image``
-    undone: the padding dropped)."""
-    import numpy as np
-    stride = image_row_bytes(cols, dtype) // np.dtype(dtype).itemsize
-    return np.frombuffer(data, dtype).reshape(-1, stride)[:, :cols]
+GEMM_BYTES = 13                    # GEMM_SETTINGS' 103 bits
 
 
 def crc32_byte(crc: int, byte: int) -> int:

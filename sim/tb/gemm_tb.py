@@ -24,7 +24,8 @@ P = json.loads(os.environ["FP8HW_HW_PARAMS"])
 R = P["rows"]
 DEPTHS = (P["a_words"], P["b_words"], P["acc_words"])
 ENGINE = GemmEngine(R, R, pipeline=P["pipeline"], a_words=P["a_words"],
-                    b_words=P["b_words"], acc_words=P["acc_words"], chunking=P["chunking"])
+                    b_words=P["b_words"], acc_words=P["acc_words"], chunking=P["chunking"],
+                    spram=P["spram"])
 
 
 def item_dtype(buffer):

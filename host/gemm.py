@@ -1,0 +1,284 @@
+"""Whole GEMMs on the board's engine: splitting a GEMM into blocks the buffers hold, laying
+the operands out (``hw.schedule.EngineLayout``), and tensors that stay on chip.
+
+A GEMM that fits is one batch of pipelined requests: WRITE A, B (and an initial C), one
+GEMM, READ the results (fp8 sums as 16-bit codes, or FP8 codes quantized on chip). A
+bigger one is split: rows of A and columns of B into independent blocks, K into blocks
+that continue the same fold on chip (the sums stay in ACC; with ``chunk``, K blocks end
+on chunk boundaries), so the bits are those of ``golden.matmul`` whatever the split.
+
+``OnChipTensor``: the FP8 result of ``Board.matmul(..., out=fmt, keep=True)``, left in the
+board's A buffer in the A layout of a next GEMM whose K is its N; pass it as that GEMM's
+A and only the final result crosses the link. ``numpy()`` fetches it, ``free()`` gives
+its space back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fp8hw.enums import Mode, OutFormat, SourceFormat
+from golden.params import CHUNK
+from hw.schedule import EngineLayout, engine_chunk, image_words, word_stride, words_image
+from hw.soc.buffers import BufferId
+from hw.soc.protocol import Command, ReadView, pack_gemm
+from host.errors import BoardError
+
+
+class OnChipTensor:
+    """An M x N tensor of ``fmt`` codes in the board's A buffer from word ``base``."""
+
+    def __init__(self, board, base: int, shape: tuple[int, int], fmt: str):
+        self.board, self.base, self.shape, self.fmt = board, base, shape, fmt
+        self.words = -(-shape[1] // board.info.rows) * shape[0]
+        self.live = True
+
+    def __repr__(self):
+        state = "" if self.live else ", freed"
+        return f"OnChipTensor({self.shape[0]}x{self.shape[1]} {self.fmt} at A word {self.base}{state})"
+
+    def _check(self, board=None):
+        if not self.live:
+            raise BoardError(f"{self!r} was freed")
+        if board is not None and board is not self.board:
+            raise BoardError(f"{self!r} is on another board")
+
+    def numpy(self) -> np.ndarray:
+        """The codes, uint8 [M, N], read from the board (the tensor stays)."""
+        self._check()
+        layout = EngineLayout(*self.shape, self.shape[1], self.board.info.rows)
+        return layout.out_result(_read_words(self.board, BufferId.A, self.base, self.words,
+                                             self.board.info.rows, "u1"))
+
+    def free(self) -> None:
+        if self.live:
+            _space(self.board).release(self)
+            self.live = False
+
+
+class _ASpace:
+    """Which words of the A buffer hold live tensors; first fit for the rest."""
+
+    def __init__(self, words: int):
+        self.words = min(words, 1 << 16)       # a_base and out_base are 16-bit settings
+        self.live: dict[int, tuple[int, int]] = {}
+
+    def free_words(self) -> int:
+        return self.words - sum(n for _, n in self.live.values())
+
+    def allocate(self, n: int, busy=()) -> int | None:
+        """A base for ``n`` words clear of live tensors and of the (base, words) ``busy``."""
+        taken = sorted(list(self.live.values()) + list(busy))
+        at = 0
+        for base, words in taken:
+            if base - at >= n:
+                return at
+            at = max(at, base + words)
+        return at if self.words - at >= n else None
+
+    def hold(self, tensor: OnChipTensor) -> None:
+        self.live[id(tensor)] = (tensor.base, tensor.words)
+
+    def release(self, tensor: OnChipTensor) -> None:
+        self.live.pop(id(tensor), None)
+
+
+def _space(board) -> _ASpace:
+    if getattr(board, "_a_space", None) is None:
+        board._a_space = _ASpace(board.info.a_words)
+    return board._a_space
+
+
+def _read_words(board, buffer, base, words, items, dtype):
+    stride = word_stride(items * np.dtype(dtype).itemsize)
+    data = board.read(buffer, base * stride, words * stride)
+    return image_words(data, items, dtype)
+
+
+def _low16_requests(board, words: int):
+    """READs of ACC's first ``words`` words in the LOW16 view."""
+    R = board.info.rows
+    half = word_stride(4 * R) // 2
+    return board.read_requests(BufferId.ACC, 0, words * half, ReadView.LOW16)
+
+
+def _low16_result(data: bytes, R: int) -> np.ndarray:
+    half = word_stride(4 * R) // 2
+    return np.frombuffer(data, "<u2").reshape(-1, half // 2)[:, :R].astype(np.uint32)
+
+
+def plan_blocks(M, K, N, R, chunk, info, a_free, out, fixed_mk=False):
+    """Block sizes (Mb, Kb, Nb) whose layouts fit the board's buffers: B and ACC words,
+    and A words (with the quantized output's words when ``out``) within ``a_free``."""
+    align = chunk or R                       # K blocks end on tile (or chunk) boundaries
+
+    def fits(mb, kb, nb):
+        L = EngineLayout(mb, kb, nb, R, chunk)
+        a_need = (0 if fixed_mk else L.a_words) + (L.acc_words if out else 0)
+        return (L.b_words <= info.b_words and L.acc_words <= info.acc_words
+                and a_need <= a_free)
+
+    def smaller(x, step):
+        return max(step, (x // 2) // step * step) if x > step else x
+
+    mb, kb, nb = min(M, 65535), min(K, 65535 // align * align), min(N, 65535 // R * R)
+    while not fits(mb, kb, nb):
+        L = EngineLayout(mb, kb, nb, R, chunk)
+        options = []
+        if not fixed_mk:
+            options += [("m", L.a_words + L.acc_words), ("k", L.a_words + L.b_words)]
+        options.append(("n", L.b_words + L.acc_words))
+        moved = False
+        for name, _ in sorted(options, key=lambda o: -o[1]):
+            new = {"m": smaller(mb, 1), "k": smaller(kb, align), "n": smaller(nb, R)}[name]
+            if new != {"m": mb, "k": kb, "n": nb}[name]:
+                mb, kb, nb = (new, kb, nb) if name == "m" else (mb, new, nb) if name == "k" \
+                    else (mb, kb, new)
+                moved = True
+                break
+        if not moved:
+            raise BoardError(f"a {M}x{K}x{N} GEMM does not fit the board's buffers "
+                             f"even in blocks (A {a_free} words free)")
+    return mb, kb, nb
+
+
+def run_matmul(board, A, B, C, mode, fmt_a, fmt_b, chunk, out, *, keep, sums):
+    try:
+        codes = dict(mode=Mode.from_label(mode), fmt_a=SourceFormat.from_label(fmt_a),
+                     fmt_b=SourceFormat.from_label(fmt_b), out=OutFormat.from_label(out))
+        chunk = CHUNK.check(chunk, "matmul")
+    except (TypeError, ValueError) as e:
+        raise BoardError(str(e)) from None
+    info = board.info
+    R = info.rows
+    quantized = codes["out"] != OutFormat.NONE
+    if quantized and mode != "fp8":
+        raise BoardError(f"out={out} needs mode fp8 (the integer modes give integers)")
+    if keep and not quantized:
+        raise BoardError("keep=True needs out=e4m3 or e5m2: a tensor stays on chip as FP8")
+    chunk = engine_chunk(mode, chunk)
+    if chunk and not info.chunking:
+        raise BoardError("this board was built without chunk-based accumulation")
+    resident = isinstance(A, OnChipTensor)
+    if resident:
+        A._check(board)
+        if A.fmt != fmt_a:
+            raise BoardError(f"the on-chip A holds {A.fmt} codes, not fmt_a={fmt_a}")
+        if chunk % R:
+            raise BoardError(f"an on-chip A needs chunk 0 or a multiple of {R}, got {chunk}")
+        M, K = A.shape
+    else:
+        A = np.asarray(A, np.uint8)
+        if A.ndim != 2:
+            raise BoardError(f"A must be [M, K], got shape {A.shape}")
+        M, K = A.shape
+    B = np.asarray(B, np.uint8)
+    if B.ndim != 2 or B.shape[0] != K:
+        raise BoardError(f"B must be [{K}, N], got shape {B.shape}")
+    N = B.shape[1]
+    if min(M, K, N) < 1:
+        raise BoardError(f"empty GEMM {M}x{K}x{N}")
+    if C is not None:
+        C = np.asarray(C, np.uint32)
+        if C.shape != (M, N):
+            raise BoardError(f"C must be [{M}, {N}], got shape {C.shape}")
+
+    space = _space(board)
+    mb, kb, nb = plan_blocks(M, K, N, R, chunk, info, space.free_words(), quantized,
+                             fixed_mk=resident)
+    if resident and (mb, kb) != (M, K):
+        raise BoardError(f"an on-chip A of {M}x{K} must be used whole; the board holds "
+                         f"{mb}x{kb} of it with N blocks of {nb}")
+    if keep and mb != M:
+        raise BoardError(f"keep=True: the {M}x{N} result does not fit on chip in one "
+                         f"piece (rows in blocks of {mb})")
+    sums_out = np.zeros((M, N), np.uint32)
+    codes_out = np.zeros((M, N), np.uint8)
+    kept = None
+    if keep:
+        base = space.allocate(EngineLayout(M, 1, N, R).acc_words,
+                              busy=[(A.base, A.words)] if resident else [])
+        if base is None:
+            raise BoardError("no room in the A buffer for the kept result")
+        kept = OnChipTensor(board, base, (M, N), out)
+        space.hold(kept)
+    try:
+        for m0 in range(0, M, mb):
+            m1 = min(m0 + mb, M)
+            for n0 in range(0, N, nb):
+                n1 = min(n0 + nb, N)
+                _run_block(board, A, B, C, codes, chunk, resident, kept, space,
+                           (m0, m1), (n0, n1), kb, quantized, sums or not quantized,
+                           sums_out, codes_out)
+    except BaseException:
+        if kept is not None:
+            kept.free()
+        raise
+    if kept is not None:
+        return kept
+    if quantized:
+        return (codes_out, sums_out) if sums else codes_out
+    return sums_out
+
+
+def _run_block(board, A, B, C, codes, chunk, resident, kept, space, rows, cols, kb,
+               quantized, want_sums, sums_out, codes_out):
+    """One block of rows x cols, its K in blocks of ``kb``: one batch of requests."""
+    R = board.info.rows
+    (m0, m1), (n0, n1) = rows, cols
+    M, N = m1 - m0, n1 - n0
+    K = A.shape[1]
+    a_stride, acc_stride = word_stride(R), word_stride(4 * R)
+    requests = []
+    if C is not None:
+        full = EngineLayout(M, 1, N, R)
+        requests += board.write_requests(BufferId.ACC, 0,
+                                         words_image(full.acc(C[m0:m1, n0:n1]), "<u4"))
+    out_words = EngineLayout(M, 1, N, R).acc_words
+    for k0 in range(0, K, kb):
+        k1 = min(k0 + kb, K)
+        L = EngineLayout(M, k1 - k0, N, R, chunk)
+        last = k1 == K
+        if resident:
+            a_base, busy = A.base, [(A.base, A.words)]
+        else:
+            a_base = space.allocate(L.a_words)
+            if a_base is None:
+                raise BoardError("no room in the A buffer for the operand A")
+            busy = [(a_base, L.a_words)]
+            requests += board.write_requests(BufferId.A, a_base * a_stride,
+                                             words_image(L.a(A[m0:m1, k0:k1]), "u1"))
+        requests += board.write_requests(BufferId.B, 0, words_image(L.b(B[k0:k1, n0:n1]), "u1"))
+        out_base = 0
+        if quantized and last:
+            if kept is not None:
+                out_base = kept.base + (n0 // R) * kept.shape[0]
+            else:
+                out_base = space.allocate(out_words, busy=busy)
+                if out_base is None:
+                    raise BoardError("no room in the A buffer for the quantized result")
+        requests.append((Command.GEMM, pack_gemm(
+            mode=codes["mode"], fmt_a=codes["fmt_a"], fmt_b=codes["fmt_b"],
+            out=codes["out"] if last else 0, accumulate=int(C is not None or k0 > 0),
+            m=M, k=k1 - k0, n=N, chunk=chunk, a_base=a_base, out_base=out_base)))
+    reads = []
+    if want_sums:
+        if codes["mode"] == Mode.FP8:
+            reads.append(("low16", _low16_requests(board, out_words)))
+        else:
+            reads.append(("sums", board.read_requests(BufferId.ACC, 0, out_words * acc_stride)))
+    if quantized and kept is None:
+        reads.append(("codes", board.read_requests(BufferId.A, out_base * a_stride,
+                                                   out_words * a_stride)))
+    answers = board.requests(requests + [r for _, rs in reads for r in rs])
+    at = len(requests)
+    layout = EngineLayout(M, 1, N, R)
+    for what, rs in reads:
+        data = b"".join(answers[at:at + len(rs)])
+        at += len(rs)
+        if what == "low16":
+            sums_out[m0:m1, n0:n1] = layout.acc_result(_low16_result(data, R))
+        elif what == "sums":
+            sums_out[m0:m1, n0:n1] = layout.acc_result(image_words(data, R, "<u4"))
+        else:
+            codes_out[m0:m1, n0:n1] = layout.out_result(image_words(data, R, "u1"))
