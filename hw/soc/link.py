@@ -33,7 +33,8 @@ class HostLink(wiring.Component):
     payload bytes at ``read_addr``, ``read_data`` a cycle later) and answers it on
     ``send`` (ACK or NAK, payload length), its payload fetched through ``fetch_addr`` /
     ``fetch_data`` (index 0: the command answered; the byte is taken two cycles after the
-    address). It takes ``received`` once its answer is out (``send`` ready again); the
+    address; the address holds until then). It takes ``received`` once its answer is
+    fetched (``send`` ready again; its bytes may still be going out on the line); the
     next request is received meanwhile. Requests the link answers itself never reach the
     executor: a repeat of a state-changing request (its first answer again, from the
     history), a seq out of sequence (NAK SEQUENCE) and SYNC. ``events`` pulses for the
@@ -84,22 +85,22 @@ class HostLink(wiring.Component):
             with m.If(head.code == command):
                 m.d.comb += is_pure.eq(1)
 
-        # The link's own answers: ACK/NAK, payload [command, first, then echo or expected].
-        own_code = Signal(8)
-        own_length = Signal(range(MAX_PAYLOAD + 1))
+        # The link's own answers: ACK/NAK, payload [command, first, then the echo (SYNC)
+        # or expected (NAK SEQUENCE, the only NAK with a third byte)].
+        own_nak = Signal()                   # NAK, else ACK
+        own_length = Signal(range(SYNC_ECHO + 3))
         own_first = Signal(8)
-        own_sync = Signal()
         new = Signal()                       # the request executing is the expected one
         nak = Signal()                       # the executor's answer is a NAK
         first = Signal(8)                    # ... and its payload byte 1
-        with m.If(sender.seen & (sender.seen_pos == 3)):
+        with m.If(sender.seen & (sender.fetch_addr == 1)):
             m.d.sync += first.eq(sender.seen_byte)
 
         own_byte = Signal(8)
         index = sender.fetch_addr
         m.d.sync += own_byte.eq(Mux(index == 0, head.code,
                                     Mux(index == 1, own_first,
-                                        Mux(own_sync, receiver.read_data, expected))))
+                                        Mux(own_nak, expected, receiver.read_data))))
         m.d.comb += [sender.send.payload.seq.eq(head.seq), self.received.payload.command.eq(head.code),
                      self.received.payload.length.eq(head.length)]
 
@@ -107,11 +108,13 @@ class HostLink(wiring.Component):
             executing = fsm.ongoing("EXECUTE")
             m.d.comb += [
                 self.received.valid.eq(executing),
-                receiver.read_addr.eq(Mux(executing, self.read_addr, index - 2)),
+                # The link's own answers read at most SYNC_ECHO bytes, from index 2.
+                receiver.read_addr.eq(Mux(executing, self.read_addr,
+                                          (index - 2)[:(SYNC_ECHO - 1).bit_length()])),
                 self.read_data.eq(receiver.read_data),
                 sender.send.valid.eq(Mux(executing, self.send.valid, fsm.ongoing("ANSWER"))),
                 sender.send.payload.code.eq(Mux(executing, self.send.payload.command,
-                                                own_code)),
+                                                Mux(own_nak, NAK, ACK))),
                 sender.send.payload.length.eq(Mux(executing, self.send.payload.length,
                                                   own_length)),
                 self.send.ready.eq(executing & sender.send.ready),
@@ -124,24 +127,23 @@ class HostLink(wiring.Component):
             with m.State("CLASSIFY"):
                 entry = recall.data
                 repeat = (behind >= 1) & (behind <= HISTORY)
-                m.d.sync += [new.eq(behind == 0), own_sync.eq(0), first.eq(0)]
+                m.d.sync += [new.eq(behind == 0), first.eq(0)]
 
-                def own(code, length, first_byte, sync=0):
-                    m.d.sync += [own_code.eq(code), own_length.eq(length),
-                                 own_first.eq(first_byte), own_sync.eq(sync)]
+                def own(nak, length, first_byte):
+                    m.d.sync += [own_nak.eq(nak), own_length.eq(length),
+                                 own_first.eq(first_byte)]
                     m.next = "ANSWER"
 
                 with m.If(head.code == Command.SYNC):
-                    own(ACK, 2 + Mux(head.length > SYNC_ECHO, SYNC_ECHO, head.length),
-                        expected, sync=1)
+                    own(0, 2 + Mux(head.length > SYNC_ECHO, SYNC_ECHO, head.length), expected)
                 with m.Elif((behind == 0) | (repeat & is_pure)):
                     m.next = "EXECUTE"
                 with m.Elif(repeat & (entry.command == head.code)):
                     m.d.comb += self.events.replayed.eq(1)
-                    own(Mux(entry.nak, NAK, ACK), Mux(entry.nak, 2, 1), entry.reason)
+                    own(entry.nak, Mux(entry.nak, 2, 1), entry.reason)
                 with m.Else():
                     m.d.comb += self.events.sequence.eq(1)
-                    own(NAK, 3, Nak.SEQUENCE)
+                    own(1, 3, Nak.SEQUENCE)
             with m.State("EXECUTE"):
                 with m.If(self.send.valid & self.send.ready):
                     m.d.sync += nak.eq(self.send.payload.command == NAK)
@@ -157,7 +159,7 @@ class HostLink(wiring.Component):
                 with m.If(sender.send.ready):
                     m.next = "SENT"
             with m.State("SENT"):
-                with m.If(sender.send.ready):               # every byte handed to the UART
+                with m.If(sender.send.ready):               # every byte fetched
                     m.d.comb += receiver.frame.ready.eq(1)
                     m.next = "IDLE"
         return m
