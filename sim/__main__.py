@@ -61,6 +61,8 @@ def simulate(unit_name: str, inputs: dict, params: dict, hw_params: dict, sim: s
     the waveforms go into ``build_dir``."""
     vunit = get_vector_unit(unit_name)
     hw = get_unit(unit_name)
+    if unit_name == "matmul" and (params["chunk"] or params["out"] != "none"):
+        return _simulate_engine(inputs, params, hw_params, sim, build_dir, waves)
     if unit_name == "matmul":                     # one GEMM, tiled onto the array
         from sim.matmul import MatmulJob, simulate_matmul
         job = MatmulJob(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
@@ -90,17 +92,56 @@ def simulate(unit_name: str, inputs: dict, params: dict, hw_params: dict, sim: s
     return outputs
 
 
+def _simulate_engine(inputs: dict, params: dict, hw_params: dict, sim: str, build_dir,
+                     waves: bool) -> dict:
+    """A GEMM with ``chunk`` or ``out``, through the board system's GEMM engine
+    (``hw.soc.gemm``: the ws array with chunked accumulation and the quantizers), its
+    buffers just large enough for it."""
+    from hw.schedule import EngineLayout, engine_chunk
+    from hw.soc.gemm import GemmEngine
+    if hw_params["rows"] != hw_params["cols"] or hw_params["dataflow"] != "ws":
+        raise VectorError(f"matmul with chunk or out runs on the GEMM engine, a square ws "
+                          f"array (--param dataflow=ws, rows = cols); got "
+                          f"rows={hw_params['rows']}, cols={hw_params['cols']}, "
+                          f"dataflow={hw_params['dataflow']}")
+    R = hw_params["rows"]
+    (M, K), N = inputs["A"].shape, inputs["B"].shape[1]
+    lay = EngineLayout(M, K, N, R, engine_chunk(params["mode"], params["chunk"]))
+    words = dict(a_words=lay.a_words + (lay.acc_words if params["out"] != "none" else 0),
+                 b_words=lay.b_words, acc_words=lay.acc_words)
+    if max(words.values()) > 1 << 16 or max(M, K, N) >= 1 << 16:
+        raise VectorError(f"matmul: {M}x{K}x{N} is too large for one GEMM on the engine")
+    engine_params = dict(rows=R, pipeline=hw_params["pipeline"], chunking=1, spram=0,
+                         bias=params["bias"], out_base=lay.a_words, **words)
+    top = GemmEngine(R, R, pipeline=hw_params["pipeline"], bias=params["bias"], chunking=1,
+                     **words)
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    vin, vout = build_dir / "vectors_in.npz", build_dir / "vectors_out.npz"
+    save_npz(vin, inputs)
+    if vout.exists():
+        vout.unlink()
+    name = "gemm_engine_" + "_".join(f"{k.replace('_', '')}{v}"
+                                     for k, v in sorted(engine_params.items()))
+    result = run_cocotb(top, name, sim, "sim.tb.gemm_tb", build_dir, quiet=True,
+                        cache_dir=default_cache_dir(), waves=waves,
+                        env={"FP8HW_HW_PARAMS": engine_params, "FP8HW_PARAMS": params,
+                             "FP8HW_VECTORS_IN": str(vin.resolve()),
+                             "FP8HW_VECTORS_OUT": str(vout.resolve())})
+    if not result.ok or not vout.is_file():
+        raise SimError(f"{sim}: the GEMM engine's run failed", result.log)
+    outputs = load_npz(vout)
+    get_vector_unit("matmul").check_arrays(outputs, get_vector_unit("matmul").outputs,
+                                           "simulation output")
+    return outputs
+
+
 def _main(argv=None, prog="python -m sim") -> int:
     args = _parser(prog).parse_args(argv)
     if args.waves and not args.keep:
         raise SimError("--waves needs --keep DIR (the folder the waveforms are written to)")
     unit = get_vector_unit(args.unit)
     params, hw_params = split_params(args.unit, parse_assignments(args.param))
-    if args.unit == "matmul" and (params["chunk"] != 0 or params["out"] != "none"):
-        # The array folds all of K into C; never hand back bits it did not compute.
-        raise VectorError(f"matmul: the array RTL has no chunked accumulation or output "
-                          f"quantization (chunk={params['chunk']}, out={params['out']}); "
-                          f"python -m golden eval computes them")
     inputs = load_inputs(unit, args.input, params)
     check_output_path(args.output)
     dims = unit.check_inputs(inputs, params, args.input)

@@ -298,7 +298,7 @@ def test_sim_run_matmul_equals_golden_eval(sim, tmp_path, params):
 
 def test_golden_eval_matmul_chunk_and_out(tmp_path):
     """chunk and out through the vector file: C as chunked, Y its quant16; out refused in
-    the integer modes, and by ``sim run`` (the array folds all of K into C)."""
+    the integer modes. ``sim run`` gives the same file through the GEMM engine's RTL."""
     from golden.matmul import matmul
     rng = np.random.default_rng(4)
     A = rng.integers(0, 0x70, (5, 9)).astype(np.uint8)
@@ -316,10 +316,30 @@ def test_golden_eval_matmul_chunk_and_out(tmp_path):
                    "--param", "mode=int4", "--param", "out=e5m2")
     assert_one_line_error(proc, "matmul: out=e5m2 needs mode fp8")
     assert not out.exists()
-    for param in ("chunk=4", "out=e5m2"):
-        proc = run_cli("sim", "run", "matmul", tmp_path / "in.npz", out, "--param", param)
-        assert_one_line_error(proc, "the array RTL has no chunked accumulation")
-        assert not out.exists()
+    proc = run_cli("sim", "run", "matmul", tmp_path / "in.npz", out, "--param", "chunk=4",
+                   "--param", "dataflow=os")
+    assert_one_line_error(proc, "matmul with chunk or out runs on the GEMM engine")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flags", [["--param", "chunk=4", "--param", "out=e4m3",
+                                    "--param", "bias=9", "--param", "rows=3",
+                                    "--param", "cols=3", "--param", "dataflow=ws"],
+                                   pytest.param(["--param", "out=e5m2", "--param", "fmt_a=e5m2",
+                                                 "--param", "dataflow=ws"],
+                                                marks=pytest.mark.full)])
+def test_sim_run_matmul_chunk_and_out_equals_golden(tmp_path, flags):
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "in.npz", A=rng.integers(0, 256, (5, 9)).astype(np.uint8),
+             B=rng.integers(0, 256, (9, 4)).astype(np.uint8),
+             C=rng.integers(0, 1 << 16, (5, 4)).astype(np.uint32))
+    gold = run_cli("golden", "eval", "matmul", tmp_path / "in.npz", tmp_path / "g.npz",
+                   *flags)
+    assert gold.returncode == 0, gold.stderr
+    rtl = run_cli("sim", "run", "matmul", tmp_path / "in.npz", tmp_path / "r.npz", *flags,
+                  "--sim", "verilator")
+    assert rtl.returncode == 0, rtl.stderr
+    assert (tmp_path / "g.npz").read_bytes() == (tmp_path / "r.npz").read_bytes()
 
 
 # fp8hw: one command for every entry point ------------------------------------------------

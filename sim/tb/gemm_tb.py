@@ -3,8 +3,10 @@ read back through the host byte port, checked bit for bit against the golden mod
 settings the engine must refuse without writing anything.
 
 Environment: FP8HW_HW_PARAMS (JSON: rows, pipeline, a_words, b_words, acc_words,
-chunking) and optionally FP8HW_GEMM_REPORT, a JSON file to write each GEMM's busy
-cycles to.
+chunking, spram, bias) and optionally FP8HW_GEMM_REPORT, a JSON file to write each
+GEMM's busy cycles to. With FP8HW_VECTORS_IN / FP8HW_VECTORS_OUT (and FP8HW_PARAMS, the
+vector file's parameters) only ``vector_gemm`` runs: the one GEMM of ``python -m sim run
+matmul`` with ``chunk`` or ``out``.
 """
 
 import json
@@ -25,7 +27,8 @@ R = P["rows"]
 DEPTHS = (P["a_words"], P["b_words"], P["acc_words"])
 ENGINE = GemmEngine(R, R, pipeline=P["pipeline"], a_words=P["a_words"],
                     b_words=P["b_words"], acc_words=P["acc_words"], chunking=P["chunking"],
-                    spram=P["spram"])
+                    spram=P["spram"], bias=P.get("bias", 11))
+VECTORS = "FP8HW_VECTORS_IN" in os.environ
 
 
 def item_dtype(buffer):
@@ -104,7 +107,7 @@ async def setup(dut):
     return Host(dut)
 
 
-@cocotb.test()
+@cocotb.test(skip=VECTORS)
 async def gemms_equal_golden(dut):
     host = await setup(dut)
     report = []
@@ -128,7 +131,7 @@ async def gemms_equal_golden(dut):
             json.dump(report, f)
 
 
-@cocotb.test()
+@cocotb.test(skip=VECTORS)
 async def refused_settings_write_nothing(dut):
     host = await setup(dut)
     for g in refused_gemms(R, *DEPTHS, P["chunking"]):
@@ -141,7 +144,7 @@ async def refused_settings_write_nothing(dut):
         assert np.array_equal(await host.read(BufferId.A, 0, DEPTHS[0]), a), g.name
 
 
-@cocotb.test()
+@cocotb.test(skip=VECTORS)
 async def host_port_reaches_every_byte(dut):
     """Random words into each buffer and back, and bytes past a word's end read 0."""
     host = await setup(dut)
@@ -153,3 +156,23 @@ async def host_port_reaches_every_byte(dut):
         await host.write(buffer, 0, words)
         got = await host.read(buffer, 0, depth)
         assert np.array_equal(got, words), f"{buffer.name}: {got[:3]} != {words[:3]}"
+
+
+@cocotb.test(skip=not VECTORS)
+async def vector_gemm(dut):
+    """The GEMM of a vector file: C, and Y with ``out``, as the engine computes them."""
+    from golden.vectors import load_npz, save_npz
+    from sim.gemm_jobs import EngineGemm
+    params = json.loads(os.environ["FP8HW_PARAMS"])
+    inputs = load_npz(os.environ["FP8HW_VECTORS_IN"])
+    g = EngineGemm(inputs["A"], inputs["B"], inputs.get("C"), R, params["mode"],
+                   params["fmt_a"], params["fmt_b"], params["chunk"], params["out"],
+                   out_base=P["out_base"], bias=params["bias"], name="vectors")
+    host = await setup(dut)
+    refused, _ = await host.run(g)
+    assert not refused, "the engine refused the GEMM"
+    lay = g.layout
+    outputs = {"C": lay.acc_result(await host.read(BufferId.ACC, 0, lay.acc_words))}
+    if g.out != "none":
+        outputs["Y"] = lay.out_result(await host.read(BufferId.A, g.out_base, lay.acc_words))
+    save_npz(os.environ["FP8HW_VECTORS_OUT"], outputs)
