@@ -141,10 +141,24 @@ class ArraySystem(wiring.Component):
         host = engine.host
         host_index = Signal(range(MAX_PAYLOAD + 1))
         copy_valid = Signal()
-        view_address = Signal(abits)
-        m.d.comb += [host.buffer.eq(buffer_no),
-                     view_address.eq(address + fetch - 1)]
-        low16_address = Cat(view_address[0], Const(0, 1), view_address[1:])
+        m.d.comb += host.buffer.eq(buffer_no)
+        # No adder between the link's fetch address and the block RAMs (at 60 MHz the
+        # buffers spread over the ECP5's die): the link fetches bytes in order and holds
+        # each address for at least 2 cycles, so ``next_read`` (registered: the buffer
+        # address of fetch index f + 1 while f is fetched) is the address in the first
+        # cycle of a new index, and ``held_read`` keeps it after that.
+        view_next = Signal(abits)
+        m.d.comb += view_next.eq(address + fetch)
+        next_read = Signal(abits + 1)
+        m.d.sync += next_read.eq(Mux(view == ReadView.LOW16,
+                                     Cat(view_next[0], Const(0, 1), view_next[1:]), view_next))
+        fetch_seen = Signal.like(fetch)
+        m.d.sync += fetch_seen.eq(fetch)
+        held_read = Signal(abits + 1)
+        read_address = Signal(abits + 1)
+        m.d.comb += read_address.eq(Mux(fetch != fetch_seen, next_read, held_read))
+        m.d.sync += held_read.eq(read_address)
+        write_address = Signal(abits)                # WRITE's next byte, counted up
 
         # Argument checks, registered from CHECK to DISPATCH so that none is in series
         # with the decisions there. The end of a WRITE or READ is checked on the bytes it
@@ -219,7 +233,7 @@ class ArraySystem(wiring.Component):
                         with m.If(bad_write | past_end):
                             refuse(Nak.ARGUMENT)
                         with m.Else():
-                            m.d.sync += host_index.eq(0)
+                            m.d.sync += [host_index.eq(0), write_address.eq(address)]
                             m.next = "COPY"
                     with m.Case(Command.READ):
                         with m.If(bad_read | past_end):
@@ -241,7 +255,8 @@ class ArraySystem(wiring.Component):
                 m.d.sync += [copy_valid.eq(host_index < data_length),
                              host_index.eq(host_index + 1)]
                 with m.If(copy_valid):
-                    m.d.comb += [host.addr.eq(address + host_index - 1), host.write.eq(1),
+                    m.d.sync += write_address.eq(write_address + 1)
+                    m.d.comb += [host.addr.eq(write_address), host.write.eq(1),
                                  host.data.eq(link.read_data)]
                 with m.If(host_index == data_length + 1):
                     m.d.sync += copy_valid.eq(0)
@@ -270,4 +285,4 @@ class ArraySystem(wiring.Component):
                     m.next = "WAIT"
 
         with m.If(~fsm.ongoing("COPY")):
-            m.d.comb += host.addr.eq(Mux(view == ReadView.LOW16, low16_address, view_address))
+            m.d.comb += host.addr.eq(read_address)
