@@ -4,12 +4,16 @@ socket bridged to the UART pins): identify, GEMMs in every mode, refused request
 import numpy as np
 import pytest
 
+from conftest import sweep_simulators
 from golden.matmul import matmul
 from host.driver import Board, BoardError
 from hw.soc.protocol import Command
 from sim.board import ANSWER_TIMEOUT_S, SIM_BOARD, simulated_board
 
 
+# The simulated board on Icarus runs at about 30,000 cycles a second (Verilator 600,000):
+# the whole driver test there only with --full; the CLI test below runs on both.
+@pytest.mark.parametrize("sim", sweep_simulators("verilator"))
 def test_driver_on_simulated_board(sim):
     rng = np.random.default_rng(11)
     with simulated_board(sim) as transport:
