@@ -4,6 +4,7 @@ random pairs (sim/tb/dladd_tb.py)."""
 
 import pytest
 
+from conftest import sweep_simulators
 from hw.units.dl_add import DlAdd
 from sim.lanes import LaneArray
 from sim.runner import run_cocotb
@@ -13,7 +14,9 @@ from sim.runner import run_cocotb
 LANES = {"icarus": 32, "verilator": 16}
 
 
-@pytest.mark.parametrize("pipeline", [1])
+# The engine's depth (hw.soc.gemm.DLADD_PIPELINE); on Icarus (Python-bound) with --full.
+@pytest.mark.parametrize("sim", sweep_simulators("verilator"))
+@pytest.mark.parametrize("pipeline", [2])
 def test_specials_directed_and_random(sim, tmp_path, pipeline):
     lanes = LANES[sim]
     top = LaneArray(lambda: DlAdd(pipeline), lanes)

@@ -58,10 +58,11 @@ def check_quant16(unit, x: np.ndarray, fmt: str, overflow: str) -> None:
     check(f"quant16 {fmt} {overflow} bias {unit.bias}", got, want, describe)
 
 
-@pytest.mark.parametrize("bias", [0, 7, 11, 15])
-def test_edges_and_random(bias):
-    unit = Quant16(bias=bias)
-    assert unit.latency == 0
+@pytest.mark.parametrize("bias, pipeline", [(0, 0), (7, 0), (11, 0), (15, 0), (11, 1),
+                                            (0, 1)])
+def test_edges_and_random(bias, pipeline):
+    unit = Quant16(bias=bias, pipeline=pipeline)
+    assert unit.latency == pipeline
     rng = np.random.default_rng(bias)
     x = np.concatenate([edge_inputs(bias), rng.integers(0, 1 << 16, 1000)]).astype(np.uint16)
     for fmt, overflow in CASES:
