@@ -59,7 +59,7 @@ def test_host_cli_matmul_equals_golden_eval(sim, tmp_path):
     rng = np.random.default_rng(3)
     np.savez(tmp_path / "in.npz", A=rng.integers(0, 256, (3, 4)).astype(np.uint8),
              B=rng.integers(0, 256, (4, 3)).astype(np.uint8))
-    flags = ["--param", "fmt_b=e5m2"]
+    flags = ["--param", "fmt_b=e5m2", "--param", "chunk=3", "--param", "out=e4m3"]
     gold = run_cli("golden", "eval", "matmul", tmp_path / "in.npz", tmp_path / "g.npz", *flags)
     assert gold.returncode == 0, gold.stderr
     board = run_cli("host", "matmul", tmp_path / "in.npz", tmp_path / "b.npz", *flags,
