@@ -128,7 +128,7 @@ class ArraySystem(wiring.Component):
                                  identity.word_select(fetch_index, 8),
                                  status.word_select(fetch_index, 8)))
         # Registered: a block RAM's output, the buffer multiplexer and the sender's CRC
-        # would not fit in one cycle at 60 MHz (the link takes the byte two cycles late).
+        # would not fit in one cycle on the ULX3S (the link takes the byte two cycles late).
         m.d.sync += link.fetch_data.eq(
             Mux(fetch_first, got.command,
                 Mux(answer_command == NAK, answer_reason,
@@ -142,7 +142,7 @@ class ArraySystem(wiring.Component):
         host_index = Signal(range(MAX_PAYLOAD + 1))
         copy_valid = Signal()
         m.d.comb += host.buffer.eq(buffer_no)
-        # No adder between the link's fetch address and the block RAMs (at 60 MHz the
+        # No adder between the link's fetch address and the block RAMs (on the ULX3S the
         # buffers spread over the ECP5's die): the link fetches bytes in order and holds
         # each address for at least 2 cycles, so ``next_read`` (registered: the buffer
         # address of fetch index f + 1 while f is fetched) is the address in the first
