@@ -18,7 +18,7 @@ from fp8hw.files import check_output_path
 from golden.vectors import VectorError, get_vector_unit, load_inputs, load_npz, save_npz
 from hw.registry import get_unit
 from sim.lanes import LaneArray
-from sim.runner import SIMULATORS, SimError, default_cache_dir, run_cocotb
+from sim.runner import SIMULATORS, SimError, build_name, default_cache_dir, run_cocotb
 
 
 def _parser(prog="python -m sim"):
@@ -72,22 +72,32 @@ def simulate(unit_name: str, inputs: dict, params: dict, hw_params: dict, sim: s
         vunit.check_arrays(outputs, vunit.outputs, "simulation output")
         return outputs
     lanes = lanes or LANES_BY_UNIT.get(unit_name, LANES)
+    top = LaneArray(lambda: hw.elaborate(hw_params), lanes)
+    return _run_vectors(
+        unit_name, top, f"{hw.module_name(hw_params)}_x{lanes}", "sim.tb.vectors_tb", inputs,
+        sim, build_dir, waves, "the vector run",
+        {"FP8HW_UNIT": unit_name, "FP8HW_PARAMS": params, "FP8HW_HW_PARAMS": hw_params,
+         "FP8HW_LANES": str(lanes)})
+
+
+def _run_vectors(unit_name: str, top, name: str, testbench: str, inputs: dict, sim: str,
+                 build_dir, waves: bool, what: str, env: dict) -> dict:
+    """Hand ``inputs`` to ``testbench`` running ``top`` through a vector file, and return
+    the output arrays it writes, checked against the unit's outputs."""
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     vin, vout = build_dir / "vectors_in.npz", build_dir / "vectors_out.npz"
     save_npz(vin, inputs)
     if vout.exists():
         vout.unlink()
-    top = LaneArray(lambda: hw.elaborate(hw_params), lanes)
-    result = run_cocotb(
-        top, f"{hw.module_name(hw_params)}_x{lanes}", sim, "sim.tb.vectors_tb",
-        build_dir, quiet=True, cache_dir=default_cache_dir(), waves=waves,
-        env={"FP8HW_UNIT": unit_name, "FP8HW_PARAMS": params, "FP8HW_HW_PARAMS": hw_params,
-             "FP8HW_LANES": str(lanes),
-             "FP8HW_VECTORS_IN": str(vin.resolve()), "FP8HW_VECTORS_OUT": str(vout.resolve())})
+    result = run_cocotb(top, name, sim, testbench, build_dir, quiet=True,
+                        cache_dir=default_cache_dir(), waves=waves,
+                        env={**env, "FP8HW_VECTORS_IN": str(vin.resolve()),
+                             "FP8HW_VECTORS_OUT": str(vout.resolve())})
     if not result.ok or not vout.is_file():
-        raise SimError(f"{sim}: the vector run failed", result.log)
+        raise SimError(f"{sim}: {what} failed", result.log)
     outputs = load_npz(vout)
+    vunit = get_vector_unit(unit_name)
     vunit.check_arrays(outputs, vunit.outputs, "simulation output")
     return outputs
 
@@ -115,25 +125,10 @@ def _simulate_engine(inputs: dict, params: dict, hw_params: dict, sim: str, buil
                          bias=params["bias"], out_base=lay.a_words, **words)
     top = GemmEngine(R, R, pipeline=hw_params["pipeline"], bias=params["bias"], chunking=1,
                      **words)
-    build_dir = Path(build_dir)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    vin, vout = build_dir / "vectors_in.npz", build_dir / "vectors_out.npz"
-    save_npz(vin, inputs)
-    if vout.exists():
-        vout.unlink()
-    name = "gemm_engine_" + "_".join(f"{k.replace('_', '')}{v}"
-                                     for k, v in sorted(engine_params.items()))
-    result = run_cocotb(top, name, sim, "sim.tb.gemm_tb", build_dir, quiet=True,
-                        cache_dir=default_cache_dir(), waves=waves,
-                        env={"FP8HW_HW_PARAMS": engine_params, "FP8HW_PARAMS": params,
-                             "FP8HW_VECTORS_IN": str(vin.resolve()),
-                             "FP8HW_VECTORS_OUT": str(vout.resolve())})
-    if not result.ok or not vout.is_file():
-        raise SimError(f"{sim}: the GEMM engine's run failed", result.log)
-    outputs = load_npz(vout)
-    get_vector_unit("matmul").check_arrays(outputs, get_vector_unit("matmul").outputs,
-                                           "simulation output")
-    return outputs
+    return _run_vectors("matmul", top, build_name("gemm_engine", engine_params),
+                        "sim.tb.gemm_tb", inputs, sim, build_dir, waves,
+                        "the GEMM engine's run",
+                        {"FP8HW_HW_PARAMS": engine_params, "FP8HW_PARAMS": params})
 
 
 def _main(argv=None, prog="python -m sim") -> int:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from hw.soc.system import ArraySystem
-from sim.runner import SimError, default_cache_dir, run_cocotb
+from sim.runner import SimError, build_name, default_cache_dir, run_cocotb
 
 SIM_BOARD = dict(rows=2, cols=2, divisor=20, timeout_bits=40, a_words=256, b_words=256,
                  acc_words=256, chunking=1)
@@ -75,7 +75,7 @@ def simulated_board(sim: str = "verilator", build_dir=None, stats: dict | None =
     params = {**SIM_BOARD, **params}
     top = ArraySystem(**params)
     # Every parameter in the name: each configuration keeps its own cached build.
-    name = "board_" + "_".join(f"{k.replace('_', '')}{v}" for k, v in sorted(params.items()))
+    name = build_name("board", params)
     with tempfile.TemporaryDirectory(prefix="fp8hw-board-") as tmp:
         work = Path(build_dir or tmp)
         portfile, statsfile = work / "port", work / "stats.json"

@@ -76,6 +76,12 @@ def prepare_simulator(sim: str) -> None:
         raise SimError("iverilog not found (install it: apt-get install iverilog)")
 
 
+def build_name(prefix: str, params: dict) -> str:
+    """A top module's name with every parameter in it, so that each configuration keeps
+    its own cached build: ``prefix`` then ``name value`` pairs, underscores dropped."""
+    return prefix + "_" + "_".join(f"{k.replace('_', '')}{v}" for k, v in sorted(params.items()))
+
+
 def default_cache_dir() -> Path:
     """Where simulator builds are kept: ``FP8HW_SIM_CACHE``, else ``build/sim-cache`` in a
     source checkout, else the user's cache folder (never inside an installed package)."""
