@@ -66,15 +66,19 @@ class _ASpace:
     def free_words(self) -> int:
         return self.words - sum(n for _, n in self.live.values())
 
-    def allocate(self, n: int, busy=()) -> int | None:
-        """A base for ``n`` words clear of live tensors and of the (base, words) ``busy``."""
+    def allocate(self, n: int, busy=(), lo: int = 0, hi: int | None = None) -> int | None:
+        """A base for ``n`` words in [lo, hi) clear of live tensors and of the
+        (base, words) ``busy``."""
+        hi = self.words if hi is None else min(hi, self.words)
         taken = sorted(list(self.live.values()) + list(busy))
-        at = 0
+        at = lo
         for base, words in taken:
+            if base + words <= at:
+                continue
             if base - at >= n:
-                return at
+                break
             at = max(at, base + words)
-        return at if self.words - at >= n else None
+        return at if hi - at >= n else None
 
     def hold(self, tensor: OnChipTensor) -> None:
         self.live[id(tensor)] = (tensor.base, tensor.words)
@@ -95,11 +99,11 @@ def _read_words(board, buffer, base, words, items, dtype):
     return image_words(data, items, dtype)
 
 
-def _low16_requests(board, words: int):
-    """READs of ACC's first ``words`` words in the LOW16 view."""
+def _low16_requests(board, words: int, base: int = 0):
+    """READs of ``words`` words of ACC from word ``base`` in the LOW16 view."""
     R = board.info.rows
     half = word_stride(4 * R) // 2
-    return board.read_requests(BufferId.ACC, 0, words * half, ReadView.LOW16)
+    return board.read_requests(BufferId.ACC, base * half, words * half, ReadView.LOW16)
 
 
 def _low16_result(data: bytes, R: int) -> np.ndarray:
@@ -140,6 +144,124 @@ def plan_blocks(M, K, N, R, chunk, info, a_free, out, fixed_mk=False):
             raise BoardError(f"a {M}x{K}x{N} GEMM does not fit the board's buffers "
                              f"even in blocks (A {a_free} words free)")
     return mb, kb, nb
+
+
+def pipeline_plan(M, K, N, R, chunk, info, space, quantized):
+    """Blocks for the pipelined schedule (``_run_pipelined``): (mb, nb, a_bases) with B
+    whole in its buffer, M in blocks of ``mb`` rows and N of ``nb`` columns, each block's
+    sums in one half of ACC, each row block's A (and two quantized outputs) in one half
+    of A at ``a_bases[half]``; None where B does not fit whole or A has no room.
+
+    Blocks of at least four to a GEMM, so that each computes while the next crosses the
+    link, but of at least twice the array's latency in rows (fewer rows than that stall
+    the array between K tiles)."""
+    if EngineLayout(1, K, N, R, chunk).b_words > info.b_words:
+        return None
+    acc_half, a_half = info.acc_words // 2, info.a_words // 2
+    min_rows = 2 * (R * max(info.pipeline, 1) + R + 2)
+    mb = min(M, max(min_rows, -(-M // 4)), acc_half)
+    while mb >= 1:
+        nb = min(N, R * (acc_half // mb))
+        L = EngineLayout(mb, K, nb, R, chunk)
+        need = L.a_words + (2 * L.acc_words if quantized else 0)
+        bases = [space.allocate(need, lo=0, hi=a_half),
+                 space.allocate(need, lo=a_half, hi=info.a_words)]
+        if None not in bases:
+            return mb, nb, bases
+        mb //= 2
+    return None
+
+
+def _run_pipelined(board, A, B, C, codes, chunk, plan, quantized, want_sums, sums):
+    """The GEMM as one stream of requests: B once, then for each block (row blocks of
+    ``mb``, column blocks of ``nb`` within them) its A (for a new row block), its initial
+    C, its GEMM, and the previous block's results. A GEMM is answered once it starts, so
+    while it computes the next block's operands and the previous block's results cross
+    the link: they sit in the other halves of A and ACC, which the board lets the host
+    reach beside a running GEMM (``hw.soc.protocol``: every request still sees the
+    buffers as if the ones before it had ended)."""
+    info = board.info
+    R = info.rows
+    M, K = A.shape
+    N = B.shape[1]
+    mb, nb, a_bases = plan
+    acc_half = info.acc_words // 2
+    a_stride, acc_stride = word_stride(R), word_stride(4 * R)
+    requests = board.write_requests(BufferId.B, 0, words_image(EngineLayout(
+        1, K, N, R, chunk).b(B), "u1"))
+    blocks = [(m0, n0) for m0 in range(0, M, mb) for n0 in range(0, N, nb)]
+    reads = []                                   # (block, what, request count)
+
+    def read_block(i):
+        m0, n0 = blocks[i]
+        rows, cols = min(mb, M - m0), min(nb, N - n0)
+        out_words = EngineLayout(rows, 1, cols, R).acc_words
+        acc_base = (i % 2) * acc_half
+        if want_sums:
+            if codes["mode"] == Mode.FP8:
+                rs = _low16_requests(board, out_words, acc_base)
+                what = "low16"
+            else:
+                rs = board.read_requests(BufferId.ACC, acc_base * acc_stride,
+                                         out_words * acc_stride)
+                what = "sums"
+            requests.extend(rs)
+            reads.append((i, what, len(rs)))
+        if quantized:
+            rs = board.read_requests(BufferId.A, out_bases[i] * a_stride,
+                                     out_words * a_stride)
+            requests.extend(rs)
+            reads.append((i, "codes", len(rs)))
+
+    out_bases = []
+    row_block = -1
+    for i, (m0, n0) in enumerate(blocks):
+        rows, cols = min(mb, M - m0), min(nb, N - n0)
+        L = EngineLayout(rows, K, cols, R, chunk)
+        if n0 == 0:
+            row_block += 1
+            a_base = a_bases[row_block % 2]
+            requests += board.write_requests(BufferId.A, a_base * a_stride,
+                                             words_image(L.a(A[m0:m0 + rows]), "u1"))
+        # Two quantized outputs a row block, one a block in turn: the previous block's
+        # is read after this GEMM, which must not overwrite it.
+        out_base = a_base + L.a_words + (i % 2) * EngineLayout(mb, 1, nb, R).acc_words
+        out_bases.append(out_base)
+        acc_base = (i % 2) * acc_half
+        if C is not None:
+            requests += board.write_requests(BufferId.ACC, acc_base * acc_stride, words_image(
+                EngineLayout(rows, 1, cols, R).acc(C[m0:m0 + rows, n0:n0 + cols]), "<u4"))
+        requests.append((Command.GEMM, pack_gemm(
+            mode=codes["mode"], fmt_a=codes["fmt_a"], fmt_b=codes["fmt_b"],
+            out=codes["out"], accumulate=int(C is not None), m=rows, k=K, n=cols,
+            chunk=chunk, a_base=a_base, out_base=out_base, acc_base=acc_base,
+            b_base=(n0 // R) * K)))
+        if i:
+            read_block(i - 1)
+    read_block(len(blocks) - 1)
+
+    answers = board.requests(requests)
+    sums_out = np.zeros((M, N), np.uint32)
+    codes_out = np.zeros((M, N), np.uint8)
+    at = 0
+    # The reads sit between other requests: find each one's answers by its index.
+    read_at = [k for k, (command, _) in enumerate(requests) if command == Command.READ]
+    for i, what, n in reads:
+        data = b"".join(answers[k] for k in read_at[at:at + n])
+        at += n
+        m0, n0 = blocks[i]
+        rows, cols = min(mb, M - m0), min(nb, N - n0)
+        layout = EngineLayout(rows, 1, cols, R)
+        where = (slice(m0, m0 + rows), slice(n0, n0 + cols))
+        if what == "low16":
+            sums_out[where] = layout.acc_result(_low16_result(data, R))
+        elif what == "sums":
+            sums_out[where] = layout.acc_result(image_words(data, R, "<u4"))
+        else:
+            codes_out[where] = layout.out_result(image_words(data, R, "u1"))
+    if quantized:
+        return (codes_out, sums_out) if sums else codes_out
+    return sums_out
 
 
 def run_matmul(board, A, B, C, mode, fmt_a, fmt_b, chunk, out, *, keep, sums):
@@ -184,6 +306,11 @@ def run_matmul(board, A, B, C, mode, fmt_a, fmt_b, chunk, out, *, keep, sums):
             raise BoardError(f"C must be [{M}, {N}], got shape {C.shape}")
 
     space = _space(board)
+    if not resident and not keep:
+        plan = pipeline_plan(M, K, N, R, chunk, info, space, quantized)
+        if plan is not None:
+            return _run_pipelined(board, A, B, C, codes, chunk, plan, quantized,
+                                  sums or not quantized, sums)
     mb, kb, nb = plan_blocks(M, K, N, R, chunk, info, space.free_words(), quantized,
                              fixed_mk=resident)
     if resident and (mb, kb) != (M, K):

@@ -31,6 +31,8 @@ class EngineGemm:
     out: str = "none"
     a_base: int = 0
     out_base: int = 0
+    acc_base: int = 0
+    b_base: int = 0
     bias: int = 11
     name: str = ""
     keep_a: bool = False          # A is already in the buffer (a resident operand)
@@ -60,7 +62,8 @@ class EngineGemm:
                 "out": int(OutFormat.from_label(self.out)),
                 "accumulate": int(self.C is not None),
                 "m": self.M, "k": self.K, "n": self.N, "chunk": self.chunk,
-                "a_base": self.a_base, "out_base": self.out_base}
+                "a_base": self.a_base, "out_base": self.out_base,
+                "acc_base": self.acc_base, "b_base": self.b_base}
 
     def golden(self) -> np.ndarray:
         """The expected ACC contents, uint32 [M, N]."""
@@ -79,12 +82,12 @@ class EngineGemm:
         lay = self.layout
         rng = np.random.default_rng(self.M * 1000 + self.K * 10 + self.N)
         loads = [] if self.keep_a else [(BufferId.A, self.a_base, lay.a(self.A))]
-        loads.append((BufferId.B, 0, lay.b(self.B)))
+        loads.append((BufferId.B, self.b_base, lay.b(self.B)))
         if self.C is not None:
-            loads.append((BufferId.ACC, 0, lay.acc(self.C)))
+            loads.append((BufferId.ACC, self.acc_base, lay.acc(self.C)))
         else:
             junk = rng.integers(0, 2**32, (lay.acc_words, self.rows), dtype=np.uint64)
-            loads.append((BufferId.ACC, 0, junk.astype(np.uint32)))
+            loads.append((BufferId.ACC, self.acc_base, junk.astype(np.uint32)))
         return loads
 
 

@@ -157,7 +157,7 @@ async def run_gemm(ctx, engine, g: EngineGemm):
     lay = g.layout
     g.result["cycles"] = ctx.get(engine.cycles) - before
     g.result["refused"] = refused
-    words = await host_read(ctx, engine, BufferId.ACC, 0, lay.acc_words, g.rows)
+    words = await host_read(ctx, engine, BufferId.ACC, g.acc_base, lay.acc_words, g.rows)
     g.result["acc"] = lay.acc_result(words)
     if g.out != "none":
         words = await host_read(ctx, engine, BufferId.A, g.out_base, lay.acc_words, g.rows)
@@ -249,3 +249,80 @@ def test_k_tile_walker_walks_k_tiles(R):
             assert got == k_tiles(K, R, c), (K, c, got)
 
     simulate(m, testbench, max_cycles=5_000)
+
+
+@pytest.mark.parametrize("spram", [0, 1])
+def test_host_beside_a_running_gemm(spram):
+    """While a GEMM runs in the lower halves of the buffers, the host pauses the engine
+    again and again (for A, B and ACC in turn, a few bytes each time) and loads the next
+    GEMM into the upper halves, reading each piece back: both GEMMs give the golden bits.
+    ``uses`` names exactly the halves the running GEMM touches; ``accepted`` pulses once."""
+    R = 2
+    engine = GemmEngine(R, R, pipeline=1, a_words=256, b_words=64, acc_words=64,
+                        chunking=1, spram=spram)
+    half = engine.half_words
+    rng = np.random.default_rng(11)
+    first = EngineGemm(small_codes(rng, (8, 16)), small_codes(rng, (16, 4)),
+                       dl_codes(rng, (8, 4)), R, chunk=3, out="e4m3", out_base=100,
+                       name="lower halves, chunk 3, out e4m3")
+    second = EngineGemm(small_codes(rng, (6, 5)), small_codes(rng, (5, 4)),
+                        dl_codes(rng, (6, 4)), R, out="e5m2", a_base=half[BufferId.A],
+                        out_base=half[BufferId.A] + 40, b_base=half[BufferId.B],
+                        acc_base=half[BufferId.ACC], name="upper halves, out e5m2")
+    seen = {"accepted": 0, "pauses": 0, "beside": 0}
+
+    async def paused_piece(ctx, buffer, word, words):
+        """Pause for ``buffer``, write ``words`` from ``word`` and read them back."""
+        ctx.set(engine.host.buffer, buffer)
+        ctx.set(engine.pause, 1)
+        for _ in range(200):
+            if ctx.get(engine.paused):
+                break
+            await ctx.tick()
+        assert ctx.get(engine.paused), "the engine did not pause"
+        busy = ctx.get(engine.busy)
+        await host_write(ctx, engine, buffer, word, words)
+        items = words.shape[1]
+        back = await host_read(ctx, engine, buffer, word, len(words), items)
+        assert np.array_equal(back, words), (buffer, word)
+        assert ctx.get(engine.paused)
+        ctx.set(engine.pause, 0)
+        seen["pauses"] += 1
+        seen["beside"] += int(busy and ctx.get(engine.busy))
+
+    async def testbench(ctx):
+        for buffer, word, words in first.loads():
+            await host_write(ctx, engine, buffer, word, words)
+        await put(ctx, engine.start, first.settings())
+        pieces = [(buffer, word + i, words[i:i + 2]) for buffer, word, words in second.loads()
+                  for i in range(0, len(words), 2)]
+        rng_gap = np.random.default_rng(3)
+        gap = 0
+        while not ctx.get(engine.done):
+            seen["accepted"] += ctx.get(engine.accepted)
+            if ctx.get(engine.uses):
+                assert ctx.get(engine.uses) == 0b010101, bin(ctx.get(engine.uses))
+                if pieces and gap == 0:
+                    await paused_piece(ctx, *pieces.pop(rng_gap.integers(len(pieces))))
+                    gap = int(rng_gap.integers(0, 6))
+                    continue
+            gap = max(gap - 1, 0)
+            await ctx.tick()
+        assert not ctx.get(engine.refused)
+        await ctx.tick()
+        for piece in pieces:                  # what the GEMM left over, now idle
+            await host_write(ctx, engine, *piece)
+        lay = first.layout
+        first.result["acc"] = lay.acc_result(
+            await host_read(ctx, engine, BufferId.ACC, 0, lay.acc_words, R))
+        first.result["out"] = lay.out_result(
+            await host_read(ctx, engine, BufferId.A, first.out_base, lay.acc_words, R))
+        first.result["refused"] = 0
+        second.keep_a = True                  # loaded beside the first GEMM
+        await run_gemm(ctx, engine, second)
+
+    simulate(engine, testbench, max_cycles=60_000)
+    assert seen["accepted"] == 1
+    assert seen["beside"] >= 10, seen
+    check_gemm(first)
+    check_gemm(second)

@@ -13,8 +13,10 @@ integer modes):
 
 * A, ``a_words`` words of R codes: tile t of A at word ``a_base + t*M + i``, lane r =
   A[i, k0_t + r] (lanes r >= length_t are ignored).
-* B, ``b_words`` words of R codes: B[k, n] at word ``(n // R) * K + k``, lane ``n % R``.
-* ACC, ``acc_words`` words of R 32-bit values: C[i, j] at word ``(j // R) * M + i``, lane
+* B, ``b_words`` words of R codes: B[k, n] at word ``b_base + (n // R) * K + k``, lane
+  ``n % R`` (the columns n0.. of a wider B laid out so, with ``b_base`` at column n0).
+* ACC, ``acc_words`` words of R 32-bit values: C[i, j] at word
+  ``acc_base + (j // R) * M + i``, lane
   ``j % R``: the initial C (``accumulate``) in, the result out. fp8 values are
   ``dlfloat16`` codes in the low 16 bits (the high 16 bits are 0 in the result).
 * Quantized output (``out`` e4m3 / e5m2, fp8 mode): C[i, j] as an FP8 code (``quant16``,
@@ -37,16 +39,23 @@ the high half) and the high half to 0. ``out``: after an N tile's last tile (and
 a QUANT sweep writes its M quantized words. A sweep does one word a cycle.
 
 Host port rule: the host byte port (``host``, ``HostByteSignature`` with a ``buffer``
-number) reaches the buffers only while the engine is idle (``busy`` low); while busy, its
-writes are ignored and its reads return garbage. The executor checks byte addresses
-against ``sizes`` (bytes each buffer spans), but writes past a buffer change nothing.
+number) reaches the buffers while the engine is idle (``busy`` low), or while ``paused``:
+``pause`` asks the engine to stop using the ports of buffer ``host.buffer`` (for A and
+ACC the rows and sweeps stop and the array drains, for B the weights stop), ``paused``
+says it has, and holds while ``pause`` does (the GEMM goes on when it drops). Otherwise
+host writes are ignored and host reads return garbage. ``uses`` (bit 2n: the lower half
+of buffer n, words below ``half_words[n]``; bit 2n + 1 the upper half) tells the halves
+the running GEMM reads or writes, from its acceptance to its end: the executor lets the
+host touch only the others while it runs. The executor checks byte addresses against
+``sizes`` (bytes each buffer spans), but writes past a buffer change nothing.
 
 ``start`` (a stream of ``GEMM_SETTINGS``) is taken only while idle. The engine first
 checks the settings (about T + N/R cycles, T the number of K tiles): a mode, format or
 ``out`` code out of range, ``out`` in an integer mode, M, K or N of 0, ``chunk`` without
 the ``chunking`` hardware, a GEMM that does not fit its buffers, or a quantized output
 that overlaps the A tiles it is computed from refuses the GEMM: ``done`` with
-``refused`` high, and no buffer changed. ``done`` is high for one cycle, the last with
+``refused`` high, and no buffer changed; settings that pass raise ``accepted`` for a
+cycle. ``done`` is high for one cycle, the last with
 ``busy`` high; ``refused`` holds until the next start. ``cycles`` counts the clock cycles
 with ``busy`` high since reset (32 bits, wrapping).
 
@@ -93,6 +102,8 @@ GEMM_SETTINGS = data.StructLayout({
     "chunk": 16,          # chunk length CL (0: none); ignored in the integer modes
     "a_base": 16,         # word offset of A in the A buffer
     "out_base": 16,       # word offset of the quantized output in the A buffer
+    "acc_base": 16,       # word offset of C (the initial C and the result) in ACC
+    "b_base": 16,         # word offset of B in the B buffer
 })
 
 DLADD_PIPELINE = 2
@@ -131,12 +142,18 @@ class GemmEngine(wiring.Component):
                         BufferId.B: WordBuffer(R, 1, self.b_words, self.spram),
                         BufferId.ACC: WordBuffer(R, 4, self.acc_words)}
         self.sizes = {n: b.size for n, b in self.buffers.items()}
+        # A buffer's upper half begins at this word (its lower half may be the smaller).
+        self.half_words = {n: b.depth // 2 for n, b in self.buffers.items()}
         super().__init__({
             "start": In(stream.Signature(GEMM_SETTINGS)),
             "busy": Out(1),
             "done": Out(1),
             "refused": Out(1),
             "cycles": Out(32),
+            "accepted": Out(1),
+            "uses": Out(2 * len(BufferId)),
+            "pause": In(1),
+            "paused": Out(1),
             "host": In(HostByteSignature(len(BufferId))),
         })
 
@@ -179,7 +196,8 @@ class GemmEngine(wiring.Component):
         m.d.sync += read_from.eq(host.buffer)
         read_data = Const(0, 8)
         for n, buf in self.buffers.items():
-            m.d.comb += [buf.host_owns.eq(idle), buf.host.addr.eq(host.addr),
+            owns = idle | (self.paused & (host.buffer == n))
+            m.d.comb += [buf.host_owns.eq(owns), buf.host.addr.eq(host.addr),
                          buf.host.data.eq(host.data),
                          buf.host.write.eq(host.write & (host.buffer == n))]
             read_data = Mux(read_from == n, buf.host.read_data, read_data)
@@ -219,6 +237,14 @@ class _Controller:
         # Narrow views of the settings (exact once ``oversize`` is clear).
         self.M, self.K, self.N = s.m[:self.wm], s.k[:self.wb], s.n[:self.wn]
         self.a_base, self.out_base = s.a_base[:self.wa], s.out_base[:self.wa]
+        self.acc_base = s.acc_base[:self.wc]
+        self.b_base = s.b_base[:self.wb]
+        # A pause for the host: rows and sweeps stop for A and ACC, weights for B.
+        self.pause_rows = Signal(name="pause_rows")
+        self.pause_weights = Signal(name="pause_weights")
+        m.d.comb += [self.pause_rows.eq(engine.pause & (engine.host.buffer != BufferId.B)),
+                     self.pause_weights.eq(engine.pause & (engine.host.buffer == BufferId.B))]
+        self.begin = Signal(name="begin")              # the settings passed: rows next
 
     def build(self):
         m, s, e = self.m, self.s, self.e
@@ -241,7 +267,7 @@ class _Controller:
         self.acc_nt, self.out_nt, self.fold_first = acc_nt, out_nt, fold_first
 
         weights_go = Signal(name="weights_go")
-        self._weights(ww, weights_go)
+        weight_valid = self._weights(ww, weights_go)
         self._results()
         sweep = self._sweep()
 
@@ -302,10 +328,28 @@ class _Controller:
         # One unconditional assignment (a Verilog ``assign``, which simulators evaluate
         # from time 0, unlike a process that waits for its inputs to change).
         in_rows = Signal(name="in_rows")
-        m.d.comb += self.issued.eq(in_rows & advance & may_read)
+        m.d.comb += self.issued.eq(in_rows & advance & may_read & ~self.pause_rows)
+
+        # The halves of each buffer this GEMM uses (``uses``: bit 2n the lower half of
+        # buffer n, 2n+1 the upper), from the regions the check measured: [start, end)
+        # touches the lower half if start < H, the upper if end > H.
+        uses = Signal(2 * len(BufferId), name="uses_halves")
+        half = {n: Const(h, 17) for n, h in e.half_words.items()}
+        a_lower = (self.a_base < half[BufferId.A]) | (
+            self.quantize & (self.out_base < half[BufferId.A]))
+        a_upper = (a_end > half[BufferId.A]) | (self.quantize & (o_end > half[BufferId.A]))
+        uses_now = Cat(a_lower, a_upper,
+                       self.b_base < half[BufferId.B], b_end > half[BufferId.B],
+                       self.acc_base < half[BufferId.ACC], acc_end > half[BufferId.ACC])
+        m.d.comb += e.uses.eq(uses)
 
         with m.FSM(name="engine") as fsm:
+            in_sweep = fsm.ongoing("SWEEP")
+            quiet = Mux(e.host.buffer == BufferId.A, ~op_valid & ~in_sweep,
+                        Mux(e.host.buffer == BufferId.B, ~weight_valid,
+                            self.drained & ~in_sweep))
             m.d.comb += [self.idle.eq(fsm.ongoing("IDLE")), in_rows.eq(fsm.ongoing("ROWS")),
+                         e.paused.eq(e.pause & quiet),
                          self.e.busy.eq(~fsm.ongoing("IDLE")),
                          self.e.start.ready.eq(fsm.ongoing("IDLE")),
                          self.e.done.eq(fsm.ongoing("DONE"))]
@@ -321,11 +365,13 @@ class _Controller:
                                     | (start.k > e.b_words)
                                     | (start.n > R * e.acc_words)
                                     | (start.a_base >= e.a_words)
+                                    | (start.acc_base >= e.acc_words)
+                                    | (start.b_base >= e.b_words)
                                     | (quantize & (start.out_base >= e.a_words)))]
                     m.next = "CHECK_START"
             with m.State("CHECK_START"):
                 rw.restart(m)
-                m.d.sync += [a_end.eq(self.a_base), b_end.eq(0), acc_end.eq(0),
+                m.d.sync += [a_end.eq(self.a_base), b_end.eq(self.b_base), acc_end.eq(self.acc_base),
                              o_end.eq(self.out_base), n0.eq(0), self.tiles.eq(0)]
                 with m.If(oversize):
                     m.next = "CHECK_END"
@@ -351,7 +397,9 @@ class _Controller:
                     m.next = "DONE"
                 with m.Else():
                     rw.restart(m)
-                    m.d.sync += [a_ptr.eq(self.a_base), acc_nt.eq(0),
+                    m.d.comb += [e.accepted.eq(1), self.begin.eq(1)]
+                    m.d.sync += uses.eq(uses_now)
+                    m.d.sync += [a_ptr.eq(self.a_base), acc_nt.eq(self.acc_base),
                                  out_nt.eq(self.out_base),
                                  n0.eq(0), row.eq(0), pend_fold.eq(0), pend_quant.eq(0),
                                  pend_nt.eq(0)]
@@ -378,7 +426,7 @@ class _Controller:
                             m.next = "AFTER_TILE"
             with m.State("AFTER_TILE"):
                 with m.If(pend_fold | pend_quant):
-                    with m.If(self.drained):
+                    with m.If(self.drained & ~self.pause_rows):
                         m.d.comb += sweep.go.eq(1)
                         m.d.comb += sweep.fold.eq(pend_fold)
                         m.next = "SWEEP"
@@ -401,6 +449,7 @@ class _Controller:
                 with m.If(self.drained):
                     m.next = "DONE"
             with m.State("DONE"):
+                m.d.sync += uses.eq(0)
                 m.next = "IDLE"
 
     # -- the weights: R beats a tile, one tile ahead of the rows at most (the array's
@@ -419,12 +468,14 @@ class _Controller:
         m.d.comb += [w.valid.eq(valid), w.payload.b.eq(self.b.read.data),
                      w.payload.active.eq(active), self.b.read.en.eq(advance),
                      self.b.read.addr.eq(b_ptr)]
+        # A pause for the host's B access lets the beat out and reads no next one.
+        beat = running & ~self.pause_weights
         with m.If(go):
             ww.restart(m)
-            m.d.sync += [running.eq(1), r.eq(0), b_ptr.eq(0), n0.eq(0)]
+            m.d.sync += [running.eq(1), r.eq(0), b_ptr.eq(self.b_base), n0.eq(0)]
         with m.Elif(advance):
-            m.d.sync += [valid.eq(running), active.eq(r < ww.length)]
-            with m.If(running):
+            m.d.sync += [valid.eq(beat), active.eq(r < ww.length)]
+            with m.If(beat):
                 m.d.sync += r.eq(r + 1)
                 with m.If(r < ww.length):
                     m.d.sync += b_ptr.eq(b_ptr + 1)
@@ -437,6 +488,7 @@ class _Controller:
                     with m.Else():
                         ww.restart(m)
                         m.d.sync += n0.eq(n0 + R)
+        return valid
 
     # -- the results: in order, row i of each tile into ACC word nt*M + i.
     def _results(self):
@@ -456,8 +508,8 @@ class _Controller:
             self.result_data.eq(Mux(self.chunked, high_halves, res.payload.c.as_value())),
             self.result_en.eq(Mux(self.chunked, int("1100" * R, 2), (1 << 4 * R) - 1))]
         self.result_addr = base + i
-        with m.If(self.idle):
-            m.d.sync += [i.eq(0), t.eq(0), base.eq(0)]
+        with m.If(self.begin):
+            m.d.sync += [i.eq(0), t.eq(0), base.eq(self.acc_base)]
         with m.Elif(res.valid):
             m.d.sync += i.eq(i + 1)
             with m.If(i == self.M - 1):

@@ -1,4 +1,4 @@
-"""The host link's protocol (version 3): one definition for the hardware, the host driver
+"""The host link's protocol (version 4): one definition for the hardware, the host driver
 and the testbenches.
 
 A frame, in either direction, is on the line as::
@@ -32,6 +32,15 @@ gets ``NAK SEQUENCE`` with ``expected`` and changes nothing. ``SYNC`` is answere
 whatever its seq and changes nothing: its ACK carries ``expected`` and echoes the
 request's payload (the driver's nonce), so that a driver learns where to start and knows
 the answer is its own.
+
+Order: the board executes requests one at a time, in order, and every request sees the
+buffers as if the ones before it had ended. A GEMM is answered as soon as the engine has
+accepted its settings and then runs on, so that the next requests (the next block's
+operands, the previous block's results) cross the link while it computes: a WRITE or READ
+that touches a half of a buffer the running GEMM uses (``GemmEngine.half_words``) waits
+for the GEMM to end; any other runs beside it (the engine pauses for it, for about a
+pipeline's length); a GEMM waits for the previous one. STATUS may come while a GEMM runs:
+its busy cycles are those so far.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from __future__ import annotations
 import enum
 import zlib
 
-VERSION = 3                        # reported first by IDENTIFY
+VERSION = 4                        # reported first by IDENTIFY
 DELIMITER = 0x00
 ACK = 0x06
 NAK = 0x15
@@ -148,7 +157,7 @@ def pack_gemm(**settings) -> bytes:
     return value.to_bytes(GEMM_BYTES, "little")
 
 
-GEMM_BYTES = 13                    # GEMM_SETTINGS' 103 bits
+GEMM_BYTES = 17                    # GEMM_SETTINGS' 135 bits
 
 
 def crc32_byte(crc: int, byte: int) -> int:

@@ -179,16 +179,36 @@ class ArraySystem(wiring.Component):
                                 | ((view == ReadView.LOW16) & (buffer_no != BufferId.ACC)))
         bad_write = Signal()
         m.d.sync += bad_write.eq((got.length <= WRITE_HEADER) | (buffer_no > max(BufferId)))
+        # The halves of its buffer a WRITE or READ touches (the engine's ``half_words``
+        # in bytes; half that in the LOW16 view): with the halves a running GEMM uses, it
+        # says whether the access must wait for the GEMM or may run beside it.
+        halves = {n: Const(engine.half_words[n] * engine.buffers[n].stride, abits + 1)
+                  for n in BufferId}
+        half_of = Mux(buffer_no == BufferId.A, halves[BufferId.A],
+                      Mux(buffer_no == BufferId.B, halves[BufferId.B], halves[BufferId.ACC]))
+        half_at = Mux(low16, half_of >> 1, half_of)
+        touch_lower, touch_upper = Signal(), Signal()
+        m.d.sync += [touch_lower.eq(address < half_at),
+                     touch_upper.eq(address + Mux(is_read, count, data_length) > half_at)]
+        used = engine.uses.word_select(buffer_no[:2], 2)
+        conflict = (touch_lower & used[0]) | (touch_upper & used[1])
+        access_read = Signal()       # GRANT: for a READ (else a WRITE)
 
         settings = Signal(GEMM_SETTINGS)
         m.d.comb += [settings.eq(args[:GEMM_SETTINGS.size]),
                      engine.start.payload.eq(settings)]
 
         with m.FSM() as fsm:
+            # The engine pauses while a WRITE copies or a READ's answer is fetched beside a
+            # running GEMM (it only matters while the engine is busy).
+            reading = (got.command == Command.READ) & (fsm.ongoing("ANSWER")
+                                                        | fsm.ongoing("SENDING"))
             m.d.comb += [
                 link.send.valid.eq(fsm.ongoing("ANSWER")),
                 link.received.ready.eq(fsm.ongoing("SENDING") & link.send.ready),
                 engine.start.valid.eq(fsm.ongoing("START")),
+                engine.pause.eq((fsm.ongoing("GRANT") & ~conflict) | fsm.ongoing("COPY")
+                                | reading),
             ]
             with m.State("WAIT"):
                 with m.If(link.received.valid):
@@ -233,13 +253,14 @@ class ArraySystem(wiring.Component):
                         with m.If(bad_write | past_end):
                             refuse(Nak.ARGUMENT)
                         with m.Else():
-                            m.d.sync += [host_index.eq(0), write_address.eq(address)]
-                            m.next = "COPY"
+                            m.d.sync += access_read.eq(0)
+                            m.next = "GRANT"
                     with m.Case(Command.READ):
                         with m.If(bad_read | past_end):
                             refuse(Nak.ARGUMENT)
                         with m.Else():
-                            accept(1 + count)
+                            m.d.sync += access_read.eq(1)
+                            m.next = "GRANT"
                     with m.Case(Command.GEMM):
                         with m.If(got.length != GEMM_BYTES):
                             refuse(Nak.ARGUMENT)
@@ -247,6 +268,17 @@ class ArraySystem(wiring.Component):
                             m.next = "START"
                     with m.Default():
                         refuse(Nak.COMMAND)
+
+            # WRITE and READ beside a running GEMM: one that touches a half of its buffer
+            # the GEMM uses waits for the GEMM to end; any other pauses the engine (which
+            # stops using that buffer's ports) and goes on once it has.
+            with m.State("GRANT"):
+                with m.If(~engine.busy | (~conflict & engine.paused)):
+                    with m.If(access_read):
+                        accept(1 + count)
+                    with m.Else():
+                        m.d.sync += [host_index.eq(0), write_address.eq(address)]
+                        m.next = "COPY"
 
             # WRITE: payload bytes WRITE_HEADER.. into the buffer, one a cycle after its
             # read.
@@ -262,19 +294,19 @@ class ArraySystem(wiring.Component):
                     m.d.sync += copy_valid.eq(0)
                     accept()
 
-            # GEMM: the engine checks the settings itself and refuses what it cannot run.
+            # GEMM: it starts once the previous one has ended; the engine checks the
+            # settings itself and refuses what it cannot run. The answer comes as soon as
+            # the engine has accepted them: the GEMM runs on while the next requests are
+            # executed.
             with m.State("START"):
                 with m.If(engine.start.ready):
                     bump("runs")
-                    m.next = "RUNNING"
-            with m.State("RUNNING"):
-                with m.If(engine.done):
-                    m.next = "FINISHED"
-            with m.State("FINISHED"):
-                with m.If(engine.refused):
-                    refuse(Nak.ARGUMENT)
-                with m.Else():
+                    m.next = "CHECKING"
+            with m.State("CHECKING"):
+                with m.If(engine.accepted):
                     accept()
+                with m.Elif(engine.done):
+                    refuse(Nak.ARGUMENT)
 
             # Answer, then let the receiver take the next frame.
             with m.State("ANSWER"):

@@ -116,7 +116,7 @@ async def gemms_equal_golden(dut):
         assert not refused, f"{g.name}: refused"
         lay = g.layout
         want = g.golden()
-        got = lay.acc_result(await host.read(BufferId.ACC, 0, lay.acc_words))
+        got = lay.acc_result(await host.read(BufferId.ACC, g.acc_base, lay.acc_words))
         assert np.array_equal(got, want), first_mismatch(got, want, g.name)
         if g.out != "none":
             got = lay.out_result(await host.read(BufferId.A, g.out_base, lay.acc_words))
