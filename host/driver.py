@@ -263,10 +263,12 @@ class Board:
                  + data[start:start + WRITE_CHUNK]) for start in range(0, len(data), WRITE_CHUNK)]
 
     @staticmethod
-    def read_requests(buffer: int, address: int, count: int, view: int = ReadView.BYTES):
+    def read_requests(buffer: int, address: int, count: int, view: int = ReadView.BYTES,
+                      chunk: int = READ_CHUNK):
+        """READs of ``count`` bytes, ``chunk`` bytes an answer at most."""
         return [(Command.READ, bytes([buffer]) + (address + start).to_bytes(4, "little")
-                 + min(READ_CHUNK, count - start).to_bytes(2, "little") + bytes([view]))
-                for start in range(0, count, READ_CHUNK)]
+                 + min(chunk, count - start).to_bytes(2, "little") + bytes([view]))
+                for start in range(0, count, chunk)]
 
     def write(self, buffer: int, address: int, data: bytes) -> None:
         self.requests(self.write_requests(buffer, address, data))

@@ -21,7 +21,7 @@ from fp8hw.enums import Mode, OutFormat, SourceFormat
 from golden.params import CHUNK
 from hw.schedule import EngineLayout, engine_chunk, image_words, word_stride, words_image
 from hw.soc.buffers import BufferId
-from hw.soc.protocol import Command, ReadView, pack_gemm
+from hw.soc.protocol import READ_BESIDE, Command, ReadView, pack_gemm
 from host.errors import BoardError
 
 
@@ -99,11 +99,12 @@ def _read_words(board, buffer, base, words, items, dtype):
     return image_words(data, items, dtype)
 
 
-def _low16_requests(board, words: int, base: int = 0):
+def _low16_requests(board, words: int, base: int = 0, **chunk):
     """READs of ``words`` words of ACC from word ``base`` in the LOW16 view."""
     R = board.info.rows
     half = word_stride(4 * R) // 2
-    return board.read_requests(BufferId.ACC, base * half, words * half, ReadView.LOW16)
+    return board.read_requests(BufferId.ACC, base * half, words * half, ReadView.LOW16,
+                               **chunk)
 
 
 def _low16_result(data: bytes, R: int) -> np.ndarray:
@@ -199,17 +200,17 @@ def _run_pipelined(board, A, B, C, codes, chunk, plan, quantized, want_sums, sum
         acc_base = (i % 2) * acc_half
         if want_sums:
             if codes["mode"] == Mode.FP8:
-                rs = _low16_requests(board, out_words, acc_base)
+                rs = _low16_requests(board, out_words, acc_base, chunk=READ_BESIDE)
                 what = "low16"
             else:
                 rs = board.read_requests(BufferId.ACC, acc_base * acc_stride,
-                                         out_words * acc_stride)
+                                         out_words * acc_stride, chunk=READ_BESIDE)
                 what = "sums"
             requests.extend(rs)
             reads.append((i, what, len(rs)))
         if quantized:
             rs = board.read_requests(BufferId.A, out_bases[i] * a_stride,
-                                     out_words * a_stride)
+                                     out_words * a_stride, chunk=READ_BESIDE)
             requests.extend(rs)
             reads.append((i, "codes", len(rs)))
 

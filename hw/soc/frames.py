@@ -9,14 +9,15 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.soc.protocol import (CRC_BYTES, CRC_INIT, CRC_POLY, CRC_RESIDUE, DELIMITER,
-                             HEADER_BYTES, MAX_BODY, MAX_PAYLOAD, RECEIVE_BANKS)
+                             HEADER_BYTES, MAX_BODY, MAX_PAYLOAD, RECEIVE_BANKS, SEND_RING)
 from hw.soc.protocol import crc32_byte as crc32_byte_model
 
 ADDRESS_BITS = (MAX_PAYLOAD - 1).bit_length()
 assert 1 << ADDRESS_BITS == MAX_PAYLOAD
 FRAME = data.StructLayout({"seq": 8, "code": 8, "length": range(MAX_PAYLOAD + 1)})
-RING_BITS = 9                      # the sender's ring: a block (255 bytes) and as much again
-RING = 1 << RING_BITS
+RING = SEND_RING                   # the sender's ring: a block (255 bytes) and much more
+RING_BITS = RING.bit_length() - 1
+assert 1 << RING_BITS == RING and RING >= 512
 
 
 def crc32_byte(m, crc, byte, name="crc"):
@@ -191,11 +192,12 @@ class FrameSender(wiring.Component):
     as each payload byte is taken (``fetch_addr``: its index, ``seen_byte``: the byte).
 
     COBS needs to know how far the next 0x00 is before a block goes out: the encoded
-    frame is written into a 512-byte ring (one block RAM) with a slot left for each
+    frame is written into a ``RING``-byte ring (block RAM) with a slot left for each
     block's code byte, filled in when the block ends; the bytes before the open block's
     slot go out on ``bytes`` meanwhile, so the line only waits for a frame's first block.
     ``send`` is ready again once the whole frame is in the ring (its bytes may still be
-    going out): the next frame follows without a gap.
+    going out): the next frame follows without a gap. ``room``: bytes a frame may put
+    into the ring now without waiting for the line (half the ring, less what waits).
     """
 
     def __init__(self):
@@ -206,6 +208,7 @@ class FrameSender(wiring.Component):
             "bytes": Out(stream.Signature(8)),
             "seen": Out(1),
             "seen_byte": Out(8),
+            "room": Out(range(RING // 2 + 1)),
         })
 
     def elaborate(self, platform):
@@ -221,8 +224,11 @@ class FrameSender(wiring.Component):
         code_at = Signal(RING_BITS)
         sent_at = Signal(RING_BITS)
         span = Signal(8)                        # the open block's code, were it closed now
+        waiting = Signal(RING_BITS)
+        m.d.comb += [waiting.eq(write_at - sent_at),
+                     self.room.eq(Mux(waiting[-1], 0, RING // 2 - waiting))]
         # The ring may be full: write_at is three quarters of the ring ahead of sent_at's
-        # quarter, so 257 to 384 bytes are waiting. More than an open block (at most 256,
+        # quarter, so more than half the ring is waiting. More than an open block (at most 256,
         # its slot and the next one's included), so those bytes hold a closed block that
         # can go out: never a deadlock; a 2-bit subtraction, not 9.
         stall = Signal()

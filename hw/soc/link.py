@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from fp8hw.uart import check_divisor
 from hw.soc.frames import FrameReceiver, FrameSender, check_timeout
-from hw.soc.protocol import ACK, HISTORY, MAX_PAYLOAD, NAK, PURE, Command, Nak
+from hw.soc.protocol import ACK, HISTORY, MAX_PAYLOAD, NAK, PURE, SEND_RING, Command, Nak
 from hw.soc.uart import UartRx, UartTx
 
 # What the executor gets: a request to execute (its payload through read_addr/read_data).
@@ -38,7 +38,8 @@ class HostLink(wiring.Component):
     next request is received meanwhile. Requests the link answers itself never reach the
     executor: a repeat of a state-changing request (its first answer again, from the
     history), a seq out of sequence (NAK SEQUENCE) and SYNC. ``events`` pulses for the
-    STATUS counters.
+    STATUS counters. ``send_room``: answer bytes the sender takes now without waiting
+    for the line (``FrameSender.room``).
     """
 
     def __init__(self, divisor: int, timeout: int):
@@ -54,6 +55,7 @@ class HostLink(wiring.Component):
             "fetch_addr": Out(range(MAX_PAYLOAD)),
             "fetch_data": In(8),
             "events": Out(EVENTS),
+            "send_room": Out(range(SEND_RING // 2 + 1)),
         })
 
     def elaborate(self, platform):
@@ -62,6 +64,7 @@ class HostLink(wiring.Component):
         m.submodules.uart_tx = uart_tx = UartTx(self.divisor)
         m.submodules.receiver = receiver = FrameReceiver(self.timeout)
         m.submodules.sender = sender = FrameSender()
+        m.d.comb += self.send_room.eq(sender.room)
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
         wiring.connect(m, uart_rx.data, receiver.bytes)
         wiring.connect(m, sender.bytes, uart_tx.data)

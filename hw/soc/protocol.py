@@ -157,6 +157,14 @@ def pack_gemm(**settings) -> bytes:
     return value.to_bytes(GEMM_BYTES, "little")
 
 
+# The board's answers go out through a ring of this many bytes (``hw.soc.frames``); a
+# READ beside a running GEMM waits until an answer of its size fits there without
+# waiting for the line, since the engine is paused while its bytes are fetched. The
+# driver asks for at most ``READ_BESIDE`` bytes a READ there.
+SEND_RING = 2048
+READ_BESIDE = SEND_RING // 4
+ANSWER_OVERHEAD = 12               # ring bytes of an answer beyond its data (at most)
+
 GEMM_BYTES = 17                    # GEMM_SETTINGS' 135 bits
 
 

@@ -15,7 +15,8 @@ from hw.soc.buffers import BufferId
 from hw.soc.gemm import (A_WORDS, ACC_WORDS, B_WORDS, CHUNKING, GEMM_SETTINGS, SPRAM,
                          GemmEngine)
 from hw.soc.link import HostLink
-from hw.soc.protocol import (ACK, CYCLES_BYTES, GEMM_BYTES, HISTORY, MAX_PAYLOAD, NAK,
+from hw.soc.protocol import (ACK, ANSWER_OVERHEAD, CYCLES_BYTES, GEMM_BYTES, HISTORY,
+                             MAX_PAYLOAD, NAK,
                              READ_ARGUMENTS, RECEIVE_BANKS, STATUS_BYTES, STATUS_COUNTERS,
                              VERSION, WRITE_HEADER, Command, Nak, ReadView, pack_identity)
 
@@ -193,6 +194,11 @@ class ArraySystem(wiring.Component):
         used = engine.uses.word_select(buffer_no[:2], 2)
         conflict = (touch_lower & used[0]) | (touch_upper & used[1])
         access_read = Signal()       # GRANT: for a READ (else a WRITE)
+        # A READ beside a GEMM pauses the engine only once the sender can take its whole
+        # answer at once (else the pause would last until the line had sent the rest).
+        room = Signal()
+        m.d.sync += room.eq(link.send_room >= count + ANSWER_OVERHEAD)
+        may_pause = ~conflict & (room | ~access_read)
 
         settings = Signal(GEMM_SETTINGS)
         m.d.comb += [settings.eq(args[:GEMM_SETTINGS.size]),
@@ -207,7 +213,7 @@ class ArraySystem(wiring.Component):
                 link.send.valid.eq(fsm.ongoing("ANSWER")),
                 link.received.ready.eq(fsm.ongoing("SENDING") & link.send.ready),
                 engine.start.valid.eq(fsm.ongoing("START")),
-                engine.pause.eq((fsm.ongoing("GRANT") & ~conflict) | fsm.ongoing("COPY")
+                engine.pause.eq((fsm.ongoing("GRANT") & may_pause) | fsm.ongoing("COPY")
                                 | reading),
             ]
             with m.State("WAIT"):
@@ -273,7 +279,7 @@ class ArraySystem(wiring.Component):
             # the GEMM uses waits for the GEMM to end; any other pauses the engine (which
             # stops using that buffer's ports) and goes on once it has.
             with m.State("GRANT"):
-                with m.If(~engine.busy | (~conflict & engine.paused)):
+                with m.If(~engine.busy | (may_pause & engine.paused)):
                     with m.If(access_read):
                         accept(1 + count)
                     with m.Else():
