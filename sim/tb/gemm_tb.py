@@ -102,6 +102,7 @@ def first_mismatch(got, want, what):
 
 async def setup(dut):
     dut.start__valid.value = 0
+    dut.pause.value = 0          # the executor's pause, beside a GEMM: not used here
     dut.host__write.value = 0
     await start_clock(dut)
     return Host(dut)
