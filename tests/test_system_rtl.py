@@ -6,8 +6,8 @@ from sim.runner import default_cache_dir, run_cocotb
 
 def test_system(sim, tmp_path):
     # 3 rows: buffer words are padded to 4 and 16 bytes (the simulated board tests 2x2).
-    params = dict(rows=3, cols=3, divisor=4, timeout_bits=40, a_words=128, b_words=32,
-                  acc_words=48)
+    params = dict(rows=3, cols=3, divisor=4, timeout_bits=40, a_words=256, b_words=64,
+                  acc_words=96)
     top = ArraySystem(**params)
     result = run_cocotb(top, "array_system_3x3", sim, "sim.tb.system_tb", tmp_path,
                         quiet=True, cache_dir=default_cache_dir(), cxx_opt="-O0",

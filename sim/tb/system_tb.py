@@ -214,3 +214,48 @@ async def repeated_gemm_is_not_run_again(dut):
     out = await host.read(BufferId.ACC, 0, word_stride(4 * R))
     assert np.array_equal(L.acc_result(image_words(out, R, "<u4")),
                           matmul(A, B, Cinit, "fp8", "e4m3", "e4m3"))
+
+
+@cocotb.test()
+async def requests_beside_a_running_gemm(dut):
+    """A GEMM is answered once accepted and runs on. Sent right behind it: a READ of the
+    upper half of A, which the GEMM does not use (it runs beside the GEMM: a STATUS sent
+    next still finds the GEMM busy), and a READ of the GEMM's result, which waits for
+    the GEMM to end (the golden bits, not a half-computed sum)."""
+    host = await setup(dut)
+    rng = np.random.default_rng(12)
+    M, K, N, chunk = 16, 8, 6 * C, 1              # about 2,000 cycles: chunk 1 folds a lot
+    upper = (WORDS[0] // 2) * word_stride(R)
+    A = rng.integers(0, 256, (M, K)).astype(np.uint8)
+    B = rng.integers(0, 256, (K, N)).astype(np.uint8)
+    L = EngineLayout(M, K, N, R, chunk)
+    assert L.a_words <= WORDS[0] // 2 and L.acc_words <= WORDS[2] and L.b_words <= WORDS[1]
+    await host.write(BufferId.A, 0, words_image(L.a(A), "u1"))
+    await host.write(BufferId.B, 0, words_image(L.b(B), "u1"))
+    await host.write(BufferId.A, upper, b"\x5a\xa5\x01")       # a word: R codes
+    before = (await host.status())["cycles"]
+    half = word_stride(4 * R) // 2
+    requests = [(Command.GEMM, settings("fp8", "e4m3", "e4m3", M, K, N, chunk, "none",
+                                        False)),
+                (Command.READ, bytes([BufferId.A]) + upper.to_bytes(4, "little")
+                 + (3).to_bytes(2, "little") + bytes([ReadView.BYTES])),
+                (Command.STATUS, b""),
+                (Command.READ, bytes([BufferId.ACC, 0, 0, 0, 0])
+                 + (L.acc_words * half).to_bytes(2, "little") + bytes([ReadView.LOW16]))]
+    frames = b""
+    for command, payload in requests:
+        frames += b"\x00" + encode_frame(host.seq, command, payload)
+        host.seq = (host.seq + 1) & 0xFF
+    sending = cocotb.start_soon(send_bytes(dut.clk, dut.rx, frames, DIV))
+    answers = [await host.answer() for _ in requests]
+    await sending
+    for (command, _), (_, code, data) in zip(requests, answers):
+        assert code == ACK and data[0] == command, (command, code, data)
+    assert answers[1][2][1:] == b"\x5a\xa5\x01"
+    during = unpack_status(answers[2][2][1:])["cycles"] - before
+    total = (await host.status())["cycles"] - before
+    assert 0 < during < total, (during, total)
+    cocotb.log.info(f"GEMM busy {total} cycles, {during} when STATUS ran beside it")
+    words = np.frombuffer(answers[3][2][1:], "<u2").reshape(-1, half // 2)[:, :R]
+    assert np.array_equal(L.acc_result(words.astype(np.uint32)),
+                          matmul(A, B, None, "fp8", chunk=chunk))
