@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hw.soc.system import ArraySystem
 from sim.runner import SimError, build_name, default_cache_dir, run_cocotb
+from sim.tops import PoweredBoard
 
 SIM_BOARD = dict(rows=2, cols=2, divisor=20, timeout_bits=40, a_words=256, b_words=256,
                  acc_words=256, chunking=1)
@@ -71,11 +72,16 @@ def simulated_board(sim: str = "verilator", build_dir=None, stats: dict | None =
     too). With ``stats``, a dict, it is filled once the board has stopped: ``cycles``
     (simulated clock cycles), ``wall_s`` and ``cpu_s`` (wall and simulator CPU seconds) from the
     host's connection to its closing, and ``framing_errors`` (bytes from the board whose
-    stop bit was low)."""
+    stop bit was low).
+
+    The array's core runs on its clock gated by its ``step`` (``gate_clock``), which
+    enables every one of its registers on the board: the same registers change on the
+    same cycles, but the simulator skips the array while it sleeps (most of the time,
+    since the link is far slower)."""
     params = {**SIM_BOARD, **params}
-    top = ArraySystem(**params)
+    top = PoweredBoard(ArraySystem(**params, gate_clock=True))
     # Every parameter in the name: each configuration keeps its own cached build.
-    name = build_name("board", params)
+    name = build_name("board", {**params, "gated": 1})
     with tempfile.TemporaryDirectory(prefix="fp8hw-board-") as tmp:
         work = Path(build_dir or tmp)
         portfile, statsfile = work / "port", work / "stats.json"

@@ -78,8 +78,14 @@ def prepare_simulator(sim: str) -> None:
 
 def build_name(prefix: str, params: dict) -> str:
     """A top module's name with every parameter in it, so that each configuration keeps
-    its own cached build: ``prefix`` then ``name value`` pairs, underscores dropped."""
-    return prefix + "_" + "_".join(f"{k.replace('_', '')}{v}" for k, v in sorted(params.items()))
+    its own cached build: ``prefix`` then ``name value`` pairs, underscores dropped; past
+    100 characters, ``prefix`` and a hash of that (Verilator renames a module of more
+    than 127, which cocotb then cannot find)."""
+    name = prefix + "_" + "_".join(f"{k.replace('_', '')}{v}" for k, v in sorted(params.items()))
+    if len(name) > 100:
+        import hashlib
+        name = f"{prefix}_{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+    return name
 
 
 def default_cache_dir() -> Path:

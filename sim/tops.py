@@ -1,6 +1,6 @@
 """Test-only tops that put several configurations of a unit in one simulation build."""
 
-from amaranth import Module, Mux, Signal
+from amaranth import ClockDomain, ClockSignal, Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -98,4 +98,30 @@ class LinkEcho(wiring.Component):
             with m.State("SENDING"):
                 with m.If(link.send.ready):            # idle again: all bytes handed over
                     m.next = "WAIT"
+        return m
+
+
+class PoweredBoard(wiring.Component):
+    """A board system as the simulated board runs it: ``rx`` / ``tx`` as its own, the clock
+    the only other port, and a reset of 3 cycles at power-on from a register (as on a
+    board, whose platform makes its reset), not from a port. Verilator evaluates logic
+    that reads a port on every change of any port, the clock's included: with ``rst`` a
+    port, every register's next-state logic would run twice a cycle."""
+
+    def __init__(self, system):
+        self.system = system
+        super().__init__({"clk": In(1), "rx": In(1, init=1), "tx": Out(1, init=1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.system = self.system
+        m.domains.sync = ClockDomain("sync")
+        m.domains.power_on = ClockDomain("power_on", reset_less=True)
+        count = Signal(2, init=3)
+        m.d.comb += [ClockSignal("sync").eq(self.clk),
+                     ClockSignal("power_on").eq(self.clk),
+                     ResetSignal("sync").eq(count != 0),
+                     self.system.rx.eq(self.rx), self.tx.eq(self.system.tx)]
+        with m.If(count != 0):
+            m.d.power_on += count.eq(count - 1)
         return m

@@ -12,8 +12,8 @@ middle of an accumulation.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, Value
-from amaranth.hdl import EnableInserter
+from amaranth import ClockDomain, ClockSignal, Module, ResetSignal, Signal, Value
+from amaranth.hdl import DomainRenamer, EnableInserter
 
 from fp8hw.enums import Mode
 from hw.units.mpe import MPE
@@ -82,13 +82,31 @@ class SteppedCore:
             m.d.sync += [results.valid.eq(1), results.payload.eq(payload)]
         return m
 
-    def finish_direct(self, results, complete, payload) -> Module:
+    def finish_direct(self, results, complete, payload, awake=1,
+                      gate_clock: bool = False) -> Module:
         """Like ``finish``, but with no result register: the core's last registers are the
-        result (``valid`` is ``complete``), held by stalling the core until it is taken."""
+        result (``valid`` is ``complete``), held by stalling the core until it is taken.
+        ``step`` is also low while ``awake`` is (an array with nothing to do holds still).
+
+        ``gate_clock`` (for simulation): the core's registers run on the clock gated by
+        ``step`` (latched on the falling edge) as well as enabled by it, so they change on
+        exactly the same cycles, and a simulator such as Verilator evaluates the core's
+        logic only on the cycles it steps."""
         m = Module()
-        m.submodules.core = EnableInserter(self.step)(self.core)
-        m.d.comb += [self.step.eq(~(complete & ~results.ready)),
+        m.d.comb += [self.step.eq(~(complete & ~results.ready) & awake),
                      results.valid.eq(complete), results.payload.eq(payload)]
+        core = EnableInserter(self.step)(self.core)
+        if gate_clock:
+            enable = Signal(init=1, name="core_clock_enable")
+            m.domains.core_gate = ClockDomain("core_gate", clk_edge="neg", local=True)
+            m.domains.core = ClockDomain("core", local=True)
+            m.d.comb += [ClockSignal("core_gate").eq(ClockSignal()),
+                         ResetSignal("core_gate").eq(ResetSignal()),
+                         ClockSignal("core").eq(ClockSignal() & enable),
+                         ResetSignal("core").eq(ResetSignal())]
+            m.d.core_gate += enable.eq(self.step)
+            core = DomainRenamer("core")(core)
+        m.submodules.core = core
         return m
 
 

@@ -54,11 +54,13 @@ class WeightStationaryArray(wiring.Component):
     parameters = (ROWS, COLS, BIAS, PIPELINE)
 
     def __init__(self, rows: int = ROWS.default, cols: int = COLS.default,
-                 bias: int = BIAS.default, pipeline: int = PIPELINE.default):
+                 bias: int = BIAS.default, pipeline: int = PIPELINE.default,
+                 gate_clock: bool = False):
         self.rows = ROWS.check(rows, "WeightStationaryArray")
         self.cols = COLS.check(cols, "WeightStationaryArray")
         self.bias = BIAS.check(bias, "WeightStationaryArray")
         self.pipeline = PIPELINE.check(pipeline, "WeightStationaryArray")
+        self.gate_clock = bool(gate_clock)
         self.cell_latency = max(pipeline, 1)
         self.swap_time = (rows - 1) * self.cell_latency + cols - 1
         self.result_latency = rows * self.cell_latency + cols - 1
@@ -152,11 +154,18 @@ class WeightStationaryArray(wiring.Component):
         payload = Signal(self.result_layout)
         m.d.comb += [payload.c[j].eq(bottom[j][:32]) for j in range(C)]
 
-        top = sc.finish_direct(self.results, complete, payload)
+        # The array steps only while it holds a row, a weight switch is under way or a beat
+        # is offered (a register: a beat offered to a sleeping array waits one cycle), so
+        # an idle array's registers hold still (a clock enable: power, and a simulator
+        # with ``gate_clock`` skips the array while it sleeps).
+        awake = Signal(init=1)
+        top = sc.finish_direct(self.results, complete, payload, awake, self.gate_clock)
         # Rows accepted and not yet delivered: at most one per register stage.
         in_flight = Signal(range(self.result_latency + 1))
         took = self.operands.valid & self.operands.ready
         gave = self.results.valid & self.results.ready
         top.d.sync += in_flight.eq(in_flight + took - gave)
+        top.d.sync += awake.eq((in_flight != 0) | (swapping != 0) | self.operands.valid
+                               | self.weights.valid)
         top.d.comb += self.idle.eq(in_flight == 0)
         return top

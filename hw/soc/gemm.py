@@ -122,7 +122,7 @@ class GemmEngine(wiring.Component):
                  bias: int = BIAS.default, pipeline: int = PIPELINE.default,
                  a_words: int = A_WORDS.default, b_words: int = B_WORDS.default,
                  acc_words: int = ACC_WORDS.default, chunking: int = CHUNKING.default,
-                 spram: int = SPRAM.default):
+                 spram: int = SPRAM.default, gate_clock: bool = False):
         self.rows = ROWS.check(rows, "GemmEngine")
         self.cols = COLS.check(cols, "GemmEngine")
         if self.cols != self.rows:
@@ -136,7 +136,10 @@ class GemmEngine(wiring.Component):
         self.acc_words = ACC_WORDS.check(acc_words, "GemmEngine")
         self.chunking = CHUNKING.check(chunking, "GemmEngine")
         self.spram = SPRAM.check(spram, "GemmEngine")
-        self.array = WeightStationaryArray(rows, rows, bias=bias, pipeline=pipeline)
+        # gate_clock: the array's core on a gated clock, for a faster simulation
+        # (``SteppedCore.finish_direct``); never on a board.
+        self.array = WeightStationaryArray(rows, rows, bias=bias, pipeline=pipeline,
+                                           gate_clock=gate_clock)
         R = self.rows
         self.buffers = {BufferId.A: WordBuffer(R, 1, self.a_words, self.spram),
                         BufferId.B: WordBuffer(R, 1, self.b_words, self.spram),

@@ -53,10 +53,10 @@ class ArraySystem(wiring.Component):
                  divisor: int = 104, timeout_bits: int = 100, clock_khz: int = 0,
                  a_words: int = A_WORDS.default, b_words: int = B_WORDS.default,
                  acc_words: int = ACC_WORDS.default, chunking: int = CHUNKING.default,
-                 spram: int = SPRAM.default):
+                 spram: int = SPRAM.default, gate_clock: bool = False):
         self.engine = GemmEngine(rows, cols, bias=bias, pipeline=pipeline, a_words=a_words,
                                  b_words=b_words, acc_words=acc_words, chunking=chunking,
-                                 spram=spram)
+                                 spram=spram, gate_clock=gate_clock)
         self.rows, self.cols, self.pipeline, self.bias = rows, cols, pipeline, bias
         self.divisor, self.timeout = divisor, timeout_bits * divisor
         self.sizes = tuple(self.engine.sizes[n] for n in BufferId)

@@ -40,9 +40,7 @@ async def bridge(dut):
     dut.rx.value = 1
     # The simulator toggles the clock ("gpi"), without waking Python twice a cycle.
     Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
-    dut.rst.value = 1
-    await Timer(2 * CLOCK_NS, unit="ns")
-    dut.rst.value = 0
+    await Timer(4 * CLOCK_NS, unit="ns")      # the board's power-on reset (PoweredBoard)
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
