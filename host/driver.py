@@ -1,9 +1,9 @@
 """The host driver of the board system (``hw/soc/system.py``).
 
-``Board(transport)`` speaks the host link protocol of ``hw/soc/protocol.py`` (version 3):
-``identify``, ``write``, ``read``, ``run``, ``status``, ``requests`` (any list of requests,
-pipelined) and ``matmul``, which tiles any GEMM onto the board's weight-stationary array
-with ``hw.schedule.GemmSchedule`` and returns exactly the bits of ``golden.matmul``. A
+``Board(transport)`` speaks the host link protocol of ``hw/soc/protocol.py`` (version 4):
+``identify``, ``write``, ``read``, ``status``, ``requests`` (any list of requests,
+pipelined) and ``matmul``, which runs any GEMM on the board's GEMM engine in blocks
+(``host.gemm``) and returns exactly the bits of ``golden.matmul``. A
 transport has ``write(bytes)`` and ``read(n, timeout) -> bytes`` (what came, fewer bytes
 or none on timeout): ``SerialTransport`` for a real board, or the simulated board's socket
 (``sim.board.simulated_board``).

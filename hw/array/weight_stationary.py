@@ -49,6 +49,13 @@ class WeightStationaryArray(wiring.Component):
     is stalled or a ``first`` row waits for its weights. Latency from a row's acceptance
     to its result beat: ``rows * L + cols - 1`` cycles (``result_latency``); the result
     beat is the last PE row's output registers, deskewed, held by stalling the array.
+
+    An idle array sleeps: it steps only while it holds a row, a weight switch is under way
+    or a beat is offered (registered, so a beat offered to a sleeping array is taken a
+    cycle later). ``gate_clock`` (simulation only, never on a board): the core's registers
+    also run on the clock gated by ``step`` (``SteppedCore.finish_direct``), so that a
+    simulator skips the array while it sleeps; the same registers change on the same
+    cycles.
     """
 
     parameters = (ROWS, COLS, BIAS, PIPELINE)

@@ -5,7 +5,8 @@ three buffers (``hw.soc.buffers``) and the controller that runs a GEMM's every K
 N tile through the array, partial sums staying in the ACC buffer, the next tile's weights
 loading (into the array's shadow registers) while the current tile computes. It is a
 part of the board system: the command executor writes the operands through the host byte
-port, starts a GEMM with the ``start`` stream, waits for ``done`` and reads the results.
+port, starts a GEMM with the ``start`` stream and reads the results after ``done``; it
+may reach the buffers a GEMM does not use while it runs, pausing the engine.
 
 Buffers (``BufferId``; words, offsets in words; ``hw.schedule.EngineLayout`` makes and
 reads these layouts; tiles as ``hw.schedule.k_tiles(K, R, chunk)``, chunk 0 in the

@@ -45,8 +45,13 @@ class ArraySystem(wiring.Component):
     Commands (``hw/soc/protocol.py``; the README lists every payload): WRITE and READ
     reach the engine's buffers by byte address (READ with ``ReadView.LOW16`` sends only
     the low 2 bytes of each 4-byte value: fp8 results as 16-bit codes); GEMM hands its
-    settings to the engine and answers when the GEMM is done (NAK ARGUMENT if the engine
-    refused them); STATUS adds the engine's busy cycles to the counters.
+    settings to the engine and answers once the engine has accepted them (NAK ARGUMENT
+    if it refused them), after the previous GEMM has ended; the GEMM runs on while the
+    next WRITE and READ are executed beside it, pausing the engine, unless they touch a
+    half of a buffer it uses (``GemmEngine.uses``): those wait for it to end, so every
+    request sees the buffers as if the ones before it had ended. STATUS adds the
+    engine's busy cycles to the counters. ``gate_clock``: for simulation only
+    (``WeightStationaryArray``).
     """
 
     def __init__(self, rows: int, cols: int, *, pipeline: int = 2, bias: int = E4M3.bias,
