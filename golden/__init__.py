@@ -17,11 +17,12 @@ from .matmul import matmul
 from .mpe import mpe
 from .quant16 import quant16
 from .quant30 import max_exponent, next_bias, quant30
+from .seb_matmul import SebMatmul, seb_matmul
 
 __all__ = [
     "DLFLOAT16", "E4M3", "E5M2", "FLOAT_FORMATS", "FORMATS", "FP8SEB", "FP9", "FP30",
     "INT2", "INT4", "INT_FORMATS", "FloatFormat", "FormatError", "IntFormat", "get_format",
     "decode", "encode", "is_nan_code", "pack_lanes", "round_exact", "unpack_lanes",
     "convert", "dladd", "dot", "fmatree", "matmul", "max_exponent", "mpe", "next_bias", "quant16",
-    "quant30",
+    "quant30", "SebMatmul", "seb_matmul",
 ]
