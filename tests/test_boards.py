@@ -76,10 +76,10 @@ def test_board_bitstream(name, tmp_path):
 
 @pytest.mark.slow_build
 def test_small_ulx3s_system(tmp_path, capsys):
-    """The ECP5 flow end to end, quickly: a 2x2 system on the ULX3S at its clock."""
+    """The ECP5 flow end to end, quickly: a 1x1 system on the ULX3S at its clock."""
     import hw.build
 
-    target = replace(get_board("ulx3s"), rows=2, cols=2, a_words=256, b_words=256,
+    target = replace(get_board("ulx3s"), rows=1, cols=1, a_words=256, b_words=256,
                      acc_words=256, chunking=0)
     assert hw.build.build_board(target, str(tmp_path)) == 0
     out, err = capsys.readouterr()
