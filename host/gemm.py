@@ -112,6 +112,17 @@ def _low16_result(data: bytes, R: int) -> np.ndarray:
     return np.frombuffer(data, "<u2").reshape(-1, half // 2)[:, :R].astype(np.uint32)
 
 
+def _store(what, data, layout, R, where, sums_out, codes_out):
+    """A block's results read back (``what``: ``low16`` or ``sums`` from ACC, ``codes``
+    from A) into ``sums_out`` / ``codes_out`` at ``where``."""
+    if what == "low16":
+        sums_out[where] = layout.acc_result(_low16_result(data, R))
+    elif what == "sums":
+        sums_out[where] = layout.acc_result(image_words(data, R, "<u4"))
+    else:
+        codes_out[where] = layout.out_result(image_words(data, R, "u1"))
+
+
 def plan_blocks(M, K, N, R, chunk, info, a_free, out, fixed_mk=False):
     """Block sizes (Mb, Kb, Nb) whose layouts fit the board's buffers: B and ACC words,
     and A words (with the quantized output's words when ``out``) within ``a_free``."""
@@ -254,12 +265,7 @@ def _run_pipelined(board, A, B, C, codes, chunk, plan, quantized, want_sums, sum
         rows, cols = min(mb, M - m0), min(nb, N - n0)
         layout = EngineLayout(rows, 1, cols, R)
         where = (slice(m0, m0 + rows), slice(n0, n0 + cols))
-        if what == "low16":
-            sums_out[where] = layout.acc_result(_low16_result(data, R))
-        elif what == "sums":
-            sums_out[where] = layout.acc_result(image_words(data, R, "<u4"))
-        else:
-            codes_out[where] = layout.out_result(image_words(data, R, "u1"))
+        _store(what, data, layout, R, where, sums_out, codes_out)
     if quantized:
         return (codes_out, sums_out) if sums else codes_out
     return sums_out
@@ -404,9 +410,4 @@ def _run_block(board, A, B, C, codes, chunk, resident, kept, space, rows, cols, 
     for what, rs in reads:
         data = b"".join(answers[at:at + len(rs)])
         at += len(rs)
-        if what == "low16":
-            sums_out[m0:m1, n0:n1] = layout.acc_result(_low16_result(data, R))
-        elif what == "sums":
-            sums_out[m0:m1, n0:n1] = layout.acc_result(image_words(data, R, "<u4"))
-        else:
-            codes_out[m0:m1, n0:n1] = layout.out_result(image_words(data, R, "u1"))
+        _store(what, data, layout, R, (slice(m0, m1), slice(n0, n1)), sums_out, codes_out)
