@@ -112,6 +112,25 @@ def _low16_result(data: bytes, R: int) -> np.ndarray:
     return np.frombuffer(data, "<u2").reshape(-1, half // 2)[:, :R].astype(np.uint32)
 
 
+def _result_reads(board, mode, out_words, want_sums, codes_base, acc_base=0, **chunk):
+    """The READs of a block's ``out_words`` result words, as (what, requests) for
+    ``_store``: the sums from ACC at ``acc_base`` (``low16`` in fp8 mode) if
+    ``want_sums``, and the quantized codes from A at ``codes_base`` unless it is None."""
+    R = board.info.rows
+    a_stride, acc_stride = word_stride(R), word_stride(4 * R)
+    reads = []
+    if want_sums:
+        if mode == Mode.FP8:
+            reads.append(("low16", _low16_requests(board, out_words, acc_base, **chunk)))
+        else:
+            reads.append(("sums", board.read_requests(BufferId.ACC, acc_base * acc_stride,
+                                                      out_words * acc_stride, **chunk)))
+    if codes_base is not None:
+        reads.append(("codes", board.read_requests(BufferId.A, codes_base * a_stride,
+                                                   out_words * a_stride, **chunk)))
+    return reads
+
+
 def _store(what, data, layout, R, where, sums_out, codes_out):
     """A block's results read back (``what``: ``low16`` or ``sums`` from ACC, ``codes``
     from A) into ``sums_out`` / ``codes_out`` at ``where``."""
@@ -208,22 +227,11 @@ def _run_pipelined(board, A, B, C, codes, chunk, plan, quantized, want_sums, sum
         m0, n0 = blocks[i]
         rows, cols = min(mb, M - m0), min(nb, N - n0)
         out_words = EngineLayout(rows, 1, cols, R).acc_words
-        acc_base = (i % 2) * acc_half
-        if want_sums:
-            if codes["mode"] == Mode.FP8:
-                rs = _low16_requests(board, out_words, acc_base, chunk=READ_BESIDE)
-                what = "low16"
-            else:
-                rs = board.read_requests(BufferId.ACC, acc_base * acc_stride,
-                                         out_words * acc_stride, chunk=READ_BESIDE)
-                what = "sums"
+        for what, rs in _result_reads(board, codes["mode"], out_words, want_sums,
+                                      out_bases[i] if quantized else None,
+                                      (i % 2) * acc_half, chunk=READ_BESIDE):
             requests.extend(rs)
             reads.append((i, what, len(rs)))
-        if quantized:
-            rs = board.read_requests(BufferId.A, out_bases[i] * a_stride,
-                                     out_words * a_stride, chunk=READ_BESIDE)
-            requests.extend(rs)
-            reads.append((i, "codes", len(rs)))
 
     out_bases = []
     row_block = -1
@@ -362,7 +370,7 @@ def _run_block(board, A, B, C, codes, chunk, resident, kept, space, rows, cols, 
     (m0, m1), (n0, n1) = rows, cols
     M, N = m1 - m0, n1 - n0
     K = A.shape[1]
-    a_stride, acc_stride = word_stride(R), word_stride(4 * R)
+    a_stride = word_stride(R)
     requests = []
     if C is not None:
         full = EngineLayout(M, 1, N, R)
@@ -395,15 +403,8 @@ def _run_block(board, A, B, C, codes, chunk, resident, kept, space, rows, cols, 
             mode=codes["mode"], fmt_a=codes["fmt_a"], fmt_b=codes["fmt_b"],
             out=codes["out"] if last else 0, accumulate=int(C is not None or k0 > 0),
             m=M, k=k1 - k0, n=N, chunk=chunk, a_base=a_base, out_base=out_base)))
-    reads = []
-    if want_sums:
-        if codes["mode"] == Mode.FP8:
-            reads.append(("low16", _low16_requests(board, out_words)))
-        else:
-            reads.append(("sums", board.read_requests(BufferId.ACC, 0, out_words * acc_stride)))
-    if quantized and kept is None:
-        reads.append(("codes", board.read_requests(BufferId.A, out_base * a_stride,
-                                                   out_words * a_stride)))
+    reads = _result_reads(board, codes["mode"], out_words, want_sums,
+                          out_base if quantized and kept is None else None)
     answers = board.requests(requests + [r for _, rs in reads for r in rs])
     at = len(requests)
     layout = EngineLayout(M, 1, N, R)
