@@ -183,9 +183,9 @@ def pipeline_plan(M, K, N, R, chunk, info, space, quantized):
     sums in one half of ACC, each row block's A (and two quantized outputs) in one half
     of A at ``a_bases[half]``; None where B does not fit whole or A has no room.
 
-    Blocks of at least four to a GEMM, so that each computes while the next crosses the
-    link, but of at least twice the array's latency in rows (fewer rows than that stall
-    the array between K tiles)."""
+    Row blocks of a quarter of M, so that each computes while the next crosses the link,
+    but of at least twice the array's latency (fewer rows than that stall the array
+    between K tiles), and of fewer rows where half of ACC or A holds no more."""
     if EngineLayout(1, K, N, R, chunk).b_words > info.b_words:
         return None
     acc_half, a_half = info.acc_words // 2, info.a_words // 2

@@ -230,7 +230,7 @@ class FrameSender(wiring.Component):
         # The ring may be full: write_at is three quarters of the ring ahead of sent_at's
         # quarter, so more than half the ring is waiting. More than an open block (at most 256,
         # its slot and the next one's included), so those bytes hold a closed block that
-        # can go out: never a deadlock; a 2-bit subtraction, not 9.
+        # can go out: never a deadlock; a 2-bit subtraction, not RING_BITS.
         stall = Signal()
         quarter = slice(RING_BITS - 2, RING_BITS)
         m.d.comb += [span.eq(write_at - code_at),
