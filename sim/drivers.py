@@ -67,7 +67,7 @@ VECTOR_PORTS: dict[str, VectorPorts] = {
         {"y": ("z", np.uint16)}),
     "fmatree": VectorPorts(
         lambda v, p: {"a": v["a"], "b": v["b"], "bias_a": v["bias_a"], "bias_b": v["bias_b"],
-                      "acc_in": v["acc"]},
+                      "acc_in": v["acc"], "skip": _const(0, v["acc"])},
         {"acc_out": ("acc", np.uint32)}),
     "quant30": VectorPorts(
         lambda v, p: {"x": v["x"], "bias": v["bias"]},

@@ -172,6 +172,9 @@ class FmaTree(wiring.Component):
     Ports, sampled together when ``valid_in`` is high: ``a``, ``b`` (``ways`` fp8seb codes
     each, way i in bits 8i..8i+7), ``bias_a``, ``bias_b`` (signed 6 bits, -32..31),
     ``acc_in`` (``fp30`` code); ``valid_out`` and ``acc_out`` come ``pipeline`` cycles later.
+    ``skip`` high passes ``acc_in`` through unchanged (all 30 bits, -0 and NaN codes too)
+    whatever ``a`` and ``b``: a bubble in an array, where a chunk of zero codes would not
+    do (it turns -0 into +0).
 
     Parameters: ``ways`` (N >= 1, default 24), ``pipeline`` (register stages 0..4: on the
     result, after the products, after the conversion of T to fp30, in the middle of the
@@ -199,6 +202,7 @@ class FmaTree(wiring.Component):
             "bias_a": In(BIAS_SHAPE),
             "bias_b": In(BIAS_SHAPE),
             "acc_in": In(FP30.width),
+            "skip": In(1),
             "valid_out": Out(1),
             "acc_out": Out(FP30.width),
         })
@@ -215,10 +219,11 @@ class FmaTree(wiring.Component):
         m = Module()
         pipe = Pipeline(m, PIPELINE_CUTS[self.pipeline])
         t, s = chunk_to_fp30(m, pipe, self.ways, self.a, self.b, self.bias_a, self.bias_b,
-                             {"valid": self.valid_in, "acc": self.acc_in})
+                             {"valid": self.valid_in, "acc": self.acc_in, "skip": self.skip})
         acc = data.View(float_layout(FP30), s["acc"])
         acc_nan = (acc.exponent == FP30.exp_all_ones) & (acc.mantissa == FP30.man_all_ones)
-        result = Mux(acc_nan, FP30.canonical_nan, fp30_add(m, s["acc"], t))
+        result = Mux(s["skip"], s["acc"],
+                     Mux(acc_nan, FP30.canonical_nan, fp30_add(m, s["acc"], t)))
         out = pipe.cut_all("result", {"valid": s["valid"], "acc": result})
         m.d.comb += [self.acc_out.eq(out["acc"]), self.valid_out.eq(out["valid"])]
         return m
