@@ -24,13 +24,16 @@ class ParameterError(Fp8hwError, ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """An integer parameter in ``lo..hi``, or one of the names in ``choices``."""
+    """An integer parameter in ``lo..hi``, or one of the names in ``choices``; an
+    ``optional`` one may also be absent (``None``, its default; ``none`` on a command
+    line)."""
     name: str
-    default: int | str
+    default: int | str | None
     help: str
     lo: int | None = None
     hi: int | None = None
     choices: tuple[str, ...] = ()
+    optional: bool = False
 
     def __post_init__(self):
         if bool(self.choices) == (self.lo is not None and self.hi is not None):
@@ -47,11 +50,16 @@ class Param:
     def describe(self) -> str:
         """``name=os|ws (default os)``, for listings."""
         values = "|".join(self.choices) if self.choices else f"{self.lo}..{self.hi}"
-        return f"{self.name}={values} (default {self.default})"
+        if self.optional:
+            values += "|none"
+        default = "none" if self.default is None else self.default
+        return f"{self.name}={values} (default {default})"
 
     def check(self, value, owner: str = ""):
         """``value`` if it is allowed (an integer as ``int``)."""
         where = f"{owner}: " if owner else ""
+        if value is None and self.optional:
+            return None
         if self.choices:
             if not isinstance(value, str):
                 raise TypeError(f"{where}parameter {self.name} must be {self.allowed}, "
@@ -71,6 +79,8 @@ class Param:
     def parse(self, text: str, owner: str = ""):
         """The value written as ``text`` on a command line (integers in any base ``int``
         reads, such as 0x10); ParameterError when it is not allowed."""
+        if self.optional and str(text) == "none":
+            return None
         if self.choices:
             return self.check(str(text), owner)
         try:

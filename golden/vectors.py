@@ -25,9 +25,11 @@ from .fmatree import fmatree
 from .formats import FP8SEB, FP30
 from .matmul import accumulate, check_output, quantize_output
 from .mpe import mpe
-from .params import BIAS, CHUNK, FMT, FMT_A, FMT_B, MODE, OUT, OVERFLOW, WAYS
+from .params import (BIAS, BIAS_A, BIAS_B, CHUNK, FMT, FMT_A, FMT_B, MATMUL_MODE, MODE, OUT,
+                     OUT_BIAS, OVERFLOW, ROOM, SEB_MODE, WAYS, check_matmul_params)
 from .quant16 import quant16
 from .quant30 import quant30
+from .seb_matmul import seb_matmul
 
 
 class VectorError(Fp8hwError, ValueError):
@@ -54,10 +56,15 @@ class VectorUnit:
     outputs: tuple[VArray, ...]
     evaluate: Callable[[dict, dict], dict] = field(repr=False)
     nonempty: bool = False          # every input dimension must be at least 1
+    # Raises when parameters do not go together (such as one its mode does not use).
+    check_params: Callable[[dict], None] | None = field(default=None, repr=False)
 
     def resolve_params(self, overrides: dict | None = None) -> dict:
         """The defaults with ``overrides`` (name -> command-line text) parsed over them."""
-        return resolve_parameters(self.params, overrides or {}, self.name)
+        params = resolve_parameters(self.params, overrides or {}, self.name)
+        if self.check_params is not None:
+            self.check_params(params)
+        return params
 
     def check_arrays(self, arrays: dict, specs: tuple[VArray, ...], what: str) -> dict:
         """Check names, dtypes and consistent dimensions; returns the named dimensions."""
@@ -175,13 +182,33 @@ def _eval_quant30(inputs: dict, params: dict) -> dict:
     return {"y": quant30(inputs["x"], inputs["bias"])}
 
 
+# ``max_exp`` in a vector file when no result was a nonzero number (int16, out of the
+# range of any fp30 exponent).
+NO_MAX_EXP = -128
+
+
 def _eval_matmul(inputs: dict, params: dict) -> dict:
+    if params["mode"] == SEB_MODE:
+        return seb_matmul_outputs(seb_matmul(
+            inputs["A"], inputs["B"], inputs.get("C"), params["bias_a"], params["bias_b"],
+            params["ways"], params["out_bias"], params["room"]))
     check_output(params["mode"], params["chunk"], params["out"])
     C = accumulate(inputs["A"], inputs["B"], inputs.get("C"), params["mode"],
                    params["fmt_a"], params["fmt_b"], params["bias"], params["chunk"])
     if params["out"] == "none":
         return {"C": C}
     return {"C": C, "Y": quantize_output(C, params["out"], params["bias"])}
+
+
+def seb_matmul_outputs(result) -> dict:
+    """A ``golden.seb_matmul`` result as a vector file's arrays: C; with an output bias,
+    Y, ``max_exp`` (int16, ``NO_MAX_EXP`` when none) and ``next_bias`` (int8)."""
+    if result.Y is None:
+        return {"C": result.C}
+    return {"C": result.C, "Y": result.Y,
+            "max_exp": np.array(NO_MAX_EXP if result.max_exp is None else result.max_exp,
+                                np.int16),
+            "next_bias": np.array(result.next_bias, np.int8)}
 
 
 _FP30_CODES = {"lo": 0, "hi": (1 << FP30.width) - 1}
@@ -233,13 +260,18 @@ VECTOR_UNITS: dict[str, VectorUnit] = {
         "matmul",
         # The array's shape and dataflow choose the array ``python -m sim run`` builds;
         # every one gives the same C, so the golden model checks them and ignores them.
-        params=(MODE, FMT_A, FMT_B, BIAS, ROWS, COLS, DATAFLOW, CHUNK, OUT),
+        # In fp8seb mode, C holds fp30 codes (seb_matmul checks their range).
+        params=(MATMUL_MODE, FMT_A, FMT_B, BIAS, ROWS, COLS, DATAFLOW, CHUNK, OUT, BIAS_A,
+                BIAS_B, WAYS, OUT_BIAS, ROOM),
         inputs=(VArray("A", "uint8", ("M", "K")), VArray("B", "uint8", ("K", "N")),
                 VArray("C", "uint32", ("M", "N"), optional=True)),
-        # With ``out``: Y, the quantized C, as well.
+        # With ``out`` (or ``out_bias``): Y, the quantized C, as well; with ``out_bias``,
+        # the tracker's scalars.
         outputs=(VArray("C", "uint32", ("M", "N")),
-                 VArray("Y", "uint8", ("M", "N"), optional=True)),
-        evaluate=_eval_matmul, nonempty=True),
+                 VArray("Y", "uint8", ("M", "N"), optional=True),
+                 VArray("max_exp", "int16", (), optional=True),
+                 VArray("next_bias", "int8", (), optional=True)),
+        evaluate=_eval_matmul, nonempty=True, check_params=check_matmul_params),
 }
 
 

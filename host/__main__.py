@@ -17,6 +17,7 @@ import sys
 from boards.targets import BOARDS
 from fp8hw.cli import ArgumentParser, UsageError, parse_assignments, run_command
 from fp8hw.files import check_output_path
+from golden.params import SEB_MODE
 from golden.vectors import get_vector_unit, load_inputs, save_npz
 from host.driver import Board, BoardError, SerialTransport
 from sim.runner import SIMULATORS
@@ -75,6 +76,9 @@ def _main(argv=None, prog="python -m host") -> int:
         elif args.command == "status":
             print(" ".join(f"{k}={v}" for k, v in board.status().items()))
         else:
+            if params["mode"] == SEB_MODE:
+                raise BoardError("matmul: mode fp8seb needs a board with the FP8-SEB engine; "
+                                 "this one has the MPE engine")
             if params["bias"] != board.info.bias:
                 raise BoardError(f"the board's e4m3 bias is {board.info.bias}, "
                                  f"not {params['bias']}")

@@ -15,6 +15,7 @@ import numpy as np
 
 from fp8hw.cli import ArgumentParser, parse_assignments, run_command
 from fp8hw.files import check_output_path
+from golden.params import SEB_MODE
 from golden.vectors import VectorError, get_vector_unit, load_inputs, load_npz, save_npz
 from hw.registry import get_unit
 from sim.lanes import LaneArray
@@ -61,6 +62,9 @@ def simulate(unit_name: str, inputs: dict, params: dict, hw_params: dict, sim: s
     the waveforms go into ``build_dir``."""
     vunit = get_vector_unit(unit_name)
     hw = get_unit(unit_name)
+    if unit_name == "matmul" and params["mode"] == SEB_MODE:
+        raise VectorError("matmul: mode fp8seb has no array in the RTL yet (the golden "
+                          "model has it: python -m golden eval matmul)")
     if unit_name == "matmul" and (params["chunk"] or params["out"] != "none"):
         return _simulate_engine(inputs, params, hw_params, sim, build_dir, waves)
     if unit_name == "matmul":                     # one GEMM, tiled onto the array

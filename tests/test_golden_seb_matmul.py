@@ -142,3 +142,76 @@ def test_room_moves_the_next_bias(room, step):
     r = check(A, np.zeros((5, 2), np.uint8), C, 0, 0, 24, out_bias=out_bias, room=room,
               name=f"room {room}")
     assert r.max_exp == top - 1 and r.next_bias == out_bias + step
+
+
+# ``python -m golden eval matmul`` in fp8seb mode -------------------------------------
+
+def _eval(tmp_path, capsys, arrays, *params):
+    """Run the golden CLI in this process; (exit status, stderr, output arrays or None)."""
+    from golden.__main__ import main
+    np.savez(tmp_path / "in.npz", **arrays)
+    out = tmp_path / "out.npz"
+    if out.exists():
+        out.unlink()
+    status = main(["eval", "matmul", str(tmp_path / "in.npz"), str(out)]
+                  + [a for p in params for a in ("--param", p)])
+    err = capsys.readouterr().err
+    if not out.exists():
+        return status, err, None
+    with np.load(out) as f:
+        return status, err, {k: f[k] for k in f.files}
+
+
+def test_vector_file_eval(tmp_path, capsys):
+    """The vector file's arrays are seb_matmul's: C; with out_bias, Y, max_exp (int16)
+    and next_bias (int8) as scalars; max_exp is -128 when no result is a nonzero number."""
+    rng = np.random.default_rng(14)
+    A = rng.integers(0, 256, (6, 31)).astype(np.uint8)
+    B = rng.integers(0, 256, (31, 5)).astype(np.uint8)
+    C = rng.integers(0, 1 << 30, (6, 5)).astype(np.uint32)
+    status, err, got = _eval(tmp_path, capsys, {"A": A, "B": B, "C": C}, "mode=fp8seb",
+                             "bias_a=-7", "bias_b=12", "ways=7")
+    assert status == 0, err
+    assert list(got) == ["C"] and np.array_equal(got["C"], seb_matmul(A, B, C, -7, 12, 7).C)
+    status, err, got = _eval(tmp_path, capsys, {"A": A, "B": B}, "mode=fp8seb", "bias_a=3",
+                             "out_bias=-5", "room=2")
+    want = seb_matmul(A, B, None, 3, 0, 24, out_bias=-5, room=2)
+    assert status == 0, err
+    assert list(got) == ["C", "Y", "max_exp", "next_bias"]
+    assert got["max_exp"].dtype == np.int16 and got["max_exp"].shape == ()
+    assert got["next_bias"].dtype == np.int8 and got["next_bias"].shape == ()
+    assert np.array_equal(got["C"], want.C) and np.array_equal(got["Y"], want.Y)
+    assert (int(got["max_exp"]), int(got["next_bias"])) == (want.max_exp, want.next_bias)
+    zeros = np.zeros_like(A)
+    status, err, got = _eval(tmp_path, capsys, {"A": zeros, "B": B}, "mode=fp8seb",
+                             "out_bias=6")
+    assert status == 0, err
+    assert (int(got["max_exp"]), int(got["next_bias"])) == (-128, 6)
+
+
+@pytest.mark.parametrize("params, fragment", [
+    (("mode=fp8seb", "fmt_a=e5m2"), "parameter fmt_a does not apply to mode fp8seb"),
+    (("mode=fp8seb", "chunk=4"), "parameter chunk does not apply to mode fp8seb"),
+    (("mode=fp8seb", "out=e4m3"), "parameter out does not apply to mode fp8seb"),
+    (("bias_a=2",), "parameter bias_a does not apply to mode fp8"),
+    (("mode=int4", "out_bias=1"), "parameter out_bias does not apply to mode int4"),
+    (("mode=fp8", "ways=8"), "parameter ways does not apply to mode fp8"),
+    (("mode=fp8seb", "room=2"), "parameter room applies only with out_bias"),
+    (("mode=fp8seb", "out_bias=32"), "out_bias=32 is outside the allowed range -32..31"),
+    (("mode=fp8seb", "bias_b=x"), "parameter bias_b must be an integer in -32..31"),
+])
+def test_vector_file_parameters_refused(tmp_path, capsys, params, fragment):
+    """A parameter the mode does not use is refused in one line, and no file is written."""
+    A = np.zeros((2, 3), np.uint8)
+    status, err, got = _eval(tmp_path, capsys, {"A": A, "B": A.T.copy()}, *params)
+    assert status == 2 and got is None
+    assert fragment in err and err.count("\n") == 1, err
+
+
+def test_vector_file_fp30_range(tmp_path, capsys):
+    """An initial C that is not fp30 codes (30 bits) is refused."""
+    A = np.zeros((2, 3), np.uint8)
+    status, err, got = _eval(tmp_path, capsys, {"A": A, "B": A.T.copy(),
+                                                "C": np.full((2, 2), 1 << 30, np.uint32)},
+                             "mode=fp8seb")
+    assert status == 2 and got is None and "fp30" in err, err

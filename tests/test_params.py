@@ -6,7 +6,8 @@ import pytest
 
 from fp8hw.arrays import COLS, DATAFLOW, ROWS
 from fp8hw.params import Param, ParameterError, resolve_parameters
-from golden.params import BIAS, CHUNK, FMT_A, MODE, OUT, ROOM, WAYS
+from golden.params import (BIAS, BIAS_A, BIAS_B, CHUNK, FMT_A, MATMUL_MODE, MODE, OUT, OUT_BIAS,
+                           ROOM, WAYS)
 from golden.vectors import VECTOR_UNITS
 from hw.array import OutputStationaryArray, WeightStationaryArray, systolic_array
 from hw.registry import UNITS
@@ -33,6 +34,11 @@ def test_param_check():
         c.check(1)
     with pytest.raises(ValueError):
         Param("bad", 0, "default outside its range", lo=1, hi=2)
+    o = Param("o", None, "optional", lo=-2, hi=2, optional=True)
+    assert o.check(None) is None and o.parse("none") is None and o.parse("-2") == -2
+    assert o.describe() == "o=-2..2|none (default none)"
+    with pytest.raises(TypeError):
+        p.check(None)                          # only an optional parameter may be absent
 
 
 def test_resolve_parameters():
@@ -50,7 +56,10 @@ def test_one_declaration_each():
     assert WAYS in UNITS["fmatree"].params and VECTOR_UNITS["fmatree"].params == (WAYS,)
     assert ROOM in UNITS["quant30"].params and ROOM in UNITS["dot"].params
     vector_matmul = VECTOR_UNITS["matmul"].params
-    assert {MODE, FMT_A, ROWS, COLS, DATAFLOW, CHUNK, OUT} <= set(vector_matmul)
+    assert {MATMUL_MODE, FMT_A, ROWS, COLS, DATAFLOW, CHUNK, OUT, BIAS_A, BIAS_B, WAYS,
+            OUT_BIAS, ROOM} <= set(vector_matmul)
+    # The MPE's modes are matmul's, which adds the FP8-SEB GEMM.
+    assert set(MODE.choices) < set(MATMUL_MODE.choices)
     for spec in UNITS.values():
         if spec.name != "matmul":
             assert spec.params == spec.factory.parameters
