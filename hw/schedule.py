@@ -90,18 +90,21 @@ class GemmSchedule:
 
     # -- weight-stationary ---------------------------------------------------------------
     def ws_weights(self, tile: Tile, B):
-        """``b`` uint8 [rows, cols] (beat r is row k0 + r of B) and ``active`` bool [rows]."""
-        b = np.zeros((self.rows, self.cols), np.uint8)
-        b[:tile.k1 - tile.k0, :tile.n1 - tile.n0] = np.asarray(B)[tile.k0:tile.k1,
-                                                                  tile.n0:tile.n1]
+        """``b`` [rows, cols] (beat r is row k0 + r of B) and ``active`` bool [rows]. B's
+        items may be arrays themselves (a chunk of codes a PE: ``chunk_operands``)."""
+        B = np.asarray(B)
+        b = np.zeros((self.rows, self.cols) + B.shape[2:], B.dtype)
+        b[:tile.k1 - tile.k0, :tile.n1 - tile.n0] = B[tile.k0:tile.k1, tile.n0:tile.n1]
         active = np.arange(self.rows) < tile.k1 - tile.k0
         return b, active
 
     def ws_operands(self, tile: Tile, A, C):
-        """``a`` uint8 [M, rows] and ``c`` uint32 [M, cols] (the sums so far); row 0 is first."""
-        a = np.zeros((self.M, self.rows), np.uint8)
+        """``a`` [M, rows] (A's items, as for ``ws_weights``) and ``c`` uint32 [M, cols] (the
+        sums so far); row 0 is first."""
+        A = np.asarray(A)
+        a = np.zeros((self.M, self.rows) + A.shape[2:], A.dtype)
         c = np.zeros((self.M, self.cols), np.uint32)
-        a[:, :tile.k1 - tile.k0] = np.asarray(A)[:, tile.k0:tile.k1]
+        a[:, :tile.k1 - tile.k0] = A[:, tile.k0:tile.k1]
         c[:, :tile.n1 - tile.n0] = np.asarray(C)[:, tile.n0:tile.n1]
         return a, c
 
@@ -129,6 +132,20 @@ class GemmSchedule:
                 result = tile_fn(tile, b, active, a, c)
             self.store(tile, C, result)
         return C
+
+
+def chunk_operands(A, B, ways: int) -> tuple[np.ndarray, np.ndarray]:
+    """An FP8-SEB GEMM as the tree array sees it: A [M, K] and B [K, N] cut along k into
+    chunks of ``ways`` codes (the last padded with zero codes): uint8 A' [M, K', ways] and
+    B' [K', N, ways], K' = ceil(K / ways). A GemmSchedule of K' "values of k" then places
+    chunk r of a tile in PE row r, as ``hw.array.SebArray`` takes it."""
+    A, B = np.asarray(A, np.uint8), np.asarray(B, np.uint8)
+    (M, K), N = A.shape, B.shape[1]
+    chunks = -(-K // ways)
+    pad = chunks * ways - K
+    A = np.pad(A, ((0, 0), (0, pad))).reshape(M, chunks, ways)
+    B = np.pad(B, ((0, pad), (0, 0))).reshape(chunks, ways, N).transpose(0, 2, 1)
+    return A, np.ascontiguousarray(B)
 
 
 # -- the GEMM engine's buffers (hw/soc/gemm.py) ------------------------------------------

@@ -30,6 +30,8 @@ class Gemm:
     fmt_b: str = "e4m3"
     idle_in: float = 0.0
     busy_out: float = 0.0
+    settings: dict | None = None                # the array's settings, if not the MPE's
+    garbage: bool = False       # ws: random codes in the inactive PE rows' A and B
     C: np.ndarray = None
     accepted: dict = field(default_factory=dict)
     arrived: list = field(default_factory=list)
@@ -45,7 +47,7 @@ class GemmRun:
     def __init__(self, array, gemms: list[Gemm], rng):
         self.array, self.gemms, self.rng = array, gemms, rng
         dataflow = "os" if isinstance(array, OutputStationaryArray) else "ws"
-        self.schedules = [GemmSchedule(*g.A.shape, g.B.shape[1], array.rows, array.cols,
+        self.schedules = [GemmSchedule(*g.A.shape[:2], g.B.shape[1], array.rows, array.cols,
                                        dataflow, array.pipeline) for g in gemms]
         self.names = ("operands", "inits") if dataflow == "os" else ("weights", "operands")
         self.started = -1                 # the GEMM whose settings are in place
@@ -63,18 +65,21 @@ class GemmRun:
                 beats += [col.tolist() for col in s.os_inits(t, g.C)]
             elif name == "weights":
                 b, active = s.ws_weights(t, g.B)
+                if g.garbage:
+                    b[~active] = self.rng.integers(0, 256, b[~active].shape)
                 beats += [{"b": b[r].tolist(), "active": int(active[r])}
                           for r in range(s.rows)]
             else:
                 beats += [self._ws_row(g, s, t, i) for i in range(s.M)]
         return beats
 
-    @staticmethod
-    def _ws_row(g, s, t, i):
+    def _ws_row(self, g, s, t, i):
         def payload():
             if t.depends_on is not None and (t.depends_on, i) not in g.done:
                 return None
             a, c = s.ws_operands(t, g.A, g.C)
+            if g.garbage:
+                a[:, t.k1 - t.k0:] = self.rng.integers(0, 256, a[:, t.k1 - t.k0:].shape)
             return {"a": a[i].tolist(), "c": c[i].tolist(), "first": int(i == 0)}
         return payload
 
@@ -104,9 +109,11 @@ class GemmRun:
         edge = 0
         for n, (g, s) in enumerate(zip(self.gemms, self.schedules)):
             assert ctx.get(array.idle), f"GEMM {n}: the array is not idle"
-            ctx.set(array.mode, Mode[g.mode.upper()])
-            ctx.set(array.fmt_a, SourceFormat[g.fmt_a.upper()])
-            ctx.set(array.fmt_b, SourceFormat[g.fmt_b.upper()])
+            settings = g.settings or {"mode": Mode[g.mode.upper()],
+                                      "fmt_a": SourceFormat[g.fmt_a.upper()],
+                                      "fmt_b": SourceFormat[g.fmt_b.upper()]}
+            for name, value in settings.items():
+                ctx.set(getattr(array, name), value)
             g.C, columns = np.array(g.C0, np.uint32), {}
             self.started = n
             for t in s.tiles:
@@ -182,7 +189,7 @@ def test_gemms(dataflow, rows, cols, pipeline):
     every dimension."""
     array = systolic_array(rows, cols, dataflow, pipeline=pipeline)
     rng = np.random.default_rng(pipeline)
-    stalls = {"idle_in": 0.3, "busy_out": 0.3}
+    stalls = {"idle_in": 0.3, "busy_out": 0.3, "garbage": True}   # inactive rows: random
     gemms = [random_gemm(rng, 5, 3, 4),
              random_gemm(rng, 3, 7, 2, "int4", **stalls),
              random_gemm(rng, 2, 5, 3, "fp8", "e5m2", "e4m3", **stalls),

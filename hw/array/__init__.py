@@ -4,7 +4,7 @@ from fp8hw.arrays import COLS, DATAFLOW, ROWS
 from fp8hw.enums import Dataflow
 from golden.params import BIAS
 from hw.array.output_stationary import OutputStationaryArray
-from hw.array.weight_stationary import WeightStationaryArray
+from hw.array.weight_stationary import SebArray, WeightStationaryArray
 from hw.units.mpe import PIPELINE
 
 SYSTOLIC_ARRAY_PARAMETERS = (ROWS, COLS, DATAFLOW, BIAS, PIPELINE)
@@ -19,5 +19,5 @@ def systolic_array(rows: int = ROWS.default, cols: int = COLS.default,
     return array(rows, cols, bias=bias, pipeline=pipeline)
 
 
-__all__ = ["SYSTOLIC_ARRAY_PARAMETERS", "OutputStationaryArray", "WeightStationaryArray",
+__all__ = ["SYSTOLIC_ARRAY_PARAMETERS", "OutputStationaryArray", "SebArray", "WeightStationaryArray",
            "systolic_array"]
