@@ -16,7 +16,7 @@ from amaranth.back import verilog
 from fp8hw import __version__
 from fp8hw.errors import Fp8hwError
 from fp8hw.params import Param, resolve_parameters
-from hw.array import SYSTOLIC_ARRAY_PARAMETERS, systolic_array
+from hw.array import SYSTOLIC_ARRAY_PARAMETERS, SebArray, systolic_array
 from hw.units.dl_add import DlAdd
 from hw.units.dot_engine import DotEngine
 from hw.units.fma_tree import FmaTree
@@ -79,6 +79,8 @@ UNITS: dict[str, UnitSpec] = {spec.name: spec for spec in (
     UnitSpec("matmul", "systolic array of MPEs (rows x cols, output- or weight-stationary) "
              "with stream interfaces; mode and formats at run time", systolic_array,
              SYSTOLIC_ARRAY_PARAMETERS),
+    _component("seb_array", "FP8-SEB GEMM array: weight-stationary, rows x cols N-way FMA "
+               "trees, fp30 sums down the columns; shared biases at run time", SebArray),
 )}
 
 

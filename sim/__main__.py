@@ -45,15 +45,32 @@ LANES_BY_UNIT = {"fmatree": 2}       # a 24-way tree is large: fewer copies buil
 
 def split_params(unit_name: str, overrides: dict) -> tuple[dict, dict]:
     """Vector-file parameters (checked and completed with defaults) and generator
-    parameters; the latter may also name generator-only parameters such as ``pipeline``."""
-    vunit, hw = get_vector_unit(unit_name), get_unit(unit_name)
+    parameters; the latter may also name generator-only parameters such as ``pipeline``.
+    A ``matmul`` in fp8seb mode runs on the FP8-SEB array (``seb_array``), which is
+    weight-stationary."""
+    vunit = get_vector_unit(unit_name)
     vector_names = {p.name for p in vunit.params}
-    hw_only = {k: v for k, v in overrides.items()
-               if k not in vector_names and k in {p.name for p in hw.params}}
+    hw_names = {p.name for u in _hw_units(unit_name) for p in get_unit(u).params}
+    hw_only = {k: v for k, v in overrides.items() if k not in vector_names and k in hw_names}
     params = vunit.resolve_params({k: v for k, v in overrides.items() if k not in hw_only})
+    hw = get_unit(_hw_unit(unit_name, params))
+    if hw.name == "seb_array" and overrides.get("dataflow", "ws") != "ws":
+        raise VectorError("matmul: mode fp8seb runs on the FP8-SEB array, which is "
+                          "weight-stationary (dataflow=ws)")
     hw_params = hw.resolve({**{p.name: params[p.name] for p in hw.params
                                if p.name in params}, **hw_only})
     return params, hw_params
+
+
+def _hw_units(unit_name: str) -> tuple[str, ...]:
+    return ("matmul", "seb_array") if unit_name == "matmul" else (unit_name,)
+
+
+def _hw_unit(unit_name: str, params: dict) -> str:
+    """The registry unit that runs a vector file with these parameters."""
+    if unit_name == "matmul" and params["mode"] == SEB_MODE:
+        return "seb_array"
+    return unit_name
 
 
 def simulate(unit_name: str, inputs: dict, params: dict, hw_params: dict, sim: str,
@@ -61,10 +78,9 @@ def simulate(unit_name: str, inputs: dict, params: dict, hw_params: dict, sim: s
     """Run validated ``inputs`` through the RTL; returns the output arrays. With ``waves``,
     the waveforms go into ``build_dir``."""
     vunit = get_vector_unit(unit_name)
-    hw = get_unit(unit_name)
-    if unit_name == "matmul" and params["mode"] == SEB_MODE:
-        raise VectorError("matmul: mode fp8seb has no array in the RTL yet (the golden "
-                          "model has it: python -m golden eval matmul)")
+    hw = get_unit(_hw_unit(unit_name, params))
+    if hw.name == "seb_array":
+        return _simulate_seb(inputs, params, hw_params, sim, build_dir, waves)
     if unit_name == "matmul" and (params["chunk"] or params["out"] != "none"):
         return _simulate_engine(inputs, params, hw_params, sim, build_dir, waves)
     if unit_name == "matmul":                     # one GEMM, tiled onto the array
@@ -82,6 +98,23 @@ def simulate(unit_name: str, inputs: dict, params: dict, hw_params: dict, sim: s
         sim, build_dir, waves, "the vector run",
         {"FP8HW_UNIT": unit_name, "FP8HW_PARAMS": params, "FP8HW_HW_PARAMS": hw_params,
          "FP8HW_LANES": str(lanes)})
+
+
+def _simulate_seb(inputs: dict, params: dict, hw_params: dict, sim: str, build_dir,
+                  waves: bool) -> dict:
+    """A GEMM in fp8seb mode on the FP8-SEB array, tiled by the scheduler."""
+    from sim.matmul import MatmulJob, simulate_matmul
+    if params["out_bias"] is not None:
+        raise VectorError("matmul: out_bias (quant30 and the tracker at the array's edge) "
+                          "is not in the simulated RTL yet; the golden model has it")
+    job = MatmulJob(inputs["A"], inputs["B"], inputs.get("C"), SEB_MODE,
+                    bias_a=params["bias_a"], bias_b=params["bias_b"])
+    result = simulate_matmul([job], hw_params, sim, build_dir, waves=waves,
+                             unit="seb_array")[0]
+    outputs = {"C": result.C.astype(np.uint32)}
+    get_vector_unit("matmul").check_arrays(outputs, get_vector_unit("matmul").outputs,
+                                           "simulation output")
+    return outputs
 
 
 def _run_vectors(unit_name: str, top, name: str, testbench: str, inputs: dict, sim: str,
@@ -159,8 +192,10 @@ def _main(argv=None, prog="python -m sim") -> int:
                     # The logs go with the temporary folder: say how to keep them.
                     raise SimError(f"{e.message} (rerun with --keep DIR to keep the logs)") \
                         from None
+        array = (f"{hw_params['dataflow']} array" if "dataflow" in hw_params
+                 else f"FP8-SEB array of {hw_params['ways']}-way trees")
         what = (f"{'x'.join(map(str, inputs['A'].shape))} x {inputs['B'].shape[1]} GEMM on a "
-                f"{hw_params['rows']}x{hw_params['cols']} {hw_params['dataflow']} array"
+                f"{hw_params['rows']}x{hw_params['cols']} {array}"
                 if args.unit == "matmul" else f"{len(next(iter(inputs.values())))} rows")
     save_npz(args.output, outputs)
     print(f"{args.unit} on {args.sim}: {what} -> {args.output}")

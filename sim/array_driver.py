@@ -20,15 +20,30 @@ from sim.lanes import start_clock
 
 
 def _codes(values, nbytes_each: int) -> int:
-    """A row of unsigned values packed little-endian, ``nbytes_each`` bytes per value."""
+    """Unsigned values (any shape, row-major: the first is the lowest) packed
+    little-endian, ``nbytes_each`` bytes per value."""
     dtype = {1: "<u1", 4: "<u4"}[nbytes_each]
     return int.from_bytes(np.asarray(values).astype(dtype).tobytes(), "little")
 
 
-def _unpack32(value: int, count: int) -> np.ndarray:
-    """The low ``count`` 32-bit words of ``value`` (flags above them are dropped)."""
-    value &= (1 << 32 * count) - 1
-    return np.frombuffer(value.to_bytes(4 * count, "little"), "<u4").copy()
+def _sums(values, width: int) -> int:
+    """Sums packed ``width`` bits each, the first lowest (32: whole words)."""
+    if width == 32:
+        return _codes(values, 4)
+    packed = 0
+    for n, v in enumerate(values):
+        packed |= int(v) << (width * n)
+    return packed
+
+
+def _unpack(value: int, count: int, width: int = 32) -> np.ndarray:
+    """The low ``count`` fields of ``width`` bits of ``value`` (flags above them are
+    dropped)."""
+    if width == 32:
+        value &= (1 << 32 * count) - 1
+        return np.frombuffer(value.to_bytes(4 * count, "little"), "<u4").copy()
+    mask = (1 << width) - 1
+    return np.array([(value >> (width * n)) & mask for n in range(count)], np.uint32)
 
 
 @dataclass
@@ -45,34 +60,46 @@ class _Stream:
         self.payload = getattr(dut, f"{name}__payload")
 
 
-async def reset_array(dut, mode="fp8", fmt_a="e4m3", fmt_b="e4m3"):
-    """Drive every input to idle values, start the clock and reset."""
+async def reset_array(dut, settings: dict | None = None):
+    """Drive every input to idle values, start the clock and reset; ``settings`` as for
+    ``set_settings``."""
     for name in ("operands", "inits", "weights"):
         if hasattr(dut, f"{name}__valid"):
             getattr(dut, f"{name}__valid").value = 0
             getattr(dut, f"{name}__payload").value = 0
     dut.results__ready.value = 0
-    set_mode(dut, mode, fmt_a, fmt_b)
+    set_settings(dut, settings)
     await start_clock(dut)
 
 
-def set_mode(dut, mode, fmt_a, fmt_b):
-    dut.mode.value = Mode.from_label(mode)
-    dut.fmt_a.value = SourceFormat.from_label(fmt_a)
-    dut.fmt_b.value = SourceFormat.from_label(fmt_b)
+def mpe_settings(mode="fp8", fmt_a="e4m3", fmt_b="e4m3") -> dict:
+    """The MPE array's settings ports for a GEMM."""
+    return {"mode": int(Mode.from_label(mode)), "fmt_a": int(SourceFormat.from_label(fmt_a)),
+            "fmt_b": int(SourceFormat.from_label(fmt_b))}
 
 
-async def run_gemm(dut, schedule: GemmSchedule, A, B, C=None, *, mode="fp8", fmt_a="e4m3",
-                   fmt_b="e4m3", rng=None, idle_in=0.0, busy_out=0.0,
+def set_settings(dut, settings: dict | None = None):
+    """Set the array's run-time settings ports (default: the MPE's, fp8 e4m3 x e4m3)."""
+    for name, value in (settings or mpe_settings()).items():
+        handle = getattr(dut, name)
+        handle.value = int(value) & ((1 << len(handle)) - 1)    # signed: two's complement
+
+
+async def run_gemm(dut, schedule: GemmSchedule, A, B, C=None, *, settings=None,
+                   sum_width=32, rng=None, idle_in=0.0, busy_out=0.0,
                    max_cycles=None) -> tuple[np.ndarray, GemmStats]:
-    """Run ``A @ B (+ C)`` on the array; returns C and the cycle counts. ``rng`` with
-    ``idle_in`` (chance an input stream holds back a beat) and ``busy_out`` (chance the
-    result stream is not ready) makes the handshakes random. Call with the array idle."""
+    """Run ``A @ B (+ C)`` on the array with its ``settings`` (``mpe_settings`` by
+    default); returns C and the cycle counts. A and B may hold chunks of codes
+    (``hw.schedule.chunk_operands``, for the FP8-SEB array, whose sums are
+    ``sum_width`` = 30 bits). ``rng`` with ``idle_in`` (chance an input stream holds back
+    a beat) and ``busy_out`` (chance the result stream is not ready) makes the
+    handshakes random. Call with the array idle."""
     s = schedule
     assert int(dut.idle.value), "the array must be idle to change mode or start a GEMM"
-    set_mode(dut, mode, fmt_a, fmt_b)
+    set_settings(dut, settings)
     C = np.zeros((s.M, s.N), np.uint32) if C is None else np.array(C, np.uint32)
     R, Cn, lanes = s.rows, s.cols, s.lanes
+    codes = int(np.prod(np.shape(A)[2:], dtype=int))      # codes of A a PE takes
     results = _Stream(dut, "results")
 
     # Beat sources: lists of (payload int) or callables producing one when possible.
@@ -93,7 +120,8 @@ async def run_gemm(dut, schedule: GemmSchedule, A, B, C=None, *, mode="fp8", fmt
         ws_rows = {}
         for t in s.tiles:
             b, active = s.ws_weights(t, B)
-            weight_beats += [_codes(b[r], 1) | (int(active[r]) << 8 * Cn) for r in range(R)]
+            weight_beats += [_codes(b[r], 1) | (int(active[r]) << 8 * codes * Cn)
+                             for r in range(R)]
             a, _ = s.ws_operands(t, A, C)
             ws_rows[t.index] = a
             operand_beats += [(t, i) for i in range(s.M)]
@@ -111,8 +139,8 @@ async def run_gemm(dut, schedule: GemmSchedule, A, B, C=None, *, mode="fp8", fmt
             return None                # its sums are still in the array
         c = np.zeros(Cn, np.uint32)
         c[:t.n1 - t.n0] = C[i, t.n0:t.n1]
-        return (_codes(ws_rows[t.index][i], 1) | (_codes(c, 4) << 8 * R)
-                | (int(i == 0) << 8 * R + 32 * Cn))
+        return (_codes(ws_rows[t.index][i], 1) | (_sums(c, sum_width) << 8 * codes * R)
+                | (int(i == 0) << 8 * codes * R + sum_width * Cn))
 
     feeds = [(_Stream(dut, "operands"), operand_beats, operand_payload)]
     if init_beats:
@@ -153,7 +181,8 @@ async def run_gemm(dut, schedule: GemmSchedule, A, B, C=None, *, mode="fp8", fmt
         if int(results.valid.value):
             if take:
                 t, index = expect[got]
-                value = _unpack32(results.payload.value.to_unsigned(), result_count)
+                value = _unpack(results.payload.value.to_unsigned(), result_count,
+                                sum_width)
                 out_beats[t.index].append(value)
                 got += 1
                 if s.dataflow == "ws":

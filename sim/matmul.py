@@ -20,6 +20,8 @@ class MatmulJob:
     mode: str = "fp8"
     fmt_a: str = "e4m3"
     fmt_b: str = "e4m3"
+    bias_a: int = 0                  # mode fp8seb (the FP8-SEB array)
+    bias_b: int = 0
     seed: int = 1
     idle_in: float = 0.0
     busy_out: float = 0.0
@@ -33,10 +35,12 @@ class MatmulResult:
 
 
 def simulate_matmul(jobs: list[MatmulJob], hw_params: dict, sim: str, build_dir,
-                    quiet: bool = True, waves: bool | None = None) -> list[MatmulResult]:
-    """Run ``jobs`` in order on one simulated array built with ``hw_params`` (rows, cols,
-    dataflow, bias, pipeline)."""
-    spec = get_unit("matmul")
+                    quiet: bool = True, waves: bool | None = None,
+                    unit: str = "matmul") -> list[MatmulResult]:
+    """Run ``jobs`` in order on one simulated array built with ``hw_params``: the MPE array
+    (unit ``matmul``: rows, cols, dataflow, bias, pipeline) or the FP8-SEB array (unit
+    ``seb_array``: rows, cols, ways, pipeline; jobs in mode fp8seb)."""
+    spec = get_unit(unit)
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     listing = []
@@ -50,6 +54,7 @@ def simulate_matmul(jobs: list[MatmulJob], hw_params: dict, sim: str, build_dir,
             vout.unlink()
         listing.append({"input": str(vin.resolve()), "output": str(vout.resolve()),
                         "mode": job.mode, "fmt_a": job.fmt_a, "fmt_b": job.fmt_b,
+                        "bias_a": job.bias_a, "bias_b": job.bias_b,
                         "seed": job.seed, "idle_in": job.idle_in, "busy_out": job.busy_out})
     jobs_file = build_dir / "matmul_jobs.json"
     jobs_file.write_text(json.dumps(listing))

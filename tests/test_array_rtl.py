@@ -96,3 +96,57 @@ def test_array_equals_golden_matmul(sim, rows, cols, pipeline, tmp_path):
             assert np.array_equal(run.C, want), first_mismatch(run.C, want,
                                                                f"{dataflow} {name}")
         assert np.array_equal(os_run.C, ws_run.C)
+
+
+# The FP8-SEB array ------------------------------------------------------------------------
+
+def seb_jobs(rows, cols, ways, rng):
+    """Random GEMMs at bias corners with NaN / -0 / random fp30 initial C; saturation;
+    exact cancellation; swamping (a long K of tiny products into a large C); M, N and K
+    not multiples of the array (K not one of the ways either)."""
+    M, N, tile = 2 * rows + 1, cols + 1, rows * ways
+    codes = lambda *shape: rng.integers(0, 256, shape).astype(np.uint8)  # noqa: E731
+    nan, neg = 0x1FFFFFFF, 1 << 29
+    jobs = []
+    for n, (ba, bb) in enumerate(((-32, -32), (31, 31), (0, 0), (-32, 31), (9, -14))):
+        K = int(rng.integers(1, 3 * tile))
+        C = rng.integers(0, 1 << 30, (M, N)).astype(np.uint32)
+        C.flat[:3] = [nan, nan | neg, neg]
+        jobs.append((f"random {ba},{bb}", MatmulJob(codes(M, K), codes(K, N), C, "fp8seb",
+                                                    bias_a=ba, bias_b=bb, seed=n,
+                                                    idle_in=0.2, busy_out=0.3)))
+    K = 2 * ways + 1
+    A = np.full((M, K), 0x7F, np.uint8)
+    A[1::2] |= 0x80
+    jobs.append(("saturation", MatmulJob(A, np.full((K, N), 0x7F, np.uint8), None, "fp8seb",
+                                         bias_a=-32, bias_b=-32)))
+    x = codes(M, ways)
+    b = codes(ways, N)
+    jobs.append(("cancellation", MatmulJob(np.concatenate([x, x ^ 0x80], axis=1),
+                                           np.concatenate([b, b]), None, "fp8seb",
+                                           bias_a=4, bias_b=-6, seed=9, busy_out=0.5)))
+    K = 6 * tile + 1
+    C = np.full((M, N), (31 + 20) << 23, np.uint32)              # 2^20
+    jobs.append(("swamping", MatmulJob(np.full((M, K), 0x01, np.uint8),
+                                       np.full((K, N), 0x01, np.uint8), C, "fp8seb")))
+    return jobs
+
+
+# (rows, cols, ways, tree pipeline): a 1-way tree, a 7-way tree, the 24-way default.
+SEB_SHAPES = [(1, 1, 1, 0), (2, 3, 7, 2), (2, 2, 24, 3)]
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("rows, cols, ways, pipeline", SEB_SHAPES,
+                         ids=lambda v: str(v))
+def test_seb_array_equals_golden(sim, rows, cols, ways, pipeline, tmp_path):
+    from golden.seb_matmul import seb_matmul
+    jobs = seb_jobs(rows, cols, ways, np.random.default_rng(ways))
+    hw = dict(rows=rows, cols=cols, ways=ways, pipeline=pipeline)
+    runs = simulate_matmul([job for _, job in jobs], hw, sim, tmp_path, unit="seb_array")
+    for (name, job), run in zip(jobs, runs):
+        want = seb_matmul(job.A, job.B, job.C, job.bias_a, job.bias_b, ways).C
+        bad = np.argwhere(run.C != want)
+        assert not len(bad), (f"{name}: {len(bad)} of {want.size} differ; first C"
+                              f"[{bad[0][0]}, {bad[0][1]}] rtl 0x{int(run.C[tuple(bad[0])]):08x} "
+                              f"golden 0x{int(want[tuple(bad[0])]):08x}")
