@@ -57,9 +57,20 @@ class Dataflow(Choice):
     WS = 1
 
 
+class GemmMode(Choice):
+    """A GEMM's mode: the MPE's three (same codes as ``Mode``), or the FP8-SEB GEMM (on
+    the FMA-tree engine)."""
+    FP8 = 0
+    INT4 = 1
+    INT2 = 2
+    FP8SEB = 3
+
+
 class OutFormat(Choice):
-    """What a GEMM's results become: ``dlfloat16`` sums as they are (``none``), or FP8
-    codes quantized by ``quant16`` (fp8 mode only)."""
+    """What a GEMM's results become: its sums as they are (``none``), FP8 codes quantized
+    by ``quant16`` (``e4m3``, ``e5m2``: fp8 mode only), or ``fp8seb`` codes quantized by
+    ``quant30`` at the output bias, the output tensor tracked (fp8seb mode only)."""
     NONE = 0
     E4M3 = 1
     E5M2 = 2
+    FP8SEB = 3

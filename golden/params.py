@@ -3,7 +3,7 @@ allowed values. The golden functions, the vector files (``golden.vectors``) and 
 hardware generators (``hw``) read them from here; the array's shape and dataflow are in
 ``fp8hw.arrays``, the hardware's pipeline depths on its components."""
 
-from fp8hw.enums import Mode, Overflow, SourceFormat
+from fp8hw.enums import GemmMode, Mode, Overflow, SourceFormat
 from fp8hw.params import Param, ParameterError
 
 from .formats import E4M3, FP8SEB
@@ -29,9 +29,9 @@ OUT = Param("out", "none", "matmul's output quantization (fp8 mode): none, e4m3 
             choices=("none",) + SourceFormat.labels())
 
 # matmul runs on the MPE (fp8, int4, int2) or, in ``fp8seb`` mode, on the FMA tree.
-SEB_MODE = "fp8seb"
-MATMUL_MODE = Param("mode", Mode.FP8.label, "fp8, int4 / int2 lanes, or fp8seb (the FP8-SEB "
-                    "GEMM)", choices=Mode.labels() + (SEB_MODE,))
+SEB_MODE = GemmMode.FP8SEB.label
+MATMUL_MODE = Param("mode", GemmMode.FP8.label, "fp8, int4 / int2 lanes, or fp8seb (the "
+                    "FP8-SEB GEMM)", choices=GemmMode.labels())
 BIAS_A = Param("bias_a", 0, "fp8seb shared bias of A", lo=FP8SEB.bias_range[0],
                hi=FP8SEB.bias_range[1])
 BIAS_B = Param("bias_b", 0, "fp8seb shared bias of B", lo=FP8SEB.bias_range[0],

@@ -209,34 +209,54 @@ class EngineLayout:
     R x R array and chunk length ``chunk`` (after ``engine_chunk``). Offsets and counts are
     in words; tile t and N tile nt are as the engine runs them.
 
-    * A (words of R codes): tile t of A at ``a_base + t*M + i``, lane r = A[i, k0_t + r]
-      (r < length_t; other lanes ignored).
-    * B (words of R codes): B[k, n] at word ``(n // R) * K + k``, lane ``n % R``.
+    On the FP8-SEB engine (``ways`` = W > 1, or 1 for a 1-way tree), a "k" of the engine
+    is a chunk of W consecutive codes of K (``k_chunks`` of them, the last padded with zero
+    codes: a zero code of B makes a zero product whatever A holds), a lane holds a chunk,
+    and a word of A or B holds R chunks (R x W bytes). With W = 1 (the MPE) a chunk is one
+    code:
+
+    * A (words of R chunks): tile t of A at ``a_base + t*M + i``, lane r = A's chunk
+      ``k0_t + r`` of row i (r < length_t; other lanes ignored).
+    * B (words of R chunks): B's chunk k of column n at word ``(n // R) * k_chunks + k``,
+      lane ``n % R``.
     * ACC (words of R 32-bit values): acc[i, j] at word ``(j // R) * M + i``, lane
       ``j % R``.
-    * quantized output (in the A buffer): C[i, j] at word ``out_base + (j // R) * M + i``,
-      lane ``j % R``: the A layout, for chunk 0 or a multiple of R, of a next GEMM whose
-      K is this N.
+    * quantized output (in the A buffer): C[i, j] at word
+      ``out_base + (j // (R*W)) * M + i``, byte ``j % (R*W)``: the A layout, for chunk 0
+      or a multiple of R, of a next GEMM whose K is this N (``out_words`` words).
     """
     M: int
     K: int
     N: int
     rows: int
     chunk: int = 0
+    ways: int = 1
 
     def __post_init__(self):
-        k_tiles(self.K, self.rows, self.chunk)            # checks K, rows, chunk
+        if int(self.ways) < 1:
+            raise ValueError(f"ways must be at least 1, got {self.ways}")
+        k_tiles(self.k_chunks, self.rows, self.chunk)     # checks K, rows, chunk
         for name in ("M", "N"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     @property
+    def k_chunks(self) -> int:
+        """The engine's K (its ``k`` setting): chunks of ``ways`` codes."""
+        return -(-self.K // self.ways) if self.K > 0 else self.K
+
+    @property
     def tiles(self) -> list[tuple[int, int, bool, bool]]:
-        return k_tiles(self.K, self.rows, self.chunk)
+        return k_tiles(self.k_chunks, self.rows, self.chunk)
 
     @property
     def n_tiles(self) -> int:
         return -(-self.N // self.rows)
+
+    @property
+    def word_items(self) -> int:
+        """Bytes of an A or B word: R chunks of ``ways`` codes."""
+        return self.rows * self.ways
 
     @property
     def a_words(self) -> int:
@@ -245,53 +265,65 @@ class EngineLayout:
 
     @property
     def b_words(self) -> int:
-        return self.n_tiles * self.K
+        return self.n_tiles * self.k_chunks
 
     @property
     def acc_words(self) -> int:
-        """Words of ACC, and of the quantized output (from ``out_base``)."""
+        """Words of ACC (from ``acc_base``)."""
         return self.n_tiles * self.M
 
-    def a(self, A) -> np.ndarray:
-        """uint8 [a_words, R]: the A buffer's words from ``a_base`` on."""
+    @property
+    def out_words(self) -> int:
+        """Words of the quantized output (from ``out_base``)."""
+        return -(-self.N // self.word_items) * self.M
+
+    def _chunked_a(self, A) -> np.ndarray:
         A = np.asarray(A, np.uint8)
-        R, M = self.rows, self.M
-        words = np.zeros((self.a_words, R), np.uint8)
+        pad = self.k_chunks * self.ways - A.shape[1]
+        return np.pad(A, ((0, 0), (0, pad))).reshape(self.M, self.k_chunks, self.ways)
+
+    def a(self, A) -> np.ndarray:
+        """uint8 [a_words, R x W]: the A buffer's words from ``a_base`` on."""
+        chunks = self._chunked_a(A)
+        R, M, W = self.rows, self.M, self.ways
+        words = np.zeros((self.a_words, R, W), np.uint8)
         for t, (k0, length, _, _) in enumerate(self.tiles):
-            words[t * M:(t + 1) * M, :length] = A[:, k0:k0 + length]
-        return words
+            words[t * M:(t + 1) * M, :length] = chunks[:, k0:k0 + length]
+        return words.reshape(self.a_words, R * W)
 
     def b(self, B) -> np.ndarray:
-        """uint8 [b_words, R]: the B buffer's words (columns past N are zero)."""
+        """uint8 [b_words, R x W]: the B buffer's words (columns past N and codes past K
+        are zero)."""
         B = np.asarray(B, np.uint8)
-        R, K = self.rows, self.K
-        padded = np.zeros((K, self.n_tiles * R), np.uint8)
-        padded[:, :self.N] = B
-        return padded.reshape(K, self.n_tiles, R).transpose(1, 0, 2).reshape(-1, R)
+        R, KC, W = self.rows, self.k_chunks, self.ways
+        padded = np.zeros((KC * W, self.n_tiles * R), np.uint8)
+        padded[:B.shape[0], :self.N] = B
+        # [chunk, code, tile, lane] -> [tile, chunk, lane, code]
+        return padded.reshape(KC, W, self.n_tiles, R).transpose(2, 0, 3, 1).reshape(-1, R * W)
 
     def acc(self, C) -> np.ndarray:
         """uint32 [acc_words, R]: ACC's words holding ``C`` [M, N] (columns past N zero)."""
-        return self._by_column_tiles(np.asarray(C, np.uint32), np.uint32)
+        return self._by_column_tiles(np.asarray(C, np.uint32), np.uint32, self.rows)
 
     def acc_result(self, words) -> np.ndarray:
         """``acc`` undone: uint32 [M, N] from ACC's first ``acc_words`` words."""
-        return self._from_column_tiles(np.asarray(words, np.uint32))
+        return self._from_column_tiles(np.asarray(words, np.uint32), self.rows)
 
     def out(self, C8) -> np.ndarray:
-        """uint8 [acc_words, R]: the A buffer's words from ``out_base`` holding ``C8``."""
-        return self._by_column_tiles(np.asarray(C8, np.uint8), np.uint8)
+        """uint8 [out_words, R x W]: the A buffer's words from ``out_base`` holding ``C8``."""
+        return self._by_column_tiles(np.asarray(C8, np.uint8), np.uint8, self.word_items)
 
     def out_result(self, words) -> np.ndarray:
         """``out`` undone: uint8 [M, N] from the A buffer's words at ``out_base``."""
-        return self._from_column_tiles(np.asarray(words, np.uint8))
+        return self._from_column_tiles(np.asarray(words, np.uint8), self.word_items)
 
-    def _by_column_tiles(self, X, dtype):
-        R, M = self.rows, self.M
-        padded = np.zeros((M, self.n_tiles * R), dtype)
+    def _by_column_tiles(self, X, dtype, width):
+        M, tiles = self.M, -(-self.N // width)
+        padded = np.zeros((M, tiles * width), dtype)
         padded[:, :self.N] = X
-        return padded.reshape(M, self.n_tiles, R).transpose(1, 0, 2).reshape(-1, R)
+        return padded.reshape(M, tiles, width).transpose(1, 0, 2).reshape(-1, width)
 
-    def _from_column_tiles(self, words):
-        R, M = self.rows, self.M
-        words = words[:self.acc_words].reshape(self.n_tiles, M, R)
+    def _from_column_tiles(self, words, width):
+        M, tiles = self.M, -(-self.N // width)
+        words = words[:tiles * M].reshape(tiles, M, width)
         return words.transpose(1, 0, 2).reshape(M, -1)[:, :self.N]

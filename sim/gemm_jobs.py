@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fp8hw.enums import Mode, OutFormat, SourceFormat
+from fp8hw.enums import GemmMode, OutFormat, SourceFormat
 from golden import DLFLOAT16, encode, matmul
+from golden.seb_matmul import seb_matmul
 from hw.schedule import EngineLayout, engine_chunk
 
 
@@ -36,6 +37,14 @@ class EngineGemm:
     bias: int = 11
     name: str = ""
     keep_a: bool = False          # A is already in the buffer (a resident operand)
+    # The FP8-SEB engine's (mode fp8seb, out fp8seb): its trees' ways, the shared biases,
+    # the tracker's room and whether this GEMM goes on with the previous one's tensor.
+    ways: int = 1
+    bias_a: int = 0
+    bias_b: int = 0
+    out_bias: int = 0
+    room: int = 1
+    track: int = 0
     result: dict = field(default_factory=dict)
 
     @property
@@ -51,27 +60,42 @@ class EngineGemm:
         return self.B.shape[1]
 
     @property
+    def seb(self) -> bool:
+        return self.mode == GemmMode.FP8SEB.label
+
+    @property
     def layout(self) -> EngineLayout:
-        return EngineLayout(self.M, self.K, self.N, self.rows, engine_chunk(self.mode, self.chunk))
+        return EngineLayout(self.M, self.K, self.N, self.rows,
+                            0 if self.seb else engine_chunk(self.mode, self.chunk), self.ways)
 
     def settings(self) -> dict:
         """The ``start`` payload (``hw.soc.gemm.GEMM_SETTINGS``) as field -> integer."""
-        return {"mode": int(Mode.from_label(self.mode)),
+        return {"mode": int(GemmMode.from_label(self.mode)),
                 "fmt_a": int(SourceFormat.from_label(self.fmt_a)),
                 "fmt_b": int(SourceFormat.from_label(self.fmt_b)),
                 "out": int(OutFormat.from_label(self.out)),
                 "accumulate": int(self.C is not None),
-                "m": self.M, "k": self.K, "n": self.N, "chunk": self.chunk,
+                "m": self.M, "k": self.layout.k_chunks, "n": self.N, "chunk": self.chunk,
                 "a_base": self.a_base, "out_base": self.out_base,
-                "acc_base": self.acc_base, "b_base": self.b_base}
+                "acc_base": self.acc_base, "b_base": self.b_base,
+                "bias_a": self.bias_a, "bias_b": self.bias_b, "out_bias": self.out_bias,
+                "track": self.track}
+
+    def _seb(self):
+        return seb_matmul(self.A, self.B, self.C, self.bias_a, self.bias_b, self.ways,
+                          self.out_bias if self.out != "none" else None, self.room)
 
     def golden(self) -> np.ndarray:
         """The expected ACC contents, uint32 [M, N]."""
+        if self.seb:
+            return self._seb().C
         return matmul(self.A, self.B, self.C, self.mode, self.fmt_a, self.fmt_b, self.bias,
                       chunk=self.chunk)
 
     def golden_out(self) -> np.ndarray:
         """The expected quantized output, uint8 [M, N] (``matmul`` with ``out``)."""
+        if self.seb:
+            return self._seb().Y
         return matmul(self.A, self.B, self.C, self.mode, self.fmt_a, self.fmt_b, self.bias,
                       chunk=self.chunk, out=self.out)
 

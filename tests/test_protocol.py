@@ -120,7 +120,8 @@ def test_identity_and_commands():
 
 def test_gemm_payload_and_status():
     from hw.soc.gemm import GEMM_SETTINGS
-    from hw.soc.protocol import GEMM_BYTES, STATUS_BYTES, STATUS_COUNTERS, pack_gemm, unpack_status
+    from hw.soc.protocol import (GEMM_BYTES, STATUS_BYTES, STATUS_COUNTERS, TRACKER_FIELDS,
+                                 pack_gemm, unpack_status)
     assert GEMM_BYTES == -(-GEMM_SETTINGS.size // 8)
     payload = pack_gemm(mode=2, out=1, m=0x1234, out_base=0xFFFF)
     value = int.from_bytes(payload, "little")
@@ -132,9 +133,19 @@ def test_gemm_payload_and_status():
         pack_gemm(m=1 << 16)
     with pytest.raises(ValueError, match="no setting"):
         pack_gemm(rows=2)
-    data = bytes(range(STATUS_BYTES))
+    # Signed settings (the shared biases) in two's complement, within their range.
+    value = int.from_bytes(pack_gemm(bias_a=-32, bias_b=31, out_bias=-1), "little")
+    assert (value >> fields["bias_a"].offset) & 0x3F == 0x20
+    assert (value >> fields["bias_b"].offset) & 0x3F == 31
+    assert (value >> fields["out_bias"].offset) & 0x3F == 0x3F
+    with pytest.raises(ValueError, match="does not fit"):
+        pack_gemm(bias_a=32)
+    with pytest.raises(ValueError, match="does not fit"):
+        pack_gemm(out_bias=-33)
+    data = bytes(range(STATUS_BYTES - 3)) + bytes([0xF6, 1, 0xFE])
     status = unpack_status(data)
-    assert list(status) == [*STATUS_COUNTERS, "cycles"]
-    assert status["cycles"] == int.from_bytes(data[-4:], "little")
+    assert list(status) == [*STATUS_COUNTERS, "cycles", *TRACKER_FIELDS]
+    assert status["cycles"] == int.from_bytes(data[-7:-3], "little")
+    assert (status["max_exp"], status["seen"], status["next_bias"]) == (-10, 1, -2)
     with pytest.raises(ValueError):
         unpack_status(data[:-1])

@@ -160,8 +160,11 @@ async def run_gemm(ctx, engine, g: EngineGemm):
     words = await host_read(ctx, engine, BufferId.ACC, g.acc_base, lay.acc_words, g.rows)
     g.result["acc"] = lay.acc_result(words)
     if g.out != "none":
-        words = await host_read(ctx, engine, BufferId.A, g.out_base, lay.acc_words, g.rows)
+        words = await host_read(ctx, engine, BufferId.A, g.out_base, lay.out_words,
+                                lay.word_items)
         g.result["out"] = lay.out_result(words)
+    g.result["tracker"] = tuple(ctx.get(getattr(engine, n)) for n in ("max_exp", "seen",
+                                                                        "next_bias"))
 
 
 def check_gemm(g: EngineGemm):
@@ -326,3 +329,95 @@ def test_host_beside_a_running_gemm(spram):
     assert seen["beside"] >= 10, seen
     check_gemm(first)
     check_gemm(second)
+
+
+# -- the FP8-SEB engine --------------------------------------------------------------------
+
+def test_seb_layouts():
+    """Chunks of W codes a lane: A word t*M + i holds row i's chunks k0_t.., B's column n
+    chunk k at word (n // R) * KC + k, lane n % R; the quantized output's bytes j % (R*W)
+    of word (j // (R*W)) * M + i; zero codes pad K."""
+    rng = np.random.default_rng(2)
+    M, K, N, R, W = 3, 11, 9, 2, 3
+    A, B = fp8_codes(rng, (M, K)), fp8_codes(rng, (K, N))
+    lay = EngineLayout(M, K, N, R, ways=W)
+    assert lay.k_chunks == 4 and lay.word_items == 6
+    a, b = lay.a(A).reshape(-1, R, W), lay.b(B).reshape(-1, R, W)
+    Ap = np.pad(A, ((0, 0), (0, 1)))
+    Bp = np.pad(B, ((0, 1), (0, 0)))
+    for t, (k0, length, _, _) in enumerate(lay.tiles):
+        for i in range(M):
+            for r in range(length):
+                assert list(a[t * M + i, r]) == list(Ap[i, (k0 + r) * W:(k0 + r + 1) * W])
+    for k in range(lay.k_chunks):
+        for n in range(N):
+            assert list(b[(n // R) * 4 + k, n % R]) == list(Bp[k * W:(k + 1) * W, n])
+    out = lay.out(A[:, :N])
+    assert lay.out_words == 2 * M and out.shape == (2 * M, 6)
+    assert out[M + 1, 9 % 6] == A[1, 9 - 1] if False else out[M + 1, 8 % 6] == A[1, 8]
+    assert np.array_equal(lay.out_result(out), A[:, :N])
+
+
+def seb_codes(rng, shape):
+    """fp8seb codes, a fifth of them zero."""
+    codes = rng.integers(0, 256, shape).astype(np.uint8)
+    codes[rng.random(shape) < 0.2] = 0
+    return codes
+
+
+def fp30_codes(rng, shape):
+    from golden import FP30, encode
+    return encode(rng.standard_normal(shape) * 4.0, FP30).astype(np.uint32)
+
+
+def test_seb_engine_in_amaranth_sim():
+    """Whole FP8-SEB GEMMs on the engine (2x2 array of 3-way trees): with and without an
+    initial C, N over several A words of outputs, quantized outputs tracked over two GEMMs
+    of one tensor (``track``) and afresh, a chain through a resident A; the MPE's modes,
+    e4m3 outputs and chunks refused."""
+    from golden.quant30 import max_exponent, next_bias
+    R, W = 2, 3
+    engine = GemmEngine(R, R, pipeline=1, a_words=64, b_words=64, acc_words=64, chunking=0,
+                        engine="seb", ways=W)
+    rng = np.random.default_rng(14)
+
+    def gemm(M, K, N, C=True, **kw):
+        return EngineGemm(seb_codes(rng, (M, K)), seb_codes(rng, (K, N)),
+                          fp30_codes(rng, (M, N)) if C else None, R, mode="fp8seb", ways=W,
+                          **kw)
+
+    first = gemm(6, 13, 2 * R * W + 1, out="fp8seb", bias_a=-3, bias_b=5, out_bias=2,
+                 out_base=40, name="out, a new tensor")
+    second = gemm(3, 7, 4, C=False, out="fp8seb", bias_a=-3, bias_b=5, out_bias=2,
+                  out_base=60, track=1, name="the same tensor, on")
+    gemms = [gemm(5, 8, 3, bias_a=-32, bias_b=31, a_base=3, acc_base=2, name="with C"),
+             gemm(1, 2, 1, C=False, bias_a=31, bias_b=31, name="1x2x1"),
+             first, second]
+    chained = EngineGemm(first.golden_out(), seb_codes(rng, (first.N, 3)), None, R,
+                         mode="fp8seb", ways=W, bias_a=2, bias_b=-1, a_base=40, keep_a=True,
+                         out="fp8seb", out_bias=0, out_base=0, name="resident A, afresh")
+    gemms.append(chained)
+    refused = [EngineGemm(seb_codes(rng, (2, 3)), seb_codes(rng, (3, 2)), None, R, **kw)
+               for kw in (dict(mode="fp8"), dict(mode="fp8seb", ways=W, out="e4m3"),
+                          dict(mode="fp8seb", ways=W, chunk=2))]
+
+    async def testbench(ctx):
+        for g in gemms:
+            await run_gemm(ctx, engine, g)
+        for g in refused:
+            await put(ctx, engine.start, g.settings())
+            while not ctx.get(engine.done):
+                await ctx.tick()
+            g.result["refused"] = ctx.get(engine.refused)
+            await ctx.tick()
+
+    simulate(engine, testbench, max_cycles=40_000)
+    for g in gemms:
+        check_gemm(g)
+    assert all(g.result["refused"] for g in refused)
+    # The tracker: over first and second together, then over the chained GEMM alone.
+    both = np.concatenate([first.golden().ravel(), second.golden().ravel()])
+    want = max_exponent(both)
+    assert second.result["tracker"] == (want, 1, next_bias(2, want)), second.result["tracker"]
+    want = max_exponent(chained.golden())
+    assert chained.result["tracker"] == (want, 1, next_bias(0, want))

@@ -71,15 +71,19 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fp8hw.arrays import COLS, ROWS
-from fp8hw.enums import Mode, OutFormat, Overflow, SourceFormat
+from fp8hw.enums import GemmMode, Mode, OutFormat, Overflow, SourceFormat
 from fp8hw.params import Param, ParameterError
-from golden.params import BIAS
+from golden.formats import FP30
+from golden.params import BIAS, ROOM, WAYS
 from hw.array import WeightStationaryArray
+from hw.array.elements import MpeElement, TreeElement
 from hw.schedule import EngineLayout
 from hw.soc.buffers import MAX_DEPTH, BufferId, HostByteSignature, WordBuffer
 from hw.soc.k_tile_walker import KTileWalker
 from hw.units.mpe import PIPELINE
 from hw.units.quant16 import Quant16
+from hw.units.quant30 import BIAS_SHAPE, EXP_SHAPE, fp30_exponent, next_bias_logic, \
+    quantize_fp30
 
 A_WORDS = Param("a_words", 256, "words of the A buffer (rows codes each)", lo=1, hi=MAX_DEPTH)
 B_WORDS = Param("b_words", 256, "words of the B buffer (rows codes each)", lo=1, hi=MAX_DEPTH)
@@ -89,10 +93,12 @@ CHUNKING = Param("chunking", 1, "chunk-based accumulation hardware (rows dladd u
                  lo=0, hi=1)
 SPRAM = Param("spram", 0, "single-port A and B buffers (SPRAM on an iCE40 UP5K)", lo=0,
               hi=1)
+ENGINE = Param("engine", "mpe", "the processing element: mpe (HFP8) or seb (FP8-SEB trees)",
+               choices=("mpe", "seb"))
 
 # The settings of one GEMM, the payload of ``start``. Sizes and offsets are 16-bit.
 GEMM_SETTINGS = data.StructLayout({
-    "mode": Mode,
+    "mode": GemmMode,
     "fmt_a": SourceFormat,
     "fmt_b": SourceFormat,
     "out": OutFormat,
@@ -105,6 +111,13 @@ GEMM_SETTINGS = data.StructLayout({
     "out_base": 16,       # word offset of the quantized output in the A buffer
     "acc_base": 16,       # word offset of C (the initial C and the result) in ACC
     "b_base": 16,         # word offset of B in the B buffer
+    # The FP8-SEB engine's (0 for the MPE engine): the shared biases of A, B and the
+    # quantized output, and ``track`` (1: the output tensor goes on from the previous
+    # GEMM's, for its tracker; 0: a new tensor, the tracker starts afresh).
+    "bias_a": BIAS_SHAPE,
+    "bias_b": BIAS_SHAPE,
+    "out_bias": BIAS_SHAPE,
+    "track": 1,
 })
 
 DLADD_PIPELINE = 2
@@ -117,13 +130,15 @@ class GemmEngine(wiring.Component):
     ``buffer`` a ``BufferId``)."""
 
     parameters = (ROWS, COLS, BIAS, PIPELINE, A_WORDS, B_WORDS, ACC_WORDS, CHUNKING,
-                  SPRAM)
+                  SPRAM, ENGINE, WAYS, ROOM)
 
     def __init__(self, rows: int = ROWS.default, cols: int = COLS.default,
                  bias: int = BIAS.default, pipeline: int = PIPELINE.default,
                  a_words: int = A_WORDS.default, b_words: int = B_WORDS.default,
                  acc_words: int = ACC_WORDS.default, chunking: int = CHUNKING.default,
-                 spram: int = SPRAM.default, gate_clock: bool = False):
+                 spram: int = SPRAM.default, engine: str = ENGINE.default,
+                 ways: int = WAYS.default, room: int = ROOM.default,
+                 gate_clock: bool = False):
         self.rows = ROWS.check(rows, "GemmEngine")
         self.cols = COLS.check(cols, "GemmEngine")
         if self.cols != self.rows:
@@ -131,19 +146,32 @@ class GemmEngine(wiring.Component):
                 f"GemmEngine: parameter cols={cols} must equal rows={rows}: a result word "
                 f"of cols codes becomes an A word of rows codes (resident operands)")
         self.bias = BIAS.check(bias, "GemmEngine")
-        self.pipeline = PIPELINE.check(pipeline, "GemmEngine")
         self.a_words = A_WORDS.check(a_words, "GemmEngine")
         self.b_words = B_WORDS.check(b_words, "GemmEngine")
         self.acc_words = ACC_WORDS.check(acc_words, "GemmEngine")
         self.chunking = CHUNKING.check(chunking, "GemmEngine")
         self.spram = SPRAM.check(spram, "GemmEngine")
+        self.engine = ENGINE.check(engine, "GemmEngine")
+        self.room = ROOM.check(room, "GemmEngine")
+        self.seb = self.engine == "seb"
+        if self.seb:
+            # The FP8-SEB engine: a GEMM's "k" counts chunks of ``ways`` codes.
+            if self.chunking:
+                raise ParameterError("GemmEngine: parameter chunking=1 is for the MPE engine "
+                                     "(chunk-based accumulation of dlfloat16 sums); the seb "
+                                     "engine takes chunking=0")
+            element = TreeElement(ways, pipeline, owner="GemmEngine")
+        else:
+            element = MpeElement(bias, pipeline, owner="GemmEngine")
+        self.element = element
+        self.pipeline = element.pipeline
+        self.ways = element.codes            # codes a PE takes a cycle: 1 for the MPE
         # gate_clock: the array's core on a gated clock, for a faster simulation
         # (``SteppedCore.finish_direct``); never on a board.
-        self.array = WeightStationaryArray(rows, rows, bias=bias, pipeline=pipeline,
-                                           gate_clock=gate_clock)
-        R = self.rows
-        self.buffers = {BufferId.A: WordBuffer(R, 1, self.a_words, self.spram),
-                        BufferId.B: WordBuffer(R, 1, self.b_words, self.spram),
+        self.array = WeightStationaryArray(rows, rows, gate_clock=gate_clock, element=element)
+        R, W = self.rows, self.ways
+        self.buffers = {BufferId.A: WordBuffer(R * W, 1, self.a_words, self.spram),
+                        BufferId.B: WordBuffer(R * W, 1, self.b_words, self.spram),
                         BufferId.ACC: WordBuffer(R, 4, self.acc_words)}
         self.sizes = {n: b.size for n, b in self.buffers.items()}
         # A buffer's upper half begins at this word (its lower half may be the smaller).
@@ -159,6 +187,12 @@ class GemmEngine(wiring.Component):
             "pause": In(1),
             "paused": Out(1),
             "host": In(HostByteSignature(len(BufferId))),
+            # The FP8-SEB engine's output tracker (0 on the MPE engine): ``max_exp`` and
+            # ``seen`` over the quantized outputs since a GEMM with ``track`` 0 began,
+            # ``next_bias`` the bias rule applied to the last GEMM's ``out_bias``.
+            "max_exp": Out(EXP_SHAPE),
+            "seen": Out(1),
+            "next_bias": Out(BIAS_SHAPE),
         })
 
     @property
@@ -187,8 +221,12 @@ class GemmEngine(wiring.Component):
         s = Signal(GEMM_SETTINGS, name="settings")
         fsm_idle = Signal()
         self._host_port(m, fsm_idle)
-        m.d.comb += [self.array.mode.eq(s.mode), self.array.fmt_a.eq(s.fmt_a),
-                     self.array.fmt_b.eq(s.fmt_b)]
+        if self.seb:
+            m.d.comb += [self.array.bias_a.eq(s.bias_a), self.array.bias_b.eq(s.bias_b)]
+        else:
+            # GemmMode's codes for the MPE's modes are Mode's.
+            m.d.comb += [self.array.mode.eq(s.mode), self.array.fmt_a.eq(s.fmt_a),
+                         self.array.fmt_b.eq(s.fmt_b)]
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         _Controller(self, m, s, fsm_idle).build()
@@ -228,9 +266,14 @@ class _Controller:
         self.chunked = Signal(name="chunked")
         self.chunk = Signal(self.wb, name="chunk_used")  # 0 unless chunked
         self.quantize = Signal(name="quantize")
-        m.d.comb += [self.chunked.eq((s.mode == Mode.FP8) & (s.chunk != 0)),
+        m.d.comb += [self.chunked.eq((s.mode == GemmMode.FP8) & (s.chunk != 0)
+                                     & (not engine.seb)),
                      self.chunk.eq(Mux(self.chunked, s.chunk[:self.wb], 0)),
                      self.quantize.eq(s.out != OutFormat.NONE)]
+        # The FP8-SEB engine's quantized outputs: an N tile's R codes are R of the R x W
+        # codes of an A word (``group`` of W), so an A word takes W N tiles.
+        self.W = engine.ways
+        self.group = Signal(range(self.W), name="out_group")
         # Rows read for the array and not yet written back as results.
         self.pending = Signal(range(self.array.result_latency + 4), name="pending")
         self.issued = Signal(name="row_issued")
@@ -263,6 +306,7 @@ class _Controller:
         acc_nt = Signal(self.wc, name="acc_nt")          # nt*M
         out_nt = Signal(self.wa, name="out_nt")          # out_base + nt*M
         n0 = Signal(self.wn, name="n0")                  # nt*R
+        self.sweep_n0 = n0                               # still the swept tile's in a sweep
         row = Signal(self.wm, name="row")
         last_nt = n0 + R >= N
         pend_fold, pend_quant, pend_nt = (Signal(name=n) for n in
@@ -292,9 +336,14 @@ class _Controller:
                 m.d.sync += end.eq(end + step)
 
         bad = Signal(name="bad_settings")
+        if e.seb:
+            bad_mode = ((s.mode != GemmMode.FP8SEB) | (s.chunk != 0)
+                        | (self.quantize & (s.out != OutFormat.FP8SEB)))
+        else:
+            bad_mode = ((s.mode > max(Mode)) | (s.out > OutFormat.E5M2)
+                        | (self.quantize & (s.mode != GemmMode.FP8)))
         m.d.comb += bad.eq(
-            (s.mode > max(Mode)) | (s.out > max(OutFormat))
-            | (self.quantize & (s.mode != Mode.FP8))
+            bad_mode
             | (M == 0) | (K == 0) | (N == 0)          # exact unless oversize
             | (self.chunked & (e.chunking == 0))
             | oversize | overflow
@@ -302,8 +351,8 @@ class _Controller:
 
         def next_nt():
             rw.restart(m)
-            m.d.sync += [a_ptr.eq(self.a_base), acc_nt.eq(acc_nt + M),
-                         out_nt.eq(out_nt + M), n0.eq(n0 + R)]
+            m.d.sync += [a_ptr.eq(self.a_base), acc_nt.eq(acc_nt + M), n0.eq(n0 + R)]
+            self._next_group(out_nt)
 
         # The operand stage: a row's A and ACC words sit on the read ports until taken.
         op = self.array.operands
@@ -316,8 +365,11 @@ class _Controller:
                      op.payload.first.eq(op_first), self.a.read.en.eq(advance)]
         for j in range(R):
             lane = sums[32 * j:32 * j + 32]
-            m.d.comb += op.payload.c[j].eq(Mux(op_sums == 0, 0,
-                                               Mux(op_sums == 1, lane, lane[16:])))
+            if e.seb:                                    # fp30 codes in the low 30 bits
+                m.d.comb += op.payload.c[j].eq(Mux(op_sums == 0, 0, lane[:FP30.width]))
+            else:
+                m.d.comb += op.payload.c[j].eq(Mux(op_sums == 0, 0,
+                                                   Mux(op_sums == 1, lane, lane[16:])))
         with m.If(advance):
             m.d.sync += op_valid.eq(self.issued)
 
@@ -376,7 +428,8 @@ class _Controller:
             with m.State("CHECK_START"):
                 rw.restart(m)
                 m.d.sync += [a_end.eq(self.a_base), b_end.eq(self.b_base), acc_end.eq(self.acc_base),
-                             o_end.eq(self.out_base), n0.eq(0), self.tiles.eq(0)]
+                             o_end.eq(self.out_base), n0.eq(0), self.tiles.eq(0),
+                             self.group.eq(0)]
                 with m.If(oversize):
                     m.next = "CHECK_END"
                 with m.Else():
@@ -390,9 +443,10 @@ class _Controller:
             with m.State("CHECK_N"):                     # a cycle an N tile
                 grow(b_end, K, e.b_words)
                 grow(acc_end, M, e.acc_words)
-                with m.If(self.quantize):
+                with m.If(self.quantize & (self.group == 0)):   # a new A word of outputs
                     grow(o_end, M, e.a_words)
                 m.d.sync += n0.eq(n0 + R)
+                self._next_group(None)
                 with m.If(last_nt | overflow):
                     m.next = "CHECK_END"
             with m.State("CHECK_END"):
@@ -404,7 +458,7 @@ class _Controller:
                     m.d.comb += [e.accepted.eq(1), self.begin.eq(1)]
                     m.d.sync += uses.eq(uses_now)
                     m.d.sync += [a_ptr.eq(self.a_base), acc_nt.eq(self.acc_base),
-                                 out_nt.eq(self.out_base),
+                                 out_nt.eq(self.out_base), self.group.eq(0),
                                  n0.eq(0), row.eq(0), pend_fold.eq(0), pend_quant.eq(0),
                                  pend_nt.eq(0)]
                     m.d.comb += weights_go.eq(1)
@@ -455,6 +509,21 @@ class _Controller:
             with m.State("DONE"):
                 m.d.sync += uses.eq(0)
                 m.next = "IDLE"
+
+    def _next_group(self, out_nt):
+        """The next N tile's place among the W N tiles of an A word of outputs; past the
+        last, the next word (``out_nt``, if given, steps by M)."""
+        m, W = self.m, self.W
+        if W == 1:
+            if out_nt is not None:
+                m.d.sync += out_nt.eq(out_nt + self.M)
+            return
+        with m.If(self.group == W - 1):
+            m.d.sync += self.group.eq(0)
+            if out_nt is not None:
+                m.d.sync += out_nt.eq(out_nt + self.M)
+        with m.Else():
+            m.d.sync += self.group.eq(self.group + 1)
 
     # -- the weights: R beats a tile, one tile ahead of the rows at most (the array's
     # shadow registers hold one tile), every tile of every N tile in order.
@@ -508,8 +577,11 @@ class _Controller:
         self.result_data = Signal(32 * R, name="result_data")
         self.result_en = Signal(4 * R, name="result_en")
         high_halves = Cat(*(Cat(Const(0, 16), res.payload.c[j][:16]) for j in range(R)))
+        # Each sum in its 32-bit lane (fp30 codes: 0 above them).
+        lanes = Cat(*(Cat(res.payload.c[j], Const(0, 32 - len(res.payload.c[j])))
+                      for j in range(R)))
         m.d.comb += [
-            self.result_data.eq(Mux(self.chunked, high_halves, res.payload.c.as_value())),
+            self.result_data.eq(Mux(self.chunked, high_halves, lanes)),
             self.result_en.eq(Mux(self.chunked, int("1100" * R, 2), (1 << 4 * R) - 1))]
         self.result_addr = base + i
         with m.If(self.begin):
@@ -563,20 +635,23 @@ class _Controller:
 
         quant_valid = Signal(name="quant_valid")
         quant_data = Signal(8 * R, name="quant_data")
-        # quant16's latency, then the register of quant_data.
-        quant_in = word_valid & ~kind_fold
-        for stage in range(QUANT_PIPELINE):
-            delayed = Signal(name=f"quant_valid_{stage}")
-            m.d.sync += delayed.eq(quant_in)
-            quant_in = delayed
-        m.d.sync += quant_valid.eq(quant_in)
-        for j in range(R):
-            q = m.submodules[f"quant{j}"] = Quant16(bias=e.bias, pipeline=QUANT_PIPELINE)
-            m.d.comb += [q.x.eq(words[32 * j:32 * j + 16]),
-                         q.fmt.eq(Mux(s.out == OutFormat.E5M2, SourceFormat.E5M2,
-                                      SourceFormat.E4M3)),
-                         q.overflow.eq(Overflow.SAT)]
-            m.d.sync += quant_data[8 * j:8 * j + 8].eq(q.y)
+        if e.seb:
+            self._seb_quant(words, word_valid & ~kind_fold, quant_valid, quant_data)
+        else:
+            # quant16's latency, then the register of quant_data.
+            quant_in = word_valid & ~kind_fold
+            for stage in range(QUANT_PIPELINE):
+                delayed = Signal(name=f"quant_valid_{stage}")
+                m.d.sync += delayed.eq(quant_in)
+                quant_in = delayed
+            m.d.sync += quant_valid.eq(quant_in)
+            for j in range(R):
+                q = m.submodules[f"quant{j}"] = Quant16(bias=e.bias, pipeline=QUANT_PIPELINE)
+                m.d.comb += [q.x.eq(words[32 * j:32 * j + 16]),
+                             q.fmt.eq(Mux(s.out == OutFormat.E5M2, SourceFormat.E5M2,
+                                          SourceFormat.E4M3)),
+                             q.overflow.eq(Overflow.SAT)]
+                m.d.sync += quant_data[8 * j:8 * j + 8].eq(q.y)
 
         # Memory ports driven by Muxes, not processes: Icarus never runs a process whose
         # inputs keep their initial values (chunked, say), which would leave it X.
@@ -586,11 +661,51 @@ class _Controller:
             self.acc.write.en.eq(Mux(fold_write, (1 << 4 * R) - 1,
                                      Mux(self.result_write, self.result_en, 0))),
             self.a.write.addr.eq(self.out_nt + write_i),
-            self.a.write.data.eq(quant_data),
-            self.a.write.en.eq(quant_valid.replicate(R))]
+            # The R codes go to their group of the word's W x R (the MPE: W = 1).
+            self.a.write.data.eq(quant_data.replicate(self.W)),
+            self.a.write.en.eq(Cat(*((quant_valid & (self.group == g)).replicate(R)
+                                     for g in range(self.W))))]
         with m.If(fold_write | quant_valid):
             m.d.sync += write_i.eq(write_i + 1)
         return sw
+
+    def _seb_quant(self, words, valid_in, quant_valid, quant_data):
+        """The FP8-SEB quantization of a word of R ``fp30`` sums (``quant30`` at
+        ``out_bias``, registered), and the tracker over the output tensor: the largest
+        floor(log2|x|) of the nonzero, non-NaN sums of columns below N, kept from a GEMM
+        with ``track`` 0 on; ``next_bias`` applies the bias rule to ``out_bias``."""
+        m, s, R, e = self.m, self.s, self.R, self.e
+        m.d.sync += quant_valid.eq(valid_in)
+        best, found = None, None
+        for j in range(R):
+            lane = words[32 * j:32 * j + FP30.width]
+            m.d.sync += quant_data[8 * j:8 * j + 8].eq(
+                quantize_fp30(m, lane, s.out_bias, name=f"quant{j}"))
+            exp, counts = fp30_exponent(lane)
+            here = Signal(name=f"track{j}")
+            value = Signal(EXP_SHAPE, name=f"track{j}_exp")
+            # Columns past N hold whatever the ACC word held: not part of the tensor.
+            m.d.comb += [here.eq(valid_in & counts & (self.sweep_n0 + j < self.N)),
+                         value.eq(exp)]
+            if best is None:
+                best, found = value, here
+            else:
+                take = here & (~found | (value > best))
+                merged = Signal(EXP_SHAPE, name=f"track_max{j}")
+                seen = Signal(name=f"track_seen{j}")
+                m.d.comb += [merged.eq(Mux(take, value, best)), seen.eq(found | here)]
+                best, found = merged, seen
+        # A register between the lanes' maximum and the tracker (the clock of a board).
+        word_max = Signal(EXP_SHAPE, name="track_word_max")
+        word_seen = Signal(name="track_word_seen")
+        m.d.sync += [word_max.eq(best), word_seen.eq(found)]
+        with m.If(self.begin & ~s.track):
+            m.d.sync += e.seen.eq(0)
+        with m.Elif(word_seen & (~e.seen | (word_max > e.max_exp))):
+            m.d.sync += [e.seen.eq(1), e.max_exp.eq(word_max)]
+        m.d.comb += e.next_bias.eq(next_bias_logic(m, s.out_bias, e.max_exp, e.seen,
+                                                   e.room))
+
 
 
 class _SweepPorts:

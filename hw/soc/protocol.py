@@ -1,4 +1,4 @@
-"""The host link's protocol (version 4): one definition for the hardware, the host driver
+"""The host link's protocol (version 5): one definition for the hardware, the host driver
 and the testbenches.
 
 A frame, in either direction, is on the line as::
@@ -48,7 +48,7 @@ from __future__ import annotations
 import enum
 import zlib
 
-VERSION = 4                        # reported first by IDENTIFY
+VERSION = 5                        # reported first by IDENTIFY
 DELIMITER = 0x00
 ACK = 0x06
 NAK = 0x15
@@ -96,11 +96,14 @@ class Nak(enum.IntEnum):
 # frames dropped for a bad CRC or shape, frames cut short (timeout), requests refused,
 # UART bytes with a bad stop bit, frames dropped for want of a free receive bank, GEMMs
 # run, repeats answered from the history, NAK SEQUENCE answers; then ``cycles``
-# (``CYCLES_BYTES`` bytes): the clock cycles the GEMM engine has been busy, wrapping.
+# (``CYCLES_BYTES`` bytes): the clock cycles the GEMM engine has been busy, wrapping; then
+# the FP8-SEB engine's output tracker (``TRACKER_FIELDS``, one byte each, 0 on the MPE
+# engine): ``max_exp`` (signed), ``seen`` and ``next_bias`` (signed).
 STATUS_COUNTERS = ("frames", "crc_errors", "timeouts", "refused", "uart_errors", "overruns",
                    "runs", "replayed", "sequence")
 CYCLES_BYTES = 4
-STATUS_BYTES = 2 * len(STATUS_COUNTERS) + CYCLES_BYTES
+TRACKER_FIELDS = ("max_exp", "seen", "next_bias")
+STATUS_BYTES = 2 * len(STATUS_COUNTERS) + CYCLES_BYTES + len(TRACKER_FIELDS)
 
 
 def unpack_status(data: bytes) -> dict[str, int]:
@@ -108,7 +111,12 @@ def unpack_status(data: bytes) -> dict[str, int]:
         raise ValueError(f"STATUS answer of {len(data)} bytes is too short")
     out = {n: int.from_bytes(data[2 * i:2 * i + 2], "little")
            for i, n in enumerate(STATUS_COUNTERS)}
-    out["cycles"] = int.from_bytes(data[2 * len(STATUS_COUNTERS):STATUS_BYTES], "little")
+    at = 2 * len(STATUS_COUNTERS)
+    out["cycles"] = int.from_bytes(data[at:at + CYCLES_BYTES], "little")
+    at += CYCLES_BYTES
+    for n, name in enumerate(TRACKER_FIELDS):
+        out[name] = int.from_bytes(data[at + n:at + n + 1], "little",
+                                   signed=name != "seen")
     return out
 
 
@@ -120,11 +128,16 @@ READ_ARGUMENTS = 8
 # IDENTIFY's answer data, in this order (name, bytes, little-endian).
 # Buffers in words (``hw.schedule.EngineLayout`` gives a GEMM's words); max_m, max_k and
 # max_n: the largest of each dimension a GEMM on chip can have (the other two small).
+# ``engine``: 0 the MPE engine (HFP8 modes; ``bias`` its e4m3 bias), 1 the FP8-SEB
+# engine (``ways``-way trees, a GEMM's K counted in chunks of ``ways`` codes on chip,
+# ``room`` its bias rule's headroom; ``bias`` 0).
+ENGINES = ("mpe", "seb")
 IDENTITY_FIELDS = (("version", 1), ("rows", 1), ("cols", 1), ("dataflow", 1),
                    ("pipeline", 1), ("bias", 1), ("a_words", 4), ("b_words", 4),
                    ("acc_words", 4), ("max_m", 2), ("max_k", 2), ("max_n", 2),
                    ("chunking", 1), ("divisor", 2), ("clock_khz", 2), ("banks", 1),
-                   ("history", 1), ("max_payload", 2))
+                   ("history", 1), ("max_payload", 2), ("engine", 1), ("ways", 2),
+                   ("room", 1))
 
 
 def pack_identity(**values) -> bytes:
@@ -143,17 +156,20 @@ def unpack_identity(data: bytes) -> dict[str, int]:
 
 def pack_gemm(**settings) -> bytes:
     """GEMM's payload: the engine's ``hw.soc.gemm.GEMM_SETTINGS`` (fields by name, codes
-    as integers, fields not given 0), little-endian, ``GEMM_BYTES`` bytes."""
+    as integers, signed fields such as the biases in two's complement, fields not given
+    0), little-endian, ``GEMM_BYTES`` bytes."""
+    from amaranth.hdl import Shape
     from hw.soc.gemm import GEMM_SETTINGS
     fields = {name: field for name, field in GEMM_SETTINGS}
     value = 0
     for name, v in settings.items():
         if name not in fields:
             raise ValueError(f"GEMM has no setting {name!r}")
-        if not 0 <= int(v) < 1 << fields[name].width:
-            raise ValueError(f"GEMM setting {name}={v} does not fit "
-                             f"{fields[name].width} bits")
-        value |= int(v) << fields[name].offset
+        width = fields[name].width
+        lo = -(1 << width - 1) if Shape.cast(fields[name].shape).signed else 0
+        if not lo <= int(v) < lo + (1 << width):
+            raise ValueError(f"GEMM setting {name}={v} does not fit {width} bits")
+        value |= (int(v) & ((1 << width) - 1)) << fields[name].offset
     return value.to_bytes(GEMM_BYTES, "little")
 
 
@@ -165,7 +181,7 @@ SEND_RING = 2048
 READ_BESIDE = SEND_RING // 4
 ANSWER_OVERHEAD = 12               # ring bytes of an answer beyond its data (at most)
 
-GEMM_BYTES = 17                    # GEMM_SETTINGS' 135 bits
+GEMM_BYTES = 20                    # GEMM_SETTINGS' 154 bits
 
 
 def crc32_byte(crc: int, byte: int) -> int:

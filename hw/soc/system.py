@@ -12,24 +12,26 @@ from amaranth.lib.wiring import In, Out
 from fp8hw.enums import Dataflow
 from golden.formats import E4M3
 from hw.soc.buffers import BufferId
-from hw.soc.gemm import (A_WORDS, ACC_WORDS, B_WORDS, CHUNKING, GEMM_SETTINGS, SPRAM,
+from golden.params import ROOM, WAYS
+from hw.soc.gemm import (A_WORDS, ACC_WORDS, B_WORDS, CHUNKING, ENGINE, GEMM_SETTINGS, SPRAM,
                          GemmEngine)
 from hw.soc.link import HostLink
-from hw.soc.protocol import (ACK, ANSWER_OVERHEAD, CYCLES_BYTES, GEMM_BYTES, HISTORY,
-                             MAX_PAYLOAD, NAK,
+from hw.soc.protocol import (ACK, ANSWER_OVERHEAD, CYCLES_BYTES, ENGINES, GEMM_BYTES,
+                             HISTORY, MAX_PAYLOAD, NAK,
                              READ_ARGUMENTS, RECEIVE_BANKS, STATUS_BYTES, STATUS_COUNTERS,
                              VERSION, WRITE_HEADER, Command, Nak, ReadView, pack_identity)
 
 SETTING_LIMIT = (1 << 16) - 1       # M, K, N and offsets are 16-bit settings
 
 
-def largest_dimensions(rows: int, a_words: int, b_words: int, acc_words: int):
+def largest_dimensions(rows: int, a_words: int, b_words: int, acc_words: int,
+                       ways: int = 1):
     """The largest M, K and N of a GEMM on chip (each with the other two at their
     smallest), as ``hw.schedule.EngineLayout`` counts the words: M rows take a word of A
-    and of ACC each; K takes a word of B a k and a word of A a tile of R; N takes a word of
-    B and of ACC a tile of R."""
+    and of ACC each; K takes a word of B a k (a chunk of ``ways`` k on the FP8-SEB engine)
+    and a word of A a tile of R; N takes a word of B and of ACC a tile of R."""
     max_m = min(a_words, acc_words)
-    max_k = min(b_words, rows * a_words)
+    max_k = ways * min(b_words, rows * a_words, SETTING_LIMIT)
     max_n = rows * min(b_words, acc_words)
     return tuple(min(x, SETTING_LIMIT) for x in (max_m, max_k, max_n))
 
@@ -58,22 +60,30 @@ class ArraySystem(wiring.Component):
                  divisor: int = 104, timeout_bits: int = 100, clock_khz: int = 0,
                  a_words: int = A_WORDS.default, b_words: int = B_WORDS.default,
                  acc_words: int = ACC_WORDS.default, chunking: int = CHUNKING.default,
-                 spram: int = SPRAM.default, gate_clock: bool = False):
+                 spram: int = SPRAM.default, engine: str = ENGINE.default,
+                 ways: int = WAYS.default, room: int = ROOM.default,
+                 gate_clock: bool = False):
         self.engine = GemmEngine(rows, cols, bias=bias, pipeline=pipeline, a_words=a_words,
                                  b_words=b_words, acc_words=acc_words, chunking=chunking,
-                                 spram=spram, gate_clock=gate_clock)
+                                 spram=spram, engine=engine, ways=ways, room=room,
+                                 gate_clock=gate_clock)
+        seb = self.engine.seb
+        if seb:
+            bias = 0                          # no e4m3 on the FP8-SEB engine
         self.rows, self.cols, self.pipeline, self.bias = rows, cols, pipeline, bias
         self.divisor, self.timeout = divisor, timeout_bits * divisor
         self.sizes = tuple(self.engine.sizes[n] for n in BufferId)
         if not isinstance(clock_khz, int) or not 0 <= clock_khz < 1 << 16:
             raise ValueError(f"clock_khz must be an integer in 0..65535, got {clock_khz!r}")
-        max_m, max_k, max_n = largest_dimensions(rows, a_words, b_words, acc_words)
+        max_m, max_k, max_n = largest_dimensions(rows, a_words, b_words, acc_words,
+                                                 self.engine.ways)
         self.identity = pack_identity(
             version=VERSION, rows=rows, cols=cols, dataflow=Dataflow.WS, pipeline=pipeline,
             bias=bias, a_words=a_words, b_words=b_words, acc_words=acc_words, max_m=max_m,
-            max_k=max_k, max_n=max_n, chunking=chunking, divisor=divisor,
-            clock_khz=clock_khz, banks=RECEIVE_BANKS, history=HISTORY,
-            max_payload=MAX_PAYLOAD)
+            max_k=min(max_k, SETTING_LIMIT), max_n=max_n, chunking=chunking,
+            divisor=divisor, clock_khz=clock_khz, banks=RECEIVE_BANKS, history=HISTORY,
+            max_payload=MAX_PAYLOAD, engine=ENGINES.index(self.engine.engine),
+            ways=self.engine.ways if seb else 0, room=self.engine.room if seb else 0)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
 
     def elaborate(self, platform):
@@ -127,7 +137,11 @@ class ArraySystem(wiring.Component):
         m.d.sync += [fetch_first.eq(fetch == 0), fetch_index.eq(fetch - 1)]
         identity = Signal(8 * len(self.identity))
         m.d.comb += identity.eq(int.from_bytes(self.identity, "little"))
-        status = Cat(*counters.values(), engine.cycles)
+        # The tracker's bytes (``TRACKER_FIELDS``): signed ones sign-extended to 8 bits.
+        tracker = Cat(engine.max_exp, engine.max_exp[-1].replicate(8 - len(engine.max_exp)),
+                      engine.seen, Const(0, 7),
+                      engine.next_bias, engine.next_bias[-1].replicate(8 - len(engine.next_bias)))
+        status = Cat(*counters.values(), engine.cycles, tracker)
         assert len(status) == 8 * STATUS_BYTES and len(engine.cycles) == 8 * CYCLES_BYTES
         table = Signal(8)
         m.d.comb += table.eq(Mux(got.command == Command.IDENTIFY,

@@ -120,7 +120,7 @@ async def gemms_equal_golden(dut):
         got = lay.acc_result(await host.read(BufferId.ACC, g.acc_base, lay.acc_words))
         assert np.array_equal(got, want), first_mismatch(got, want, g.name)
         if g.out != "none":
-            got = lay.out_result(await host.read(BufferId.A, g.out_base, lay.acc_words))
+            got = lay.out_result(await host.read(BufferId.A, g.out_base, lay.out_words))
             want8 = g.golden_out()
             assert np.array_equal(got, want8), first_mismatch(got, want8, g.name + " out")
         ideal = ENGINE.ideal_cycles(g.M, g.K, g.N, lay.chunk, g.out != "none")
@@ -175,5 +175,5 @@ async def vector_gemm(dut):
     lay = g.layout
     outputs = {"C": lay.acc_result(await host.read(BufferId.ACC, 0, lay.acc_words))}
     if g.out != "none":
-        outputs["Y"] = lay.out_result(await host.read(BufferId.A, g.out_base, lay.acc_words))
+        outputs["Y"] = lay.out_result(await host.read(BufferId.A, g.out_base, lay.out_words))
     save_npz(os.environ["FP8HW_VECTORS_OUT"], outputs)

@@ -121,7 +121,7 @@ async def identify(dut):
                         a_words=WORDS[0], b_words=WORDS[1], acc_words=WORDS[2],
                         max_m=max_m, max_k=max_k, max_n=max_n, chunking=1,
                         divisor=DIV, clock_khz=0, banks=RECEIVE_BANKS, history=HISTORY,
-                        max_payload=MAX_PAYLOAD), info
+                        max_payload=MAX_PAYLOAD, engine=0, ways=0, room=0), info
 
 
 @cocotb.test()
