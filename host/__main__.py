@@ -18,7 +18,7 @@ from boards.targets import BOARDS
 from fp8hw.cli import ArgumentParser, UsageError, parse_assignments, run_command
 from fp8hw.files import check_output_path
 from golden.params import SEB_MODE
-from golden.vectors import get_vector_unit, load_inputs, save_npz
+from golden.vectors import get_vector_unit, load_inputs, save_npz, seb_matmul_outputs
 from host.driver import Board, BoardError, SerialTransport
 from sim.runner import SIMULATORS
 
@@ -47,12 +47,16 @@ def _parser(prog="python -m host"):
 
 
 @contextlib.contextmanager
-def _board(args):
+def _board(args, params=None):
+    """The board, or the simulated one: with the FP8-SEB engine (``SIM_SEB_BOARD``, its
+    trees of the vector file's ``ways``) for a GEMM in mode fp8seb."""
     if args.serial:
         yield Board(SerialTransport(args.serial, args.baud or default_baud()))
     else:
-        from sim.board import ANSWER_TIMEOUT_S, simulated_board
-        with simulated_board(args.sim) as transport:
+        from sim.board import ANSWER_TIMEOUT_S, SIM_SEB_BOARD, simulated_board
+        seb = params is not None and params["mode"] == SEB_MODE
+        extra = dict(SIM_SEB_BOARD, ways=params["ways"], room=params["room"]) if seb else {}
+        with simulated_board(args.sim, **extra) as transport:
             yield Board(transport, timeout=ANSWER_TIMEOUT_S)
 
 
@@ -69,16 +73,32 @@ def _main(argv=None, prog="python -m host") -> int:
         check_output_path(args.files[1])          # before the GEMM, not after
     elif args.files or args.param:
         raise UsageError(f"{args.command} takes no files or parameters")
-    with _board(args) as board:
+    with _board(args, params if args.command == "matmul" else None) as board:
         if args.command == "identify":
             info = board.identify()
             print(" ".join(f"{k}={v}" for k, v in vars(info).items()))
         elif args.command == "status":
             print(" ".join(f"{k}={v}" for k, v in board.status().items()))
-        else:
-            if params["mode"] == SEB_MODE:
+        elif params["mode"] == SEB_MODE:
+            info = board.info
+            if info.engine != "seb":
                 raise BoardError("matmul: mode fp8seb needs a board with the FP8-SEB engine; "
                                  "this one has the MPE engine")
+            if (info.ways, info.room) != (params["ways"], params["room"]):
+                raise BoardError(f"the board's trees are {info.ways}-way with room "
+                                 f"{info.room}, not ways={params['ways']}, "
+                                 f"room={params['room']}")
+            result = board.matmul(inputs["A"], inputs["B"], inputs.get("C"), SEB_MODE,
+                                  bias_a=params["bias_a"], bias_b=params["bias_b"],
+                                  out_bias=params["out_bias"], sums=True)
+            # The same arrays as ``python -m golden eval matmul``.
+            save_npz(args.files[1], seb_matmul_outputs(result))
+            print(f"matmul on the board: {inputs['A'].shape[0]}x{inputs['A'].shape[1]} x "
+                  f"{inputs['B'].shape[1]} fp8seb -> {args.files[1]}")
+        else:
+            if board.info.engine != "mpe":
+                raise BoardError(f"matmul: mode {params['mode']} needs a board with the MPE "
+                                 f"engine; this one has the FP8-SEB engine")
             if params["bias"] != board.info.bias:
                 raise BoardError(f"the board's e4m3 bias is {board.info.bias}, "
                                  f"not {params['bias']}")

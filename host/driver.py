@@ -1,6 +1,6 @@
 """The host driver of the board system (``hw/soc/system.py``).
 
-``Board(transport)`` speaks the host link protocol of ``hw/soc/protocol.py`` (version 4):
+``Board(transport)`` speaks the host link protocol of ``hw/soc/protocol.py`` (version 5):
 ``identify``, ``write``, ``read``, ``status``, ``requests`` (any list of requests,
 pipelined) and ``matmul``, which runs any GEMM on the board's GEMM engine in blocks
 (``host.gemm``) and returns exactly the bits of ``golden.matmul``. A
@@ -35,7 +35,8 @@ from fp8hw.enums import Dataflow
 from fp8hw.uart import STANDARD_BAUDS
 from host.errors import BoardError
 from host.gemm import run_matmul
-from hw.soc.protocol import (ACK, HISTORY, MAX_PAYLOAD, NAK, PURE, RECEIVE_BANKS, VERSION,
+from hw.soc.protocol import (ACK, ENGINES, HISTORY, MAX_PAYLOAD, NAK, PURE, RECEIVE_BANKS,
+                             VERSION,
                              WRITE_HEADER, Command, Nak, ReadView, encode_frame, next_frame,
                              unpack_identity, unpack_status)
 
@@ -87,6 +88,9 @@ class BoardInfo:
     banks: int
     history: int
     max_payload: int
+    engine: str             # "mpe" (HFP8 modes) or "seb" (the FP8-SEB engine)
+    ways: int               # the FP8-SEB trees' ways (0 on the MPE engine)
+    room: int               # the FP8-SEB output tracker's bias rule headroom
 
     @property
     def baud(self) -> int:
@@ -250,6 +254,9 @@ class Board:
         if d["dataflow"] not in tuple(Dataflow):
             raise BoardError(f"the board reports an unknown dataflow code {d['dataflow']}")
         d["dataflow"] = Dataflow(d["dataflow"]).label
+        if d["engine"] >= len(ENGINES):
+            raise BoardError(f"the board reports an unknown engine code {d['engine']}")
+        d["engine"] = ENGINES[d["engine"]]
         self._info = BoardInfo(**d)
         return self._info
 
@@ -280,6 +287,10 @@ class Board:
         return unpack_status(self.request(Command.STATUS))
 
     def matmul(self, A, B, C=None, mode="fp8", fmt_a="e4m3", fmt_b="e4m3", chunk=0,
-               out="none", *, keep=False, sums=False):
-        """``golden.matmul`` on the board, bit for bit; see ``host.gemm.run_matmul``."""
-        return run_matmul(self, A, B, C, mode, fmt_a, fmt_b, chunk, out, keep=keep, sums=sums)
+               out="none", *, bias_a=0, bias_b=0, out_bias=None, keep=False, sums=False):
+        """``golden.matmul`` on the board, bit for bit, or in mode ``fp8seb`` (a board with
+        the FP8-SEB engine) ``golden.seb_matmul``, returned as its ``SebMatmul`` (with
+        ``out_bias``: Y, max_exp and next_bias over the whole output; C too with
+        ``sums``); see ``host.gemm.run_matmul``."""
+        return run_matmul(self, A, B, C, mode, fmt_a, fmt_b, chunk, out, bias_a=bias_a,
+                          bias_b=bias_b, out_bias=out_bias, keep=keep, sums=sums)

@@ -17,20 +17,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from fp8hw.enums import Mode, OutFormat, SourceFormat
-from golden.params import CHUNK
+from fp8hw.enums import GemmMode, OutFormat, SourceFormat
+from golden.formats import FP8SEB
+from golden.params import CHUNK, SEB_MODE
+from golden.seb_matmul import SebMatmul
 from hw.schedule import EngineLayout, engine_chunk, image_words, word_stride, words_image
 from hw.soc.buffers import BufferId
-from hw.soc.protocol import READ_BESIDE, Command, ReadView, pack_gemm
+from hw.soc.protocol import READ_BESIDE, Command, ReadView, pack_gemm, unpack_status
 from host.errors import BoardError
+
+
+def _ways(info) -> int:
+    """Codes a lane of an A or B word holds: a chunk of ``ways`` on the FP8-SEB engine."""
+    return info.ways if info.engine == "seb" else 1
+
+
+def _lay(info, M, K, N, chunk=0) -> EngineLayout:
+    """The board's layout of an M x K x N GEMM (its array's rows, its trees' ways)."""
+    return EngineLayout(M, K, N, info.rows, chunk, _ways(info))
 
 
 class OnChipTensor:
     """An M x N tensor of ``fmt`` codes in the board's A buffer from word ``base``."""
 
-    def __init__(self, board, base: int, shape: tuple[int, int], fmt: str):
+    def __init__(self, board, base: int, shape: tuple[int, int], fmt: str, bias=None):
         self.board, self.base, self.shape, self.fmt = board, base, shape, fmt
-        self.words = -(-shape[1] // board.info.rows) * shape[0]
+        self.bias = bias                        # fp8seb: the shared bias of its codes
+        self.words = _lay(board.info, shape[0], 1, shape[1]).out_words
         self.live = True
 
     def __repr__(self):
@@ -46,9 +59,9 @@ class OnChipTensor:
     def numpy(self) -> np.ndarray:
         """The codes, uint8 [M, N], read from the board (the tensor stays)."""
         self._check()
-        layout = EngineLayout(*self.shape, self.shape[1], self.board.info.rows)
+        layout = _lay(self.board.info, self.shape[0], 1, self.shape[1])
         return layout.out_result(_read_words(self.board, BufferId.A, self.base, self.words,
-                                             self.board.info.rows, "u1"))
+                                             layout.word_items, "u1"))
 
     def free(self) -> None:
         if self.live:
@@ -112,22 +125,22 @@ def _low16_result(data: bytes, R: int) -> np.ndarray:
     return np.frombuffer(data, "<u2").reshape(-1, half // 2)[:, :R].astype(np.uint32)
 
 
-def _result_reads(board, mode, out_words, want_sums, codes_base, acc_base=0, **chunk):
-    """The READs of a block's ``out_words`` result words, as (what, requests) for
+def _result_reads(board, mode, L, want_sums, codes_base, acc_base=0, **chunk):
+    """The READs of a block's results (``L``: its layout), as (what, requests) for
     ``_store``: the sums from ACC at ``acc_base`` (``low16`` in fp8 mode) if
     ``want_sums``, and the quantized codes from A at ``codes_base`` unless it is None."""
     R = board.info.rows
-    a_stride, acc_stride = word_stride(R), word_stride(4 * R)
+    a_stride, acc_stride = word_stride(L.word_items), word_stride(4 * R)
     reads = []
     if want_sums:
-        if mode == Mode.FP8:
-            reads.append(("low16", _low16_requests(board, out_words, acc_base, **chunk)))
+        if mode == GemmMode.FP8:
+            reads.append(("low16", _low16_requests(board, L.acc_words, acc_base, **chunk)))
         else:
             reads.append(("sums", board.read_requests(BufferId.ACC, acc_base * acc_stride,
-                                                      out_words * acc_stride, **chunk)))
+                                                      L.acc_words * acc_stride, **chunk)))
     if codes_base is not None:
         reads.append(("codes", board.read_requests(BufferId.A, codes_base * a_stride,
-                                                   out_words * a_stride, **chunk)))
+                                                   L.out_words * a_stride, **chunk)))
     return reads
 
 
@@ -139,17 +152,19 @@ def _store(what, data, layout, R, where, sums_out, codes_out):
     elif what == "sums":
         sums_out[where] = layout.acc_result(image_words(data, R, "<u4"))
     else:
-        codes_out[where] = layout.out_result(image_words(data, R, "u1"))
+        codes_out[where] = layout.out_result(image_words(data, layout.word_items, "u1"))
 
 
 def plan_blocks(M, K, N, R, chunk, info, a_free, out, fixed_mk=False):
     """Block sizes (Mb, Kb, Nb) whose layouts fit the board's buffers: B and ACC words,
     and A words (with the quantized output's words when ``out``) within ``a_free``."""
-    align = chunk or R                       # K blocks end on tile (or chunk) boundaries
+    # K blocks end on tile (or chunk) boundaries; on the FP8-SEB engine a tile is R
+    # chunks of W codes.
+    align = chunk or R * _ways(info)
 
     def fits(mb, kb, nb):
-        L = EngineLayout(mb, kb, nb, R, chunk)
-        a_need = (0 if fixed_mk else L.a_words) + (L.acc_words if out else 0)
+        L = _lay(info, mb, kb, nb, chunk)
+        a_need = (0 if fixed_mk else L.a_words) + (L.out_words if out else 0)
         return (L.b_words <= info.b_words and L.acc_words <= info.acc_words
                 and a_need <= a_free)
 
@@ -158,7 +173,7 @@ def plan_blocks(M, K, N, R, chunk, info, a_free, out, fixed_mk=False):
 
     mb, kb, nb = min(M, 65535), min(K, 65535 // align * align), min(N, 65535 // R * R)
     while not fits(mb, kb, nb):
-        L = EngineLayout(mb, kb, nb, R, chunk)
+        L = _lay(info, mb, kb, nb, chunk)
         options = []
         if not fixed_mk:
             options += [("m", L.a_words + L.acc_words), ("k", L.a_words + L.b_words)]
@@ -186,21 +201,32 @@ def pipeline_plan(M, K, N, R, chunk, info, space, quantized):
     Row blocks of a quarter of M, so that each computes while the next crosses the link,
     but of at least twice the array's latency (fewer rows than that stall the array
     between K tiles), and of fewer rows where half of ACC or A holds no more."""
-    if EngineLayout(1, K, N, R, chunk).b_words > info.b_words:
+    if _lay(info, 1, K, N, chunk).b_words > info.b_words:
         return None
     acc_half, a_half = info.acc_words // 2, info.a_words // 2
     min_rows = 2 * (R * max(info.pipeline, 1) + R + 2)
     mb = min(M, max(min_rows, -(-M // 4)), acc_half)
     while mb >= 1:
         nb = min(N, R * (acc_half // mb))
-        L = EngineLayout(mb, K, nb, R, chunk)
-        need = L.a_words + (2 * L.acc_words if quantized else 0)
+        L = _lay(info, mb, K, nb, chunk)
+        need = L.a_words + (2 * L.out_words if quantized else 0)
         bases = [space.allocate(need, lo=0, hi=a_half),
                  space.allocate(need, lo=a_half, hi=info.a_words)]
         if None not in bases:
             return mb, nb, bases
         mb //= 2
     return None
+
+
+def _gemm_request(codes, L, *, accumulate, m, n, chunk, a_base, out_base, acc_base=0,
+                  b_base=0, quantize=True, track=0):
+    """The GEMM request of a block with layout ``L`` (its k in the engine's chunks)."""
+    return (Command.GEMM, pack_gemm(
+        mode=codes["mode"], fmt_a=codes["fmt_a"], fmt_b=codes["fmt_b"],
+        out=codes["out"] if quantize else 0, accumulate=accumulate, m=m, k=L.k_chunks, n=n,
+        chunk=chunk, a_base=a_base, out_base=out_base, acc_base=acc_base, b_base=b_base,
+        bias_a=codes["bias_a"], bias_b=codes["bias_b"], out_bias=codes["out_bias"],
+        track=track))
 
 
 def _run_pipelined(board, A, B, C, codes, chunk, plan, quantized, want_sums, sums):
@@ -210,25 +236,25 @@ def _run_pipelined(board, A, B, C, codes, chunk, plan, quantized, want_sums, sum
     while it computes the next block's operands and the previous block's results cross
     the link: they sit in the other halves of A and ACC, which the board lets the host
     reach beside a running GEMM (``hw.soc.protocol``: every request still sees the
-    buffers as if the ones before it had ended)."""
+    buffers as if the ones before it had ended). Returns (sums, codes, status): the
+    board's STATUS after the last block when ``quantized`` (the output tracker)."""
     info = board.info
     R = info.rows
     M, K = A.shape
     N = B.shape[1]
     mb, nb, a_bases = plan
     acc_half = info.acc_words // 2
-    a_stride, acc_stride = word_stride(R), word_stride(4 * R)
-    requests = board.write_requests(BufferId.B, 0, words_image(EngineLayout(
-        1, K, N, R, chunk).b(B), "u1"))
+    whole = _lay(info, 1, K, N, chunk)
+    a_stride, acc_stride = word_stride(whole.word_items), word_stride(4 * R)
+    requests = board.write_requests(BufferId.B, 0, words_image(whole.b(B), "u1"))
     blocks = [(m0, n0) for m0 in range(0, M, mb) for n0 in range(0, N, nb)]
     reads = []                                   # (block, what, request count)
 
     def read_block(i):
         m0, n0 = blocks[i]
         rows, cols = min(mb, M - m0), min(nb, N - n0)
-        out_words = EngineLayout(rows, 1, cols, R).acc_words
-        for what, rs in _result_reads(board, codes["mode"], out_words, want_sums,
-                                      out_bases[i] if quantized else None,
+        for what, rs in _result_reads(board, codes["mode"], _lay(info, rows, 1, cols),
+                                      want_sums, out_bases[i] if quantized else None,
                                       (i % 2) * acc_half, chunk=READ_BESIDE):
             requests.extend(rs)
             reads.append((i, what, len(rs)))
@@ -237,7 +263,7 @@ def _run_pipelined(board, A, B, C, codes, chunk, plan, quantized, want_sums, sum
     row_block = -1
     for i, (m0, n0) in enumerate(blocks):
         rows, cols = min(mb, M - m0), min(nb, N - n0)
-        L = EngineLayout(rows, K, cols, R, chunk)
+        L = _lay(info, rows, K, cols, chunk)
         if n0 == 0:
             row_block += 1
             a_base = a_bases[row_block % 2]
@@ -245,20 +271,21 @@ def _run_pipelined(board, A, B, C, codes, chunk, plan, quantized, want_sums, sum
                                              words_image(L.a(A[m0:m0 + rows]), "u1"))
         # Two quantized outputs a row block, one a block in turn: the previous block's
         # is read after this GEMM, which must not overwrite it.
-        out_base = a_base + L.a_words + (i % 2) * EngineLayout(mb, 1, nb, R).acc_words
+        out_base = a_base + L.a_words + (i % 2) * _lay(info, mb, 1, nb).out_words
         out_bases.append(out_base)
         acc_base = (i % 2) * acc_half
         if C is not None:
             requests += board.write_requests(BufferId.ACC, acc_base * acc_stride, words_image(
-                EngineLayout(rows, 1, cols, R).acc(C[m0:m0 + rows, n0:n0 + cols]), "<u4"))
-        requests.append((Command.GEMM, pack_gemm(
-            mode=codes["mode"], fmt_a=codes["fmt_a"], fmt_b=codes["fmt_b"],
-            out=codes["out"], accumulate=int(C is not None), m=rows, k=K, n=cols,
-            chunk=chunk, a_base=a_base, out_base=out_base, acc_base=acc_base,
-            b_base=(n0 // R) * K)))
+                _lay(info, rows, 1, cols).acc(C[m0:m0 + rows, n0:n0 + cols]), "<u4"))
+        requests.append(_gemm_request(
+            codes, L, accumulate=int(C is not None), m=rows, n=cols, chunk=chunk,
+            a_base=a_base, out_base=out_base, acc_base=acc_base,
+            b_base=(n0 // R) * whole.k_chunks, track=int(i > 0)))
         if i:
             read_block(i - 1)
     read_block(len(blocks) - 1)
+    if quantized:                                # after the last READ: every GEMM ended
+        requests.append((Command.STATUS, b""))
 
     answers = board.requests(requests)
     sums_out = np.zeros((M, N), np.uint32)
@@ -271,36 +298,65 @@ def _run_pipelined(board, A, B, C, codes, chunk, plan, quantized, want_sums, sum
         at += n
         m0, n0 = blocks[i]
         rows, cols = min(mb, M - m0), min(nb, N - n0)
-        layout = EngineLayout(rows, 1, cols, R)
         where = (slice(m0, m0 + rows), slice(n0, n0 + cols))
-        _store(what, data, layout, R, where, sums_out, codes_out)
-    if quantized:
-        return (codes_out, sums_out) if sums else codes_out
-    return sums_out
+        _store(what, data, _lay(info, rows, 1, cols), R, where, sums_out, codes_out)
+    return sums_out, codes_out, unpack_status(answers[-1]) if quantized else None
 
 
-def run_matmul(board, A, B, C, mode, fmt_a, fmt_b, chunk, out, *, keep, sums):
+def _settings(info, mode, fmt_a, fmt_b, chunk, out, bias_a, bias_b, out_bias):
+    """The GEMM's codes (``GEMM_SETTINGS`` fields) and chunk; BoardError for a setting the
+    board's engine cannot run."""
+    from golden.formats import FormatError, check_bias
     try:
-        codes = dict(mode=Mode.from_label(mode), fmt_a=SourceFormat.from_label(fmt_a),
-                     fmt_b=SourceFormat.from_label(fmt_b), out=OutFormat.from_label(out))
+        seb = GemmMode.from_label(mode) == GemmMode.FP8SEB
         chunk = CHUNK.check(chunk, "matmul")
-    except (TypeError, ValueError) as e:
+        out_code = OutFormat.FP8SEB if out_bias is not None else OutFormat.from_label(out)
+        for name, bias in (("bias_a", bias_a), ("bias_b", bias_b), ("out_bias", out_bias)):
+            if bias is not None:
+                check_bias(FP8SEB, bias)
+    except (TypeError, ValueError, FormatError) as e:
         raise BoardError(str(e)) from None
+    engine = info.engine
+    if seb != (engine == "seb"):
+        raise BoardError(f"mode {mode} needs the {'FP8-SEB' if seb else 'MPE'} engine; this "
+                         f"board has the {'FP8-SEB' if engine == 'seb' else 'MPE'} engine")
+    if seb:
+        if (fmt_a, fmt_b, chunk, out) != ("e4m3", "e4m3", 0, "none"):
+            raise BoardError("mode fp8seb takes bias_a, bias_b and out_bias, not fmt_a, "
+                             "fmt_b, chunk or out")
+    elif (bias_a, bias_b, out_bias) != (0, 0, None):
+        raise BoardError(f"bias_a, bias_b and out_bias are for mode fp8seb, not {mode}")
+    codes = dict(mode=GemmMode.from_label(mode),
+                 fmt_a=SourceFormat.from_label(fmt_a), fmt_b=SourceFormat.from_label(fmt_b),
+                 out=out_code, bias_a=int(bias_a), bias_b=int(bias_b),
+                 out_bias=0 if out_bias is None else int(out_bias))
+    quantized = out_code != OutFormat.NONE
+    if quantized and mode not in ("fp8", SEB_MODE):
+        raise BoardError(f"out={out} needs mode fp8 (the integer modes give integers)")
+    return codes, engine_chunk(mode, chunk), quantized
+
+
+def run_matmul(board, A, B, C, mode, fmt_a, fmt_b, chunk, out, *, bias_a=0, bias_b=0,
+               out_bias=None, keep, sums):
     info = board.info
     R = info.rows
-    quantized = codes["out"] != OutFormat.NONE
-    if quantized and mode != "fp8":
-        raise BoardError(f"out={out} needs mode fp8 (the integer modes give integers)")
+    codes, chunk, quantized = _settings(info, mode, fmt_a, fmt_b, chunk, out, bias_a, bias_b,
+                                        out_bias)
+    seb = codes["mode"] == GemmMode.FP8SEB
     if keep and not quantized:
-        raise BoardError("keep=True needs out=e4m3 or e5m2: a tensor stays on chip as FP8")
-    chunk = engine_chunk(mode, chunk)
+        raise BoardError("keep=True needs a quantized output (out=e4m3 or e5m2, or "
+                         "out_bias in mode fp8seb): a tensor stays on chip as FP8")
     if chunk and not info.chunking:
         raise BoardError("this board was built without chunk-based accumulation")
     resident = isinstance(A, OnChipTensor)
     if resident:
         A._check(board)
-        if A.fmt != fmt_a:
-            raise BoardError(f"the on-chip A holds {A.fmt} codes, not fmt_a={fmt_a}")
+        fmt = SEB_MODE if seb else fmt_a
+        if A.fmt != fmt:
+            raise BoardError(f"the on-chip A holds {A.fmt} codes, not {fmt}")
+        if seb and A.bias != bias_a:
+            raise BoardError(f"the on-chip A's codes have the shared bias {A.bias}, not "
+                             f"bias_a={bias_a}")
         if chunk % R:
             raise BoardError(f"an on-chip A needs chunk 0 or a multiple of {R}, got {chunk}")
         M, K = A.shape
@@ -319,13 +375,17 @@ def run_matmul(board, A, B, C, mode, fmt_a, fmt_b, chunk, out, *, keep, sums):
         C = np.asarray(C, np.uint32)
         if C.shape != (M, N):
             raise BoardError(f"C must be [{M}, {N}], got shape {C.shape}")
+        if seb and int(C.max(initial=0)) >> 30:
+            raise BoardError("C must hold fp30 codes (30 bits) in mode fp8seb")
+    want_sums = sums or not quantized
 
     space = _space(board)
     if not resident and not keep:
         plan = pipeline_plan(M, K, N, R, chunk, info, space, quantized)
         if plan is not None:
-            return _run_pipelined(board, A, B, C, codes, chunk, plan, quantized,
-                                  sums or not quantized, sums)
+            sums_out, codes_out, status = _run_pipelined(board, A, B, C, codes, chunk, plan,
+                                                         quantized, want_sums, sums)
+            return _result(seb, quantized, sums, want_sums, sums_out, codes_out, status)
     mb, kb, nb = plan_blocks(M, K, N, R, chunk, info, space.free_words(), quantized,
                              fixed_mk=resident)
     if resident and (mb, kb) != (M, K):
@@ -338,48 +398,69 @@ def run_matmul(board, A, B, C, mode, fmt_a, fmt_b, chunk, out, *, keep, sums):
     codes_out = np.zeros((M, N), np.uint8)
     kept = None
     if keep:
-        base = space.allocate(EngineLayout(M, 1, N, R).acc_words,
+        base = space.allocate(_lay(info, M, 1, N).out_words,
                               busy=[(A.base, A.words)] if resident else [])
         if base is None:
             raise BoardError("no room in the A buffer for the kept result")
-        kept = OnChipTensor(board, base, (M, N), out)
+        kept = OnChipTensor(board, base, (M, N), SEB_MODE if seb else out,
+                            codes["out_bias"] if seb else None)
         space.hold(kept)
     try:
+        first = True
         for m0 in range(0, M, mb):
             m1 = min(m0 + mb, M)
             for n0 in range(0, N, nb):
                 n1 = min(n0 + nb, N)
                 _run_block(board, A, B, C, codes, chunk, resident, kept, space,
-                           (m0, m1), (n0, n1), kb, quantized, sums or not quantized,
-                           sums_out, codes_out)
+                           (m0, m1), (n0, n1), kb, quantized, want_sums,
+                           sums_out, codes_out, track=int(not first))
+                first = False
+        status = board.status() if quantized else None
     except BaseException:
         if kept is not None:
             kept.free()
         raise
     if kept is not None:
+        if seb:
+            kept.max_exp, kept.next_bias = _tracked(status)
         return kept
+    return _result(seb, quantized, sums, want_sums, sums_out, codes_out, status)
+
+
+def _tracked(status) -> tuple:
+    """(max_exp or None, next_bias) from the board's STATUS after a quantized GEMM."""
+    return (status["max_exp"] if status["seen"] else None), status["next_bias"]
+
+
+def _result(seb, quantized, sums, want_sums, sums_out, codes_out, status):
+    """What ``Board.matmul`` returns: in fp8seb mode a ``golden.SebMatmul`` (C when read,
+    Y, max_exp and next_bias with an out_bias); else the sums, the codes, or both."""
+    if seb:
+        if not quantized:
+            return SebMatmul(sums_out)
+        return SebMatmul(sums_out if want_sums else None, codes_out, *_tracked(status))
     if quantized:
         return (codes_out, sums_out) if sums else codes_out
     return sums_out
 
 
 def _run_block(board, A, B, C, codes, chunk, resident, kept, space, rows, cols, kb,
-               quantized, want_sums, sums_out, codes_out):
+               quantized, want_sums, sums_out, codes_out, track=0):
     """One block of rows x cols, its K in blocks of ``kb``: one batch of requests."""
-    R = board.info.rows
+    info = board.info
+    R = info.rows
     (m0, m1), (n0, n1) = rows, cols
     M, N = m1 - m0, n1 - n0
     K = A.shape[1]
-    a_stride = word_stride(R)
+    result = _lay(info, M, 1, N)
+    a_stride = word_stride(result.word_items)
     requests = []
     if C is not None:
-        full = EngineLayout(M, 1, N, R)
         requests += board.write_requests(BufferId.ACC, 0,
-                                         words_image(full.acc(C[m0:m1, n0:n1]), "<u4"))
-    out_words = EngineLayout(M, 1, N, R).acc_words
+                                         words_image(result.acc(C[m0:m1, n0:n1]), "<u4"))
     for k0 in range(0, K, kb):
         k1 = min(k0 + kb, K)
-        L = EngineLayout(M, k1 - k0, N, R, chunk)
+        L = _lay(info, M, k1 - k0, N, chunk)
         last = k1 == K
         if resident:
             a_base, busy = A.base, [(A.base, A.words)]
@@ -394,21 +475,19 @@ def _run_block(board, A, B, C, codes, chunk, resident, kept, space, rows, cols, 
         out_base = 0
         if quantized and last:
             if kept is not None:
-                out_base = kept.base + (n0 // R) * kept.shape[0]
+                out_base = kept.base + (n0 // result.word_items) * kept.shape[0]
             else:
-                out_base = space.allocate(out_words, busy=busy)
+                out_base = space.allocate(result.out_words, busy=busy)
                 if out_base is None:
                     raise BoardError("no room in the A buffer for the quantized result")
-        requests.append((Command.GEMM, pack_gemm(
-            mode=codes["mode"], fmt_a=codes["fmt_a"], fmt_b=codes["fmt_b"],
-            out=codes["out"] if last else 0, accumulate=int(C is not None or k0 > 0),
-            m=M, k=k1 - k0, n=N, chunk=chunk, a_base=a_base, out_base=out_base)))
-    reads = _result_reads(board, codes["mode"], out_words, want_sums,
+        requests.append(_gemm_request(
+            codes, L, accumulate=int(C is not None or k0 > 0), m=M, n=N, chunk=chunk,
+            a_base=a_base, out_base=out_base, quantize=last, track=track))
+    reads = _result_reads(board, codes["mode"], result, want_sums,
                           out_base if quantized and kept is None else None)
     answers = board.requests(requests + [r for _, rs in reads for r in rs])
     at = len(requests)
-    layout = EngineLayout(M, 1, N, R)
     for what, rs in reads:
         data = b"".join(answers[at:at + len(rs)])
         at += len(rs)
-        _store(what, data, layout, R, (slice(m0, m1), slice(n0, n1)), sums_out, codes_out)
+        _store(what, data, result, R, (slice(m0, m1), slice(n0, n1)), sums_out, codes_out)

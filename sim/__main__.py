@@ -104,9 +104,8 @@ def _simulate_seb(inputs: dict, params: dict, hw_params: dict, sim: str, build_d
                   waves: bool) -> dict:
     """A GEMM in fp8seb mode on the FP8-SEB array, tiled by the scheduler."""
     from sim.matmul import MatmulJob, simulate_matmul
-    if params["out_bias"] is not None:
-        raise VectorError("matmul: out_bias (quant30 and the tracker at the array's edge) "
-                          "is not in the simulated RTL yet; the golden model has it")
+    if params["out_bias"] is not None:           # quant30 and the tracker: the engine's
+        return _simulate_engine(inputs, params, hw_params, sim, build_dir, waves)
     job = MatmulJob(inputs["A"], inputs["B"], inputs.get("C"), SEB_MODE,
                     bias_a=params["bias_a"], bias_b=params["bias_b"])
     result = simulate_matmul([job], hw_params, sim, build_dir, waves=waves,
@@ -141,27 +140,34 @@ def _run_vectors(unit_name: str, top, name: str, testbench: str, inputs: dict, s
 
 def _simulate_engine(inputs: dict, params: dict, hw_params: dict, sim: str, build_dir,
                      waves: bool) -> dict:
-    """A GEMM with ``chunk`` or ``out``, through the board system's GEMM engine
-    (``hw.soc.gemm``: the ws array with chunked accumulation and the quantizers), its
+    """A GEMM with ``chunk`` or ``out`` (or, in fp8seb mode, ``out_bias``), through the
+    board system's GEMM engine (``hw.soc.gemm``: the ws array with chunked accumulation
+    and the quantizers, or the FP8-SEB array with quant30 and the output tracker), its
     buffers just large enough for it."""
     from hw.schedule import EngineLayout, engine_chunk
     from hw.soc.gemm import GemmEngine
-    if hw_params["rows"] != hw_params["cols"] or hw_params["dataflow"] != "ws":
-        raise VectorError(f"matmul with chunk or out runs on the GEMM engine, a square ws "
+    seb = params["mode"] == SEB_MODE
+    what = "matmul with out_bias" if seb else "matmul with chunk or out"
+    if hw_params["rows"] != hw_params["cols"] or hw_params.get("dataflow", "ws") != "ws":
+        raise VectorError(f"{what} runs on the GEMM engine, a square ws "
                           f"array (--param dataflow=ws, rows = cols); got "
                           f"rows={hw_params['rows']}, cols={hw_params['cols']}, "
-                          f"dataflow={hw_params['dataflow']}")
+                          f"dataflow={hw_params.get('dataflow', 'ws')}")
     R = hw_params["rows"]
     (M, K), N = inputs["A"].shape, inputs["B"].shape[1]
-    lay = EngineLayout(M, K, N, R, engine_chunk(params["mode"], params["chunk"]))
-    words = dict(a_words=lay.a_words + (lay.acc_words if params["out"] != "none" else 0),
+    ways = params["ways"] if seb else 1
+    quantized = params["out_bias"] is not None if seb else params["out"] != "none"
+    lay = EngineLayout(M, K, N, R, 0 if seb else engine_chunk(params["mode"], params["chunk"]),
+                       ways)
+    words = dict(a_words=lay.a_words + (lay.out_words if quantized else 0),
                  b_words=lay.b_words, acc_words=lay.acc_words)
-    if max(words.values()) > 1 << 16 or max(M, K, N) >= 1 << 16:
+    if max(words.values()) > 1 << 16 or max(M, lay.k_chunks, N) >= 1 << 16:
         raise VectorError(f"matmul: {M}x{K}x{N} is too large for one GEMM on the engine")
-    engine_params = dict(rows=R, pipeline=hw_params["pipeline"], chunking=1, spram=0,
-                         bias=params["bias"], out_base=lay.a_words, **words)
-    top = GemmEngine(R, R, pipeline=hw_params["pipeline"], bias=params["bias"], chunking=1,
-                     **words)
+    kind = (dict(engine="seb", ways=ways, room=params["room"], chunking=0) if seb
+            else dict(chunking=1, bias=params["bias"]))
+    engine_params = dict(rows=R, pipeline=hw_params["pipeline"], spram=0,
+                         out_base=lay.a_words, **kind, **words)
+    top = GemmEngine(R, R, pipeline=hw_params["pipeline"], **kind, **words)
     return _run_vectors("matmul", top, build_name("gemm_engine", engine_params),
                         "sim.tb.gemm_tb", inputs, sim, build_dir, waves,
                         "the GEMM engine's run",
@@ -192,11 +198,13 @@ def _main(argv=None, prog="python -m sim") -> int:
                     # The logs go with the temporary folder: say how to keep them.
                     raise SimError(f"{e.message} (rerun with --keep DIR to keep the logs)") \
                         from None
-        array = (f"{hw_params['dataflow']} array" if "dataflow" in hw_params
-                 else f"FP8-SEB array of {hw_params['ways']}-way trees")
-        what = (f"{'x'.join(map(str, inputs['A'].shape))} x {inputs['B'].shape[1]} GEMM on a "
-                f"{hw_params['rows']}x{hw_params['cols']} {array}"
-                if args.unit == "matmul" else f"{len(next(iter(inputs.values())))} rows")
+        if args.unit == "matmul":
+            array = (f"{hw_params['dataflow']} array" if "ways" not in hw_params
+                     else f"FP8-SEB array of {hw_params['ways']}-way trees")
+            what = (f"{'x'.join(map(str, inputs['A'].shape))} x {inputs['B'].shape[1]} GEMM "
+                    f"on a {hw_params['rows']}x{hw_params['cols']} {array}")
+        else:
+            what = f"{len(next(iter(inputs.values())))} rows"
     save_npz(args.output, outputs)
     print(f"{args.unit} on {args.sim}: {what} -> {args.output}")
     return 0

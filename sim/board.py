@@ -18,6 +18,9 @@ from sim.tops import PoweredBoard
 
 SIM_BOARD = dict(rows=2, cols=2, divisor=20, timeout_bits=40, a_words=256, b_words=256,
                  acc_words=256, chunking=1)
+# The simulated board with the FP8-SEB engine (``ways`` given with it): SIM_BOARD's,
+# without the MPE's chunking hardware, its trees at pipeline 1.
+SIM_SEB_BOARD = dict(engine="seb", chunking=0, pipeline=1)
 # The model's C++ optimization: -O2 runs the 8x8 board 3.2 times as fast as -O0 for
 # about the same build time (README, "The simulated board's speed").
 CXX_OPT = "-O2"

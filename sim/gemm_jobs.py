@@ -229,3 +229,83 @@ def refused_gemms(rows: int, a_words: int, b_words: int, acc_words: int,
     if not chunking:
         bad.append(g(2, R, R, chunk=1, name="chunk without dladd"))
     return bad
+
+
+# -- the FP8-SEB engine --------------------------------------------------------------------
+
+def seb_codes(rng, shape) -> np.ndarray:
+    """Random ``fp8seb`` codes (every code is a number), a fifth of them zero."""
+    codes = rng.integers(0, 256, shape).astype(np.uint8)
+    codes[rng.random(shape) < 0.2] = 0
+    return codes
+
+
+def fp30_codes(rng, shape, scale=4.0) -> np.ndarray:
+    """Random ``fp30`` codes of normally distributed values."""
+    from golden import FP30
+    return encode(rng.standard_normal(shape) * scale, FP30).astype(np.uint32)
+
+
+def seb_engine_gemms(rows: int, ways: int, a_words: int, b_words: int, acc_words: int,
+                     latency: int, seed: int = 1) -> list[EngineGemm]:
+    """The FP8-SEB engine's GEMMs: bias corners, with and without an initial C, partial
+    tiles and chunks (K not a multiple of the ways), M = 1 and M past the array's latency,
+    the largest M, K and N the buffers hold, quantized outputs tracked over two GEMMs of
+    one tensor and afresh, a chain through a resident A."""
+    R, W = rows, ways
+    rng = np.random.default_rng(seed)
+    gemms = []
+
+    def add(M, K, N, C=True, **kw):
+        g = EngineGemm(seb_codes(rng, (M, K)), seb_codes(rng, (K, N)),
+                       fp30_codes(rng, (M, N)) if C else None, R, mode="fp8seb", ways=W,
+                       **kw)
+        g.name = g.name or (f"fp8seb {M}x{K}x{N} C={C} biases {g.bias_a},{g.bias_b} "
+                            f"out={g.out}")
+        gemms.append(g)
+        return g
+
+    big_m = latency + 3
+    add(big_m, 2 * R * W + 1, R + 1, bias_a=-32, bias_b=-32)
+    add(3, 3 * W - 1, 2 * R, C=False, bias_a=31, bias_b=31)
+    add(big_m, R * W + 1, 2 * R - 1, bias_a=-32, bias_b=31, a_base=1)
+    add(1, 1, 1, name="1x1x1")
+    # The largest M, K (in chunks) and N the buffers hold.
+    M = min(acc_words, a_words)
+    add(M, W, R, name=f"largest M={M}")
+    KC = b_words
+    add(max(a_words // -(-KC // R), 1), KC * W, R, C=False, name=f"largest K={KC * W}")
+    N = R * min(acc_words // 2, b_words // 2)
+    add(2, W, N, name=f"largest N={N}")
+    # Quantized outputs: one tensor over two GEMMs, then a chain through a resident A.
+    M, K, N = 2, max(R * W - 1, 1), R * W + 1         # two A words of outputs
+    out_words = EngineLayout(M, 1, N, R, 0, W).out_words
+    first = add(M, K, N, out="fp8seb", bias_a=-3, bias_b=5, out_bias=2,
+                out_base=a_words - out_words, name="out, a new tensor")
+    add(2, W + 1, R + 1, C=False, out="fp8seb", bias_a=-3, bias_b=5, out_bias=2,
+        out_base=a_words - out_words - 2, track=1, name="out, the same tensor")
+    gemms.append(EngineGemm(first.golden_out(), seb_codes(rng, (N, R + 1)), None, R,
+                            mode="fp8seb", ways=W, bias_a=2, bias_b=-1,
+                            a_base=first.out_base, keep_a=True, out="fp8seb", out_bias=-6,
+                            out_base=0, name="resident A, a new tensor"))
+    return gemms
+
+
+def seb_refused_gemms(rows: int, ways: int, a_words: int, b_words: int,
+                      acc_words: int) -> list[EngineGemm]:
+    """Settings the FP8-SEB engine must refuse: the MPE's modes, outputs and chunks, and
+    GEMMs too large for a buffer."""
+    R, W = rows, ways
+    rng = np.random.default_rng(9)
+
+    def g(M, K, N, mode="fp8seb", **kw):
+        return EngineGemm(seb_codes(rng, (M, K)), seb_codes(rng, (K, N)), None, R, mode,
+                          ways=W, **kw)
+
+    return [g(2, W, R, mode="fp8", name="mode fp8"),
+            g(2, W, R, mode="int4", name="mode int4"),
+            g(2, W, R, out="e4m3", name="out e4m3"),
+            g(2, W, R, chunk=1, name="a chunk"),
+            g(acc_words + 1, 1, 1, name="M past ACC"),
+            g(1, (b_words + 1) * W, 1, name="K past B"),
+            g(2, 2 * R * W, R, out="fp8seb", a_base=0, out_base=3, name="out over A")]

@@ -54,6 +54,54 @@ def test_driver_on_simulated_board(sim):
         assert board.status()["runs"] > 0
 
 
+# The FP8-SEB board on Verilator in the default tier, on Icarus with --full.
+@pytest.mark.parametrize("sim", sweep_simulators("verilator"))
+def test_driver_on_simulated_seb_board(sim):
+    """The simulated board with the FP8-SEB engine (a 2x2 array of 5-way trees): GEMMs
+    with and without an initial C at bias corners, in row, K and column blocks (K blocks
+    go on with the same sums on chip), quantized outputs tracked over a whole tensor cut
+    into blocks, a chain of layers through a resident A; MPE modes refused."""
+    from golden.seb_matmul import seb_matmul
+    from sim.board import SIM_SEB_BOARD
+    rng = np.random.default_rng(12)
+    W = 5
+    with simulated_board(sim, **SIM_SEB_BOARD, ways=W) as transport:
+        board = Board(transport, timeout=ANSWER_TIMEOUT_S)
+        info = board.identify()
+        assert (info.engine, info.ways, info.room, info.bias) == ("seb", W, 1, 0)
+        cases = [((7, 23, 5), -32, 31, None, True),
+                 ((info.max_m + 3, 2 * W + 1, 3), 0, 0, 3, False),      # row blocks
+                 ((3, info.max_k + 7, 2), 5, -7, None, True),           # K blocks
+                 ((2, W, info.max_n + 3), -1, 2, -2, True)]             # column blocks
+        for (M, K, N), ba, bb, ob, with_c in cases:
+            A = rng.integers(0, 256, (M, K)).astype(np.uint8)
+            B = rng.integers(0, 256, (K, N)).astype(np.uint8)
+            C = rng.integers(0, 1 << 30, (M, N)).astype(np.uint32) if with_c else None
+            got = board.matmul(A, B, C, "fp8seb", bias_a=ba, bias_b=bb, out_bias=ob,
+                               sums=True)
+            want = seb_matmul(A, B, C, ba, bb, W, ob)
+            assert np.array_equal(got.C, want.C), (M, K, N)
+            if ob is not None:
+                assert np.array_equal(got.Y, want.Y), (M, K, N)
+                assert (got.max_exp, got.next_bias) == (want.max_exp, want.next_bias)
+        # Two layers: the hidden tensor stays on chip (its codes at out_bias 1).
+        A = rng.integers(0, 256, (6, 13)).astype(np.uint8)
+        W1 = rng.integers(0, 256, (13, 12)).astype(np.uint8)
+        W2 = rng.integers(0, 256, (12, 3)).astype(np.uint8)
+        hidden = board.matmul(A, W1, mode="fp8seb", bias_a=2, bias_b=-3, out_bias=1,
+                              keep=True)
+        first = seb_matmul(A, W1, None, 2, -3, W, 1)
+        assert np.array_equal(hidden.numpy(), first.Y)
+        assert (hidden.max_exp, hidden.next_bias) == (first.max_exp, first.next_bias)
+        with pytest.raises(BoardError, match="shared bias 1, not bias_a=0"):
+            board.matmul(hidden, W2, mode="fp8seb")
+        got = board.matmul(hidden, W2, mode="fp8seb", bias_a=1, bias_b=4)
+        hidden.free()
+        assert np.array_equal(got.C, seb_matmul(first.Y, W2, None, 1, 4, W).C)
+        with pytest.raises(BoardError, match="needs the MPE engine"):
+            board.matmul(A, W1)
+
+
 def test_host_cli_matmul_equals_golden_eval(sim, tmp_path):
     from conftest import run_cli
     rng = np.random.default_rng(3)

@@ -297,26 +297,32 @@ def test_sim_run_matmul_equals_golden_eval(sim, tmp_path, params):
 
 
 def test_sim_run_matmul_fp8seb_equals_golden_eval(sim, tmp_path):
-    """mode fp8seb runs on the FP8-SEB array; dataflow=os and (until the engine has it)
-    out_bias are refused in one line."""
+    """mode fp8seb runs on the FP8-SEB array, and with out_bias on the FP8-SEB GEMM engine
+    (quant30 and the output tracker at the array's edge); dataflow=os is refused in one
+    line, and so is a non-square array with out_bias."""
     rng = np.random.default_rng(14)
     np.savez(tmp_path / "in.npz", A=rng.integers(0, 256, (5, 23)).astype(np.uint8),
              B=rng.integers(0, 256, (23, 4)).astype(np.uint8),
              C=rng.integers(0, 1 << 30, (5, 4)).astype(np.uint32))
-    flags = ["--param", "mode=fp8seb", "--param", "bias_a=-20", "--param", "bias_b=17",
-             "--param", "ways=5", "--param", "rows=2", "--param", "cols=3"]
-    gold = run_cli("golden", "eval", "matmul", tmp_path / "in.npz", tmp_path / "g.npz",
-                   *flags)
-    assert gold.returncode == 0, gold.stderr
-    rtl = run_cli("sim", "run", "matmul", tmp_path / "in.npz", tmp_path / "r.npz", *flags,
-                  "--param", "pipeline=1", "--sim", sim)
-    assert rtl.returncode == 0, rtl.stderr
-    assert "FP8-SEB array of 5-way trees" in rtl.stdout
-    assert (tmp_path / "g.npz").read_bytes() == (tmp_path / "r.npz").read_bytes()
+    seb = ["--param", "mode=fp8seb", "--param", "bias_a=-20", "--param", "bias_b=17",
+           "--param", "ways=5"]
+    for extra, shape in ((["--param", "rows=2", "--param", "cols=3"], "2x3"),
+                         (["--param", "out_bias=-4", "--param", "room=2", "--param",
+                           "rows=2", "--param", "cols=2"], "2x2")):
+        flags = seb + extra
+        gold = run_cli("golden", "eval", "matmul", tmp_path / "in.npz", tmp_path / "g.npz",
+                       *flags)
+        assert gold.returncode == 0, gold.stderr
+        rtl = run_cli("sim", "run", "matmul", tmp_path / "in.npz", tmp_path / "r.npz", *flags,
+                      "--param", "pipeline=1", "--sim", sim)
+        assert rtl.returncode == 0, rtl.stderr
+        assert f"{shape} FP8-SEB array of 5-way trees" in rtl.stdout
+        assert (tmp_path / "g.npz").read_bytes() == (tmp_path / "r.npz").read_bytes()
     for extra, fragment in ((["--param", "dataflow=os"], "weight-stationary"),
-                            (["--param", "out_bias=2"], "out_bias")):
+                            (["--param", "out_bias=2", "--param", "rows=2", "--param",
+                              "cols=3"], "rows = cols")):
         proc = run_cli("sim", "run", "matmul", tmp_path / "in.npz", tmp_path / "x.npz",
-                       *flags, *extra)
+                       *seb, *extra)
         assert_one_line_error(proc, fragment)
         assert not (tmp_path / "x.npz").exists()
 

@@ -15,18 +15,23 @@ CONFIGS = [dict(rows=2, pipeline=2, a_words=32, b_words=16, acc_words=16, chunki
                 spram=1),
            dict(rows=4, pipeline=1, a_words=64, b_words=24, acc_words=20, chunking=1,
                 spram=0)]
+# The FP8-SEB engine: a 2x2 array of 5-way trees.
+SEB_CONFIG = dict(rows=2, pipeline=1, a_words=32, b_words=16, acc_words=16, chunking=0,
+                  spram=0, engine="seb", ways=5, room=1)
 
 
 # The 2x2 on both simulators; the 4x4 on Verilator, and on Icarus too with --full.
 @pytest.mark.parametrize("sim, params", [
     pytest.param(sim, params, id=f"{sim}-{params['rows']}x{params['rows']}",
                  marks=pytest.mark.full if (sim, params["rows"]) == ("icarus", 4) else ())
-    for params in CONFIGS for sim in ("icarus", "verilator")])
+    for params in CONFIGS for sim in ("icarus", "verilator")] + [
+    pytest.param(sim, SEB_CONFIG, id=f"{sim}-seb") for sim in ("icarus", "verilator")])
 def test_gemm_engine(sim, params, tmp_path):
     top = GemmEngine(params["rows"], params["rows"], pipeline=params["pipeline"],
                      a_words=params["a_words"], b_words=params["b_words"],
                      acc_words=params["acc_words"], chunking=params["chunking"],
-                     spram=params["spram"])
+                     spram=params["spram"], engine=params.get("engine", "mpe"),
+                     ways=params.get("ways", 24), room=params.get("room", 1))
     name = "gemm_engine_" + "_".join(f"{k}{v}" for k, v in params.items())
     report = tmp_path / "cycles.json"
     result = run_cocotb(top, name, sim, "sim.tb.gemm_tb", tmp_path, quiet=True,
