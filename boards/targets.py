@@ -45,6 +45,9 @@ class BoardTarget:
     spram: int = 0
     bias: int = 11
     baud: int | None = None
+    engine: str = "mpe"           # or "seb": the FP8-SEB engine, ``ways``-way trees
+    ways: int = 24
+    room: int = 1
 
     @property
     def family(self) -> str:
@@ -72,10 +75,18 @@ class BoardTarget:
             raise BoardError(f"{self.name}: {e}") from None
         return replace(self, baud=baud)
 
+    @property
+    def build_name(self) -> str:
+        """The build folder's name: the board's, with ``-seb`` for the FP8-SEB engine."""
+        return self.name if self.engine == "mpe" else f"{self.name}-{self.engine}"
+
     def summary(self) -> str:
+        engine = (f"chunking {self.chunking}, MPE pipeline {self.pipeline}, bias {self.bias}"
+                  if self.engine == "mpe" else
+                  f"FP8-SEB {self.ways}-way trees, tree pipeline {self.pipeline}, room "
+                  f"{self.room}")
         return (f"{self.name}: {self.description}; ArraySystem {self.rows}x{self.cols} ws, "
-                f"buffers {self.a_words}/{self.b_words}/{self.acc_words} words, "
-                f"chunking {self.chunking}, MPE pipeline {self.pipeline}, bias {self.bias}; "
+                f"buffers {self.a_words}/{self.b_words}/{self.acc_words} words, {engine}; "
                 f"{self.clock_mhz:g} MHz from the {self.oscillator_mhz:g} MHz oscillator, "
                 f"UART {self.uart_baud} baud (divisor {self.uart_divisor}; the USB UART "
                 f"takes up to {self.uart_max_baud})")
@@ -94,12 +105,25 @@ BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
 )}
 
 
+# Each board's FP8-SEB build (``python -m hw.build --board NAME --engine seb``).
+SEB_BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
+    replace(BOARDS["icebreaker"], engine="seb", ways=2, pipeline=1, chunking=0,
+            acc_words=2048),
+    replace(BOARDS["ulx3s"], engine="seb", ways=24, rows=2, cols=2, pipeline=3, chunking=0,
+            a_words=4096, b_words=4096, acc_words=4096),
+)}
+ENGINES = {"mpe": BOARDS, "seb": SEB_BOARDS}
+
+
 class BoardError(Fp8hwError):
     """A board build or programming that cannot go on; the message says why, in one line."""
 
 
-def get_board(name: str) -> BoardTarget:
+def get_board(name: str, engine: str = "mpe") -> BoardTarget:
+    """The board ``name`` with the ``engine`` (``mpe`` or ``seb``) build."""
+    if engine not in ENGINES:
+        raise BoardError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
     try:
-        return BOARDS[name]
+        return ENGINES[engine][name]
     except KeyError:
         raise BoardError(f"unknown board {name!r} (boards: {', '.join(BOARDS)})") from None

@@ -1,5 +1,6 @@
 """Generate Verilog: ``python -m hw.build [--list] [--unit NAME --param NAME=VALUE] [--out DIR]``,
-or an FPGA bitstream: ``python -m hw.build --board NAME [--baud N] [--program] [--force]
+or an FPGA bitstream: ``python -m hw.build --board NAME [--engine mpe|seb] [--baud N]
+[--program] [--force]
 [-v] [--out DIR]``.
 
 Without ``--unit`` or ``--board``, writes every registered unit with its default
@@ -37,6 +38,9 @@ def _parser(prog: str = "python -m hw.build") -> ArgumentParser:
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="generator parameter of --unit (repeatable)")
     p.add_argument("--board", help="build the bitstream of this board")
+    p.add_argument("--engine", choices=("mpe", "seb"),
+                   help="with --board: the board system's engine, the MPE (HFP8, the "
+                   "default) or the FP8-SEB trees")
     p.add_argument("--baud", type=int,
                    help="with --board: the host link's baud rate (default: the board's, "
                    "see --list)")
@@ -63,9 +67,11 @@ def list_units() -> str:
 
 
 def list_boards() -> str:
-    from boards.targets import BOARDS
-    return "boards (--board NAME; configuration in boards/targets.py):\n" + "\n".join(
+    from boards.targets import BOARDS, SEB_BOARDS
+    return ("boards (--board NAME; configuration in boards/targets.py):\n" + "\n".join(
         f"    {board.summary()}" for board in BOARDS.values())
+        + "\nwith --engine seb (the FP8-SEB engine):\n" + "\n".join(
+            f"    {board.summary()}" for board in SEB_BOARDS.values()))
 
 
 def build_board(target, out: str | None, *, program: bool = False, force: bool = False,
@@ -83,7 +89,7 @@ def build_board(target, out: str | None, *, program: bool = False, force: bool =
         flow.check_programmer(target)
     top = BoardTop(target)
     try:
-        result = flow.build(target, top, Path(out or f"build/boards/{target.name}"),
+        result = flow.build(target, top, Path(out or f"build/boards/{target.build_name}"),
                             yosys_after_read=top.yosys_after_read(flow.design_name(target)),
                             force=force, progress=Progress(verbose=verbose))
     except (PllError, ValueError) as e:
@@ -120,12 +126,13 @@ def _main(argv=None, prog: str = "python -m hw.build") -> int:
         if args.unit or args.param:
             raise BuildError("--board cannot be combined with --unit or --param")
         from boards.targets import get_board
-        target = get_board(args.board)
+        target = get_board(args.board, args.engine or "mpe")
         if args.baud is not None:
             target = target.with_baud(args.baud)
         return build_board(target, args.out, program=args.program,
                            force=args.force, verbose=args.verbose)
     for option, given in (("--baud", args.baud is not None), ("--program", args.program),
+                          ("--engine", args.engine is not None),
                           ("--force", args.force),
                           ("--verbose", args.verbose)):
         if given:

@@ -35,7 +35,8 @@ def board_configuration(target, divisor: int | None = None) -> dict:
                 bias=target.bias, divisor=divisor or target.uart_divisor, timeout_bits=100,
                 a_words=target.a_words, b_words=target.b_words, acc_words=target.acc_words,
                 chunking=target.chunking, spram=target.spram,
-                clock_khz=round(target.clock_mhz * 1000))
+                clock_khz=round(target.clock_mhz * 1000), engine=target.engine,
+                ways=target.ways, room=target.room)
 
 
 class SocketTransport:

@@ -1,7 +1,8 @@
-"""Faults on the host link, through the unmodified driver on the simulated board: a seeded
-``sim.faults.FaultyTransport`` loses, cuts, damages (a bit in every field), duplicates and
-buries in garbage requests and answers while GEMMs run. Every GEMM equals
-``golden.matmul`` bit for bit or the driver raises ``BoardError``, never a wrong result;
+"""Faults on the host link, through the unmodified driver on the simulated board (with the
+MPE engine, and with the FP8-SEB engine): a seeded ``sim.faults.FaultyTransport`` loses,
+cuts, damages (a bit in every field), duplicates and buries in garbage requests and
+answers while GEMMs run. Every GEMM equals ``golden.matmul`` (``golden.seb_matmul``, its
+tracker included) bit for bit or the driver raises ``BoardError``, never a wrong result;
 a GEMM is never run twice (the board's ``runs`` counter); a payload holding a whole valid
 frame is only data. The faults injected are printed as a table (``pytest -s``)."""
 
@@ -25,10 +26,36 @@ MODES = (("fp8", "e4m3", "e4m3", 0, "none"), ("fp8", "e5m2", "e4m3", 2, "e4m3"),
          ("int4", "e4m3", "e4m3", 0, "none"), ("int2", "e4m3", "e4m3", 0, "none"))
 
 
-@pytest.mark.parametrize("sim", sweep_simulators("verilator"))
-def test_faults_never_give_a_wrong_result(sim):
+# (bias_a, bias_b, out_bias) of the FP8-SEB GEMMs: sums, or quantized codes and tracker.
+SEB_MODES = ((0, 0, None), (-7, 12, 3), (31, -32, None), (5, 5, -2))
+SEB_WAYS = 3
+
+
+def seb_gemm(board, n, A, B, C):
+    """The FP8-SEB GEMM ``n`` on the board and in the golden model: (got, want), each
+    (C, Y, max_exp, next_bias)."""
+    from golden.seb_matmul import seb_matmul
+    ba, bb, ob = SEB_MODES[n % len(SEB_MODES)]
+    C = C & ((1 << 30) - 1)
+    got = board.matmul(A, B, C, "fp8seb", bias_a=ba, bias_b=bb, out_bias=ob, sums=True)
+    want = seb_matmul(A, B, C, ba, bb, SEB_WAYS, ob)
+    return ([got.C, got.Y, got.max_exp, got.next_bias],
+            [want.C, want.Y, want.max_exp, want.next_bias])
+
+
+def same(got, want) -> bool:
+    return all(np.array_equal(g, w) if isinstance(w, np.ndarray) else g == w
+               for g, w in zip(got, want))
+
+
+@pytest.mark.parametrize("sim, engine", [
+    pytest.param(s, e, marks=p.marks, id=f"{s}-{e}")
+    for p in sweep_simulators("verilator") for s in p.values for e in ("mpe", "seb")])
+def test_faults_never_give_a_wrong_result(sim, engine):
     rng = np.random.default_rng(21)
-    with simulated_board(sim, divisor=4) as transport:
+    seb = engine == "seb"
+    extra = dict(engine="seb", chunking=0, pipeline=1, ways=SEB_WAYS) if seb else {}
+    with simulated_board(sim, divisor=4, **extra) as transport:
         faulty = FaultyTransport(transport, seed=13, rate=0.3, answer_rates={"GEMM": 0.9})
         board = Board(faulty, timeout=TIMEOUT_S, retries=10)
 
@@ -44,20 +71,28 @@ def test_faults_never_give_a_wrong_result(sim):
         outcomes = {"equal": 0, "BoardError": 0}
         for n in range(GEMMS):
             mode, fa, fb, chunk, out = MODES[n % len(MODES)]
-            M, K, N = (int(rng.integers(1, 17)), int(rng.integers(1, 5)),
-                       int(rng.integers(1, 5)))
+            # Small enough to be one GEMM on chip (the runs counter checks it ran once):
+            # the SEB board's trees have a shorter pipeline, so its row blocks are smaller.
+            M, K, N = (int(rng.integers(1, 13 if seb else 17)),
+                       int(rng.integers(1, 9 if seb else 5)), int(rng.integers(1, 5)))
             A = rng.integers(0, 256, (M, K)).astype(np.uint8)
             B = rng.integers(0, 256, (K, N)).astype(np.uint8)
             C = rng.integers(0, 1 << (16 if mode == "fp8" else 20), (M, N)).astype(np.uint32)
             runs = status()["runs"]
             try:
-                got = board.matmul(A, B, C, mode, fa, fb, chunk, out)
+                if seb:
+                    got, want = seb_gemm(board, n, A, B, C)
+                else:
+                    got = board.matmul(A, B, C, mode, fa, fb, chunk, out)
             except BoardError:
                 outcomes["BoardError"] += 1
                 assert status()["runs"] - runs <= 1
                 continue
-            want = matmul(A, B, C, mode, fa, fb, chunk=chunk, out=out)
-            assert np.array_equal(got, want), (n, mode, M, K, N)
+            if seb:
+                assert same(got, want), (n, M, K, N)
+            else:
+                want = matmul(A, B, C, mode, fa, fb, chunk=chunk, out=out)
+                assert np.array_equal(got, want), (n, mode, M, K, N)
             assert status()["runs"] - runs == 1, "a GEMM ran twice"
             outcomes["equal"] += 1
             if n % 3 == 1:
@@ -70,7 +105,7 @@ def test_faults_never_give_a_wrong_result(sim):
                 assert board.read(BufferId.ACC, 0, len(data)) == data
                 assert status()["runs"] == runs
                 faulty.injected["payload holding a frame"] += 1
-        print(f"\nfaults injected ({sim}, {GEMMS} GEMMs: {outcomes}, "
+        print(f"\nfaults injected ({sim}, {engine} engine, {GEMMS} GEMMs: {outcomes}, "
               f"{board.recoveries} requests sent again):\n{faulty.table()}")
         counters = status()
         print("board counters: " + " ".join(f"{k}={v}" for k, v in counters.items()))

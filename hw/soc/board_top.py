@@ -78,7 +78,8 @@ class BoardTop(Elaboratable):
         m.submodules.system = system = ArraySystem(
             t.rows, t.cols, pipeline=t.pipeline, bias=t.bias, divisor=t.uart_divisor,
             clock_khz=round(t.clock_mhz * 1000), a_words=t.a_words, b_words=t.b_words,
-            acc_words=t.acc_words, chunking=t.chunking, spram=t.spram)
+            acc_words=t.acc_words, chunking=t.chunking, spram=t.spram, engine=t.engine,
+            ways=t.ways, room=t.room)
         uart = platform.request("uart", 0)
         m.d.comb += [system.rx.eq(uart.rx.i), uart.tx.o.eq(system.tx)]
         return m
