@@ -48,8 +48,11 @@ def same(got, want) -> bool:
                for g, w in zip(got, want))
 
 
+# The MPE board on Verilator in the default tier; the FP8-SEB board (90 s) and Icarus
+# with --full.
 @pytest.mark.parametrize("sim, engine", [
-    pytest.param(s, e, marks=p.marks, id=f"{s}-{e}")
+    pytest.param(s, e, marks=pytest.mark.full if p.marks or e == "seb" else (),
+                 id=f"{s}-{e}")
     for p in sweep_simulators("verilator") for s in p.values for e in ("mpe", "seb")])
 def test_faults_never_give_a_wrong_result(sim, engine):
     rng = np.random.default_rng(21)
