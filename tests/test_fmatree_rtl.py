@@ -6,7 +6,7 @@ import pytest
 from conftest import sweep_simulators
 from golden.fmatree import tree_width
 from hw.units.dot_engine import DotEngine
-from hw.units.fma_tree import FmaTree
+from hw.units.fma_tree import PIPELINE, FmaTree
 from hw.units.quant30 import Quant30
 from sim.lanes import LaneArray
 from sim.runner import run_cocotb
@@ -16,7 +16,8 @@ TREE_LANES = 4
 
 def run_tree(sim, tmp_path, testcase=None, **params):
     top = LaneArray(lambda: FmaTree(**params), TREE_LANES)
-    name = f"fmatree_ways{params['ways']}_pipeline{params['pipeline']}_x{TREE_LANES}"
+    name = (f"fmatree_ways{params['ways']}_pipeline{params['pipeline']}"
+            f"_{params.get('multiplier', 'lut')}_x{TREE_LANES}")
     return run_cocotb(top, name, sim, "sim.tb.fmatree_tb", tmp_path, testcase=testcase,
                       env={"FP8HW_HW_PARAMS": params, "FP8HW_LANES": str(TREE_LANES)})
 
@@ -24,14 +25,15 @@ def run_tree(sim, tmp_path, testcase=None, **params):
 @pytest.mark.parametrize("sim", sweep_simulators("icarus"))
 def test_tree_24_ways(sim, tmp_path):
     """Every pair alone at four bias pairs, random full vectors, directed cases."""
-    result = run_tree(sim, tmp_path, ways=24, pipeline=3)
+    result = run_tree(sim, tmp_path, ways=24, pipeline=PIPELINE.default)
     assert (result.tests, result.failed) == (3, 0)
 
 
-@pytest.mark.parametrize("ways, pipeline", [(1, 4), (7, 0), (2, 2)])
-def test_tree_other_sizes(sim, tmp_path, ways, pipeline):
+@pytest.mark.parametrize("ways, pipeline, multiplier", [
+    (1, 14, "lut"), (7, 0, "lut"), (2, 5, "lut"), (24, 3, "lut"), (5, 12, "dsp")])
+def test_tree_other_sizes(sim, tmp_path, ways, pipeline, multiplier):
     result = run_tree(sim, tmp_path, testcase="random_full_vectors,directed_cases",
-                      ways=ways, pipeline=pipeline)
+                      ways=ways, pipeline=pipeline, multiplier=multiplier)
     assert (result.tests, result.failed) == (2, 0)
 
 
@@ -66,7 +68,9 @@ def test_tree_width():
 
 @pytest.mark.parametrize("make, message", [
     (lambda: FmaTree(ways=0), "parameter ways=0 is outside the allowed range 1..1024"),
-    (lambda: FmaTree(pipeline=5), "parameter pipeline=5 is outside the allowed range 0..4"),
+    (lambda: FmaTree(pipeline=15), "parameter pipeline=15 is outside the allowed range 0..14"),
+    (lambda: FmaTree(multiplier="dsp48"),
+     "parameter multiplier must be one of lut, dsp, got 'dsp48'"),
     (lambda: DotEngine(pipeline=4), "parameter pipeline=4 is outside the allowed range 0..3"),
     (lambda: Quant30(room=16), "parameter room=16 is outside the allowed range 0..15"),
 ])

@@ -1,14 +1,16 @@
 """Quick tier: the ``fmatree`` unit (``FmaTree``) in Amaranth's simulator against the
-golden ``fmatree``: a 3-way tree at its shallowest and deepest pipelines with random and
-directed rows, and the default 24-way tree with directed rows (largest T, subnormals,
-swamping, cancellation, saturation at both stages, NaN accumulators)."""
+golden ``fmatree``: a 3-way tree at its shallowest, default and deepest pipelines with
+random and directed rows, every other depth and the DSP multiplier with fewer rows, and
+the default 24-way tree with directed rows (largest T, subnormals, swamping,
+cancellation, saturation at both stages, NaN accumulators, negative terms, T a power of
+two)."""
 
 import numpy as np
 import pytest
 
 from golden import FP30, encode
 from golden.fmatree import DEFAULT_WAYS, fmatree, tree_sum
-from hw.units.fma_tree import FmaTree
+from hw.units.fma_tree import PIPELINE, FmaTree
 from sim.checks import fmatree_row
 from sim.pysim import check, simulate, stream_rows
 
@@ -50,6 +52,14 @@ def directed_rows(rng, ways, bias_pairs):
         add(NAN | NEG, zeros, zeros, ba, bb)
         add(FP30.max_code, np.full(ways, 0x38), np.full(ways, 0x38), ba, bb)
         add(FP30.max_code | NEG, np.full(ways, 0xB8), np.full(ways, 0x38), ba, bb)
+    # Negative terms: the tree adds each as its ones' complement and takes the +1 as a
+    # carry in. Every way negative; every way a negative zero (0x80 x b).
+    for ba, bb in bias_pairs[:2]:
+        add(0, rng.integers(0, 128, ways) | 0x80, rng.integers(0, 128, ways), ba, bb)
+        add(0, np.full(ways, 0x80), rng.integers(0, 256, ways), ba, bb)
+    # T = +-2**k: the magnitude's +1 can carry out of the ones' complement's ones.
+    for a, b in power_of_two_chunks(rng, ways, 12):
+        add(0, a, b, 0, 0)
     # The accumulator cancels the chunk exactly: acc = -t.
     for _ in range(4 * len(bias_pairs)):
         a, b = rng.integers(0, 256, ways), rng.integers(0, 256, ways)
@@ -59,6 +69,25 @@ def directed_rows(rng, ways, bias_pairs):
     return (np.array([r[0] for r in rows], np.uint32), np.array([r[1] for r in rows]),
             np.array([r[2] for r in rows]), np.array([r[3] for r in rows]),
             np.array([r[4] for r in rows]))
+
+
+def power_of_two_chunks(rng, ways, n):
+    """``n`` chunks whose T is +-2**k: way 0 a power of two (significands 1, 2, 4 or 8),
+    the others pairs that cancel (x, -x) in either order, or zeros of either sign, so the
+    last way, whose sign the tree leaves for the end, is positive or negative."""
+    out = []
+    powers = [0x01, 0x02, 0x04] + [e << 3 for e in range(1, 16)]      # S = 1, 2, 4 or 8
+    for _ in range(n):
+        a = np.where(rng.random(ways) < 0.5, 0, 0x80)
+        b = np.zeros(ways, np.int64)
+        a[0] = rng.choice(powers) | (0x80 if rng.random() < 0.5 else 0)
+        b[0] = rng.choice(powers)
+        for j in range(1, ways - 1, 2):
+            x, y = int(rng.integers(0, 128)), int(rng.integers(0, 256))
+            first = 0x80 if rng.random() < 0.5 else 0
+            a[j], b[j], a[j + 1], b[j + 1] = x | first, y, x | (first ^ 0x80), y
+        out.append((a, b))
+    return out
 
 
 def random_rows(rng, n, ways):
@@ -99,19 +128,43 @@ def check_tree(unit, what, acc, a, b, ba, bb, gaps=None, skip=None):
 
 
 BIAS_PAIRS = [(-32, -32), (0, 0), (31, 31), (-32, 31), (10, -20)]
+FULL_DEPTHS = (0, PIPELINE.default, PIPELINE.hi)
 
 
-@pytest.mark.parametrize("pipeline", [0, 4])
-def test_three_ways(pipeline):
-    unit = FmaTree(ways=3, pipeline=pipeline)
-    assert unit.latency == pipeline
+def three_way_rows(pipeline, n):
     rng = np.random.default_rng(pipeline)
-    parts = [directed_rows(rng, 3, BIAS_PAIRS), random_rows(rng, 400, 3)]
+    parts = [directed_rows(rng, 3, BIAS_PAIRS), random_rows(rng, n, 3)]
     rows = [np.concatenate(p) for p in zip(*parts)]
     gaps = None if pipeline == 0 else np.where(rng.random(len(rows[0])) < 0.25, 1, 0)
     # A tenth of the rows skip: their accumulators (-0 and NaN codes among them) pass.
     skip = (rng.random(len(rows[0])) < 0.1).astype(np.int64)
+    return rows, gaps, skip
+
+
+@pytest.mark.parametrize("pipeline", FULL_DEPTHS)
+def test_three_ways(pipeline):
+    unit = FmaTree(ways=3, pipeline=pipeline)
+    assert unit.latency == pipeline
+    rows, gaps, skip = three_way_rows(pipeline, 400)
     check_tree(unit, f"fmatree ways 3 pipeline {pipeline}", *rows, gaps=gaps, skip=skip)
+
+
+@pytest.mark.parametrize("pipeline", [p for p in range(PIPELINE.hi + 1) if p not in FULL_DEPTHS])
+def test_three_ways_every_depth(pipeline):
+    """The other depths: each puts its registers elsewhere (directed rows, 40 random)."""
+    unit = FmaTree(ways=3, pipeline=pipeline)
+    assert unit.latency == pipeline
+    rows, gaps, skip = three_way_rows(pipeline, 40)
+    check_tree(unit, f"fmatree ways 3 pipeline {pipeline}", *rows, gaps=gaps, skip=skip)
+
+
+@pytest.mark.parametrize("ways, pipeline", [(5, 0), (5, PIPELINE.default)])
+def test_dsp_multiplier(ways, pipeline):
+    unit = FmaTree(ways=ways, pipeline=pipeline, multiplier="dsp")
+    rng = np.random.default_rng(ways + pipeline)
+    parts = [directed_rows(rng, ways, BIAS_PAIRS[:2]), random_rows(rng, 100, ways)]
+    rows = [np.concatenate(p) for p in zip(*parts)]
+    check_tree(unit, f"fmatree ways {ways} pipeline {pipeline} dsp", *rows)
 
 
 def test_default_tree_directed():

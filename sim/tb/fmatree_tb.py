@@ -1,7 +1,7 @@
 """FMA-tree testbench on a ``LaneArray`` of ``FmaTree``s: every operand pair, random full
 vectors and directed cases, against the golden ``fmatree``.
 
-Environment: FP8HW_HW_PARAMS (JSON: ways, pipeline), FP8HW_LANES, FP8HW_SEED.
+Environment: FP8HW_HW_PARAMS (JSON: ways, pipeline, multiplier), FP8HW_LANES, FP8HW_SEED.
 """
 
 import json
@@ -120,6 +120,24 @@ def directed_rows(rng):
         add(NAN | (1 << 29), zeros, zeros, ba, bb)
         add(FP30.max_code, np.full(WAYS, 0x38), np.full(WAYS, 0x38), ba, bb)
         add(FP30.max_code | (1 << 29), np.full(WAYS, 0xB8), np.full(WAYS, 0x38), ba, bb)
+    # Negative terms (added as ones' complements with the +1 as a carry in): every way
+    # negative, every way a negative zero.
+    for ba, bb in ((-32, -32), (0, 0), (31, 31)):
+        add(0, rng.integers(0, 128, WAYS) | 0x80, rng.integers(0, 128, WAYS), ba, bb)
+        add(0, np.full(WAYS, 0x80), rng.integers(0, 256, WAYS), ba, bb)
+    # T = +-2**k (the magnitude's +1 carries out of the ones' complement's ones): way 0
+    # a power of two, then pairs that cancel in either order, zeros of either sign.
+    powers = [0x01, 0x02, 0x04] + [e << 3 for e in range(1, 16)]
+    for _ in range(100):
+        a = np.where(rng.random(WAYS) < 0.5, 0, 0x80)
+        b = zeros.copy()
+        a[0] = rng.choice(powers) | (0x80 if rng.random() < 0.5 else 0)
+        b[0] = rng.choice(powers)
+        for j in range(1, WAYS - 1, 2):
+            x, y = int(rng.integers(0, 128)), int(rng.integers(0, 256))
+            first = 0x80 if rng.random() < 0.5 else 0
+            a[j], b[j], a[j + 1], b[j + 1] = x | first, y, x | (first ^ 0x80), y
+        add(0, a, b, *(int(v) for v in rng.integers(-32, 32, 2)))
     # Exact cancellation of the accumulator: acc = -t for a representable t.
     for _ in range(200):
         a = rng.integers(0, 256, WAYS); b = rng.integers(0, 256, WAYS)
@@ -134,6 +152,7 @@ def directed_rows(rng):
 
 @cocotb.test()
 async def directed_cases(dut):
-    """Swamping, cancellation, saturation at both stages, subnormals, largest T, NaN."""
+    """Swamping, cancellation, saturation at both stages, subnormals, largest T, NaN,
+    negative terms, T a power of two."""
     rng = np.random.default_rng(SEED + 2)
     await check(dut, "directed", *directed_rows(rng))
