@@ -107,10 +107,10 @@ BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
 
 # Each board's FP8-SEB build (``python -m hw.build --board NAME --engine seb``).
 SEB_BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
-    replace(BOARDS["icebreaker"], engine="seb", ways=2, pipeline=1, chunking=0,
+    replace(BOARDS["icebreaker"], engine="seb", ways=1, pipeline=7, chunking=0,
             acc_words=2048),
-    replace(BOARDS["ulx3s"], engine="seb", ways=24, rows=2, cols=2, pipeline=3, chunking=0,
-            a_words=4096, b_words=4096, acc_words=4096),
+    replace(BOARDS["ulx3s"], engine="seb", ways=24, rows=3, cols=3, pipeline=12, chunking=0,
+            a_words=2048, b_words=2048, acc_words=4096),
 )}
 ENGINES = {"mpe": BOARDS, "seb": SEB_BOARDS}
 

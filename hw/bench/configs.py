@@ -18,6 +18,10 @@ def _array_macs(params) -> int:
     return params["rows"] * params["cols"]
 
 
+def _seb_array_macs(params) -> int:
+    return params["rows"] * params["cols"] * params["ways"]
+
+
 @dataclass(frozen=True)
 class Config:
     """One benchmarked configuration: the unit, its generator parameters (the rest are
@@ -51,6 +55,10 @@ CONFIGS: tuple[Config, ...] = (
     Config("matmul", (("rows", 2), ("cols", 2)) + _WS5, _array_macs, "MAC", "FP8"),
     Config("matmul", (("rows", 4), ("cols", 4)) + _WS5, _array_macs, "MAC", "FP8", big=True),
     Config("matmul", (("rows", 8), ("cols", 8)) + _WS5, _array_macs, "MAC", "FP8", big=True),
+    Config("seb_array", (("rows", 1), ("cols", 1), ("ways", 8)), _seb_array_macs, "MAC",
+           "FP8-SEB"),
+    Config("seb_array", (("rows", 2), ("cols", 2), ("ways", 24)), _seb_array_macs, "MAC",
+           "FP8-SEB", big=True),
 )
 
 
