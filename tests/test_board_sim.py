@@ -116,6 +116,23 @@ def test_host_cli_matmul_equals_golden_eval(sim, tmp_path):
     assert (tmp_path / "g.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
 
 
+def test_host_cli_matmul_fp8seb_equals_golden_eval(sim, tmp_path):
+    """mode fp8seb: the simulated board with the FP8-SEB engine of the file's ways."""
+    from conftest import run_cli
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "in.npz", A=rng.integers(0, 256, (3, 7)).astype(np.uint8),
+             B=rng.integers(0, 256, (7, 4)).astype(np.uint8),
+             C=rng.integers(0, 1 << 30, (3, 4)).astype(np.uint32))
+    flags = ["--param", "mode=fp8seb", "--param", "bias_a=-5", "--param", "bias_b=9",
+             "--param", "ways=3", "--param", "out_bias=-1"]
+    gold = run_cli("golden", "eval", "matmul", tmp_path / "in.npz", tmp_path / "g.npz", *flags)
+    assert gold.returncode == 0, gold.stderr
+    board = run_cli("host", "matmul", tmp_path / "in.npz", tmp_path / "b.npz", *flags,
+                    "--sim", sim)
+    assert board.returncode == 0, board.stderr
+    assert (tmp_path / "g.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
 def test_host_cli_errors(tmp_path):
     from conftest import assert_one_line_error, run_cli
     assert_one_line_error(run_cli("host", "identify", "--serial", tmp_path / "no-such-port"),
