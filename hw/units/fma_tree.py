@@ -326,8 +326,8 @@ class FmaTree(wiring.Component):
     At the default depth the 12 stages are: the 4x4 multiplies; the shifts; adder levels
     1-2; levels 3-4; level 5 and the ones' complement of the magnitude; its leading zeros
     beside the +1; the normalization; the rounding of T; the fp30 add's compare; its
-    alignment and add; its leading zeros and normalization; its rounding. Every input,
-    ``acc_in`` too, enters the first register, and ``acc_out`` leaves a register.
+    alignment and add; its leading zeros and normalization; its rounding. The other
+    inputs, ``acc_in`` too, enter the first register, and ``acc_out`` leaves a register.
 
     Latency: ``pipeline`` cycles; throughput: one N-way dot-product chunk (N MACs) a cycle.
     """
