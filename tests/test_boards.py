@@ -50,22 +50,26 @@ def check_bitstream(target, build_dir, stdout):
 
 
 @pytest.mark.slow_build
-@pytest.mark.parametrize("name", [
-    "icebreaker",
-    pytest.param("ulx3s", marks=pytest.mark.full),     # the 8x8 system: ~16 minutes
+@pytest.mark.parametrize("name, engine", [
+    ("icebreaker", "mpe"),
+    pytest.param("ulx3s", "mpe", marks=pytest.mark.full),     # the 8x8 system: ~20 minutes
+    # The FP8-SEB builds: the iCEBreaker's (40 s) and the ULX3S's 3x3 of 24-way trees.
+    pytest.param("icebreaker", "seb", marks=pytest.mark.full),
+    pytest.param("ulx3s", "seb", marks=pytest.mark.full),
 ])
-def test_board_bitstream(name, tmp_path):
+def test_board_bitstream(name, engine, tmp_path):
     """The shipped configuration through the command line; run again, it reuses the
     bitstream and prints the same report."""
-    target = get_board(name)
-    proc = run_cli("hw.build", "--board", name, "--out", tmp_path)
+    target = get_board(name, engine)
+    flags = ["--board", name, "--engine", engine, "--out", tmp_path]
+    proc = run_cli("hw.build", *flags)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     check_bitstream(target, tmp_path, proc.stdout)
     assert "nextpnr: routing" in proc.stderr and "reused" not in proc.stdout
 
     bitstream = tmp_path / f"fp8hw_{name}.{BITSTREAM_SUFFIX[target.family]}"
     built = bitstream.stat().st_mtime_ns
-    again = run_cli("hw.build", "--board", name, "--out", tmp_path)
+    again = run_cli("hw.build", *flags)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "reused the last build" in again.stdout and "nextpnr" not in again.stderr
     check_bitstream(target, tmp_path, again.stdout)
@@ -107,7 +111,11 @@ def test_pll_settings():
 
 @pytest.mark.quick
 def test_board_table():
-    for target in BOARDS.values():
+    from boards.targets import SEB_BOARDS
+    assert get_board("ulx3s", "seb").engine == "seb" and get_board("ulx3s").engine == "mpe"
+    with pytest.raises(BoardError, match="unknown engine"):
+        get_board("ulx3s", "tpu")
+    for target in [*BOARDS.values(), *SEB_BOARDS.values()]:
         # The default rate: the fastest standard one the clock divides to within 1%.
         assert target.uart_baud == 3_000_000
         assert target.uart_divisor * target.uart_baud == target.clock_mhz * 1e6
