@@ -53,9 +53,9 @@ def check_bitstream(target, build_dir, stdout):
 @pytest.mark.parametrize("name, engine", [
     ("icebreaker", "mpe"),
     pytest.param("ulx3s", "mpe", marks=pytest.mark.full),     # the 8x8 system: ~20 minutes
-    # The FP8-SEB builds: the iCEBreaker's (40 s) and the ULX3S's 3x3 of 24-way trees.
+    # The iCEBreaker's FP8-SEB build (40 s). The ULX3S's (3x3 of 24-way trees) joins
+    # once a build of it has been measured to meet its clock (docs/history.md).
     pytest.param("icebreaker", "seb", marks=pytest.mark.full),
-    pytest.param("ulx3s", "seb", marks=pytest.mark.full),
 ])
 def test_board_bitstream(name, engine, tmp_path):
     """The shipped configuration through the command line; run again, it reuses the
