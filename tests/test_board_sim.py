@@ -54,8 +54,9 @@ def test_driver_on_simulated_board(sim):
         assert board.status()["runs"] > 0
 
 
-# The FP8-SEB board on Verilator in the default tier, on Icarus with --full.
-@pytest.mark.parametrize("sim", sweep_simulators("verilator"))
+# The FP8-SEB board on Verilator (its GEMMs past max_m and max_k would take Icarus,
+# at about 30,000 cycles a second, many minutes; not yet run there).
+@pytest.mark.parametrize("sim", ["verilator"])
 def test_driver_on_simulated_seb_board(sim):
     """The simulated board with the FP8-SEB engine (a 2x2 array of 5-way trees): GEMMs
     with and without an initial C at bias corners, in row, K and column blocks (K blocks

@@ -48,12 +48,12 @@ def same(got, want) -> bool:
                for g, w in zip(got, want))
 
 
-# The MPE board on Verilator in the default tier; the FP8-SEB board (90 s) and Icarus
-# with --full.
+# The MPE board on Verilator in the default tier, on Icarus with --full; the FP8-SEB
+# board (90 s) on Verilator with --full (not yet run on Icarus).
 @pytest.mark.parametrize("sim, engine", [
-    pytest.param(s, e, marks=pytest.mark.full if p.marks or e == "seb" else (),
-                 id=f"{s}-{e}")
-    for p in sweep_simulators("verilator") for s in p.values for e in ("mpe", "seb")])
+    pytest.param(s, "mpe", marks=p.marks, id=f"{s}-mpe")
+    for p in sweep_simulators("verilator") for s in p.values] + [
+    pytest.param("verilator", "seb", marks=pytest.mark.full, id="verilator-seb")])
 def test_faults_never_give_a_wrong_result(sim, engine):
     rng = np.random.default_rng(21)
     seb = engine == "seb"
