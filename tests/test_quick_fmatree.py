@@ -12,6 +12,7 @@ from golden import FP30, encode
 from golden.fmatree import DEFAULT_WAYS, fmatree, tree_sum
 from hw.units.fma_tree import PIPELINE, FmaTree
 from sim.checks import fmatree_row
+from sim.fmatree_cases import power_of_two_chunks
 from sim.pysim import check, simulate, stream_rows
 
 pytestmark = pytest.mark.quick
@@ -69,25 +70,6 @@ def directed_rows(rng, ways, bias_pairs):
     return (np.array([r[0] for r in rows], np.uint32), np.array([r[1] for r in rows]),
             np.array([r[2] for r in rows]), np.array([r[3] for r in rows]),
             np.array([r[4] for r in rows]))
-
-
-def power_of_two_chunks(rng, ways, n):
-    """``n`` chunks whose T is +-2**k: way 0 a power of two (significands 1, 2, 4 or 8),
-    the others pairs that cancel (x, -x) in either order, or zeros of either sign, so the
-    last way, whose sign the tree leaves for the end, is positive or negative."""
-    out = []
-    powers = [0x01, 0x02, 0x04] + [e << 3 for e in range(1, 16)]      # S = 1, 2, 4 or 8
-    for _ in range(n):
-        a = np.where(rng.random(ways) < 0.5, 0, 0x80)
-        b = np.zeros(ways, np.int64)
-        a[0] = rng.choice(powers) | (0x80 if rng.random() < 0.5 else 0)
-        b[0] = rng.choice(powers)
-        for j in range(1, ways - 1, 2):
-            x, y = int(rng.integers(0, 128)), int(rng.integers(0, 256))
-            first = 0x80 if rng.random() < 0.5 else 0
-            a[j], b[j], a[j + 1], b[j + 1] = x | first, y, x | (first ^ 0x80), y
-        out.append((a, b))
-    return out
 
 
 def random_rows(rng, n, ways):

@@ -14,6 +14,7 @@ from golden import FP30, encode
 from golden.fmatree import fmatree, tree_sum
 from hw.units.fma_tree import FmaTree
 from sim.checks import compare, fmatree_row
+from sim.fmatree_cases import power_of_two_chunks
 from sim.lanes import LaneArray, drive_rows
 
 PARAMS = json.loads(os.environ["FP8HW_HW_PARAMS"])
@@ -127,16 +128,7 @@ def directed_rows(rng):
         add(0, np.full(WAYS, 0x80), rng.integers(0, 256, WAYS), ba, bb)
     # T = +-2**k (the magnitude's +1 carries out of the ones' complement's ones): way 0
     # a power of two, then pairs that cancel in either order, zeros of either sign.
-    powers = [0x01, 0x02, 0x04] + [e << 3 for e in range(1, 16)]
-    for _ in range(100):
-        a = np.where(rng.random(WAYS) < 0.5, 0, 0x80)
-        b = zeros.copy()
-        a[0] = rng.choice(powers) | (0x80 if rng.random() < 0.5 else 0)
-        b[0] = rng.choice(powers)
-        for j in range(1, WAYS - 1, 2):
-            x, y = int(rng.integers(0, 128)), int(rng.integers(0, 256))
-            first = 0x80 if rng.random() < 0.5 else 0
-            a[j], b[j], a[j + 1], b[j + 1] = x | first, y, x | (first ^ 0x80), y
+    for a, b in power_of_two_chunks(rng, WAYS, 100):
         add(0, a, b, *(int(v) for v in rng.integers(-32, 32, 2)))
     # Exact cancellation of the accumulator: acc = -t for a representable t.
     for _ in range(200):
