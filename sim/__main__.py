@@ -111,8 +111,8 @@ def _simulate_seb(inputs: dict, params: dict, hw_params: dict, sim: str, build_d
     result = simulate_matmul([job], hw_params, sim, build_dir, waves=waves,
                              unit="seb_array")[0]
     outputs = {"C": result.C.astype(np.uint32)}
-    get_vector_unit("matmul").check_arrays(outputs, get_vector_unit("matmul").outputs,
-                                           "simulation output")
+    vunit = get_vector_unit("matmul")
+    vunit.check_arrays(outputs, vunit.outputs, "simulation output")
     return outputs
 
 

@@ -354,7 +354,7 @@ def test_seb_layouts():
             assert list(b[(n // R) * 4 + k, n % R]) == list(Bp[k * W:(k + 1) * W, n])
     out = lay.out(A[:, :N])
     assert lay.out_words == 2 * M and out.shape == (2 * M, 6)
-    assert out[M + 1, 9 % 6] == A[1, 9 - 1] if False else out[M + 1, 8 % 6] == A[1, 8]
+    assert out[M + 1, 8 % 6] == A[1, 8]          # C[1, 8]: the second word, byte 2
     assert np.array_equal(lay.out_result(out), A[:, :N])
 
 

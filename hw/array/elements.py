@@ -61,10 +61,8 @@ class TreeElement:
         self.pipeline = fma_tree.PIPELINE.check(pipeline, owner)
         self.codes = self.ways
         self.code_shape = data.ArrayLayout(8, self.ways)
-        probe = fma_tree.FmaTree(self.ways, self.pipeline)    # asked, never elaborated
-        probe._MustUse__silence = True
-        self.tree_latency = probe.latency
-        self.latency = max(self.tree_latency, 1)
+        # The tree's pipeline is its register stages, its latency (``FmaTree.latency``).
+        self.latency = max(self.pipeline, 1)
         self.settings = data.StructLayout({"bias_a": fma_tree.BIAS_SHAPE,
                                            "bias_b": fma_tree.BIAS_SHAPE})
 
@@ -76,7 +74,7 @@ class TreeElement:
         m.d.comb += [tree.a.eq(a), tree.b.eq(b), tree.bias_a.eq(settings.bias_a),
                      tree.bias_b.eq(settings.bias_b), tree.acc_in.eq(sum_in),
                      tree.skip.eq(~mac), tree.valid_in.eq(tag)]
-        if self.tree_latency:
+        if tree.latency:
             return tree.acc_out, tree.valid_out
         acc = Signal(FP30.width, name=f"{name}_acc")
         valid = Signal(name=f"{name}_tag")

@@ -266,9 +266,9 @@ class _Controller:
         self.chunked = Signal(name="chunked")
         self.chunk = Signal(self.wb, name="chunk_used")  # 0 unless chunked
         self.quantize = Signal(name="quantize")
-        m.d.comb += [self.chunked.eq((s.mode == GemmMode.FP8) & (s.chunk != 0)
-                                     & (not engine.seb)),
-                     self.chunk.eq(Mux(self.chunked, s.chunk[:self.wb], 0)),
+        if not engine.seb:                   # the FP8-SEB engine has no chunks
+            m.d.comb += self.chunked.eq((s.mode == GemmMode.FP8) & (s.chunk != 0))
+        m.d.comb += [self.chunk.eq(Mux(self.chunked, s.chunk[:self.wb], 0)),
                      self.quantize.eq(s.out != OutFormat.NONE)]
         # The FP8-SEB engine's quantized outputs: an N tile's R codes are R of the R x W
         # codes of an A word (``group`` of W), so an A word takes W N tiles.

@@ -16,7 +16,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge
 
-from hw.schedule import image_words, word_stride, words_image
+from hw.schedule import image_words, words_image
 from hw.soc.buffers import BufferId
 from hw.soc.gemm import GemmEngine
 from sim.gemm_jobs import (engine_gemms, refused_gemms, seb_engine_gemms, seb_refused_gemms,
@@ -38,8 +38,8 @@ def item_dtype(buffer):
 
 
 def items(buffer):
-    """Items of a word: R sums of ACC, R chunks of ``ways`` codes of A and B."""
-    return R if buffer == BufferId.ACC else R * ENGINE.ways
+    """Items of a word (the engine's buffer's: R sums of ACC, R chunks of A and B)."""
+    return ENGINE.buffers[buffer].items
 
 
 class Host:
@@ -51,7 +51,7 @@ class Host:
 
     async def write(self, buffer, first_word, words):
         dut = self.dut
-        stride = word_stride(items(buffer) * np.dtype(item_dtype(buffer)).itemsize)
+        stride = ENGINE.buffers[buffer].stride
         await FallingEdge(dut.clk)
         dut.host__buffer.value = int(buffer)
         dut.host__write.value = 1
@@ -63,7 +63,7 @@ class Host:
 
     async def read(self, buffer, first_word, count):
         dut = self.dut
-        stride = word_stride(items(buffer) * np.dtype(item_dtype(buffer)).itemsize)
+        stride = ENGINE.buffers[buffer].stride
         await FallingEdge(dut.clk)
         dut.host__buffer.value = int(buffer)
         data = bytearray()
