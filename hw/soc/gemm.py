@@ -671,16 +671,18 @@ class _Controller:
 
     def _seb_quant(self, words, valid_in, quant_valid, quant_data):
         """The FP8-SEB quantization of a word of R ``fp30`` sums (``quant30`` at
-        ``out_bias``, registered), and the tracker over the output tensor: the largest
+        ``out_bias``, in two stages), and the tracker over the output tensor: the largest
         floor(log2|x|) of the nonzero, non-NaN sums of columns below N, kept from a GEMM
         with ``track`` 0 on; ``next_bias`` applies the bias rule to ``out_bias``."""
         m, s, R, e = self.m, self.s, self.R, self.e
-        m.d.sync += quant_valid.eq(valid_in)
+        # Two cycles: quant30's inner register, then quant_data's.
+        halfway = Signal(name="quant_valid_0")
+        m.d.sync += [halfway.eq(valid_in), quant_valid.eq(halfway)]
         best, found = None, None
         for j in range(R):
             lane = words[32 * j:32 * j + FP30.width]
             m.d.sync += quant_data[8 * j:8 * j + 8].eq(
-                quantize_fp30(m, lane, s.out_bias, name=f"quant{j}"))
+                quantize_fp30(m, lane, s.out_bias, name=f"quant{j}", split=True))
             exp, counts = fp30_exponent(lane)
             here = Signal(name=f"track{j}")
             value = Signal(EXP_SHAPE, name=f"track{j}_exp")

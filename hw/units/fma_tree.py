@@ -293,6 +293,37 @@ PIPELINE_CUTS = {
     14: ("products", "terms", "tree2", "tree4", "abs", "lz", "shift", "t", "swap", "align",
          "sum", "count", "normalize", "result"),
 }
+# Where a cut would be a plain delay, the spare it moves to (the first not in use): in a
+# tree of few levels, "tree", "tree2" and "tree4" fall right after "terms" or one another.
+SPARE_CUTS = ("swap", "align", "count", "normalize", "abs", "shift", "products")
+
+
+def enabled_cuts(pipeline: int, ways: int) -> tuple:
+    """``PIPELINE_CUTS[pipeline]`` for a tree of ``ways``, each cut with no logic before it
+    moved to a spare cut point (kept where none is left: the latency is ``pipeline``)."""
+    levels = tree_levels(ways)
+
+    def level_of(name):
+        if name == "terms":
+            return 0
+        if name == "tree":
+            return (levels + 1) // 2
+        if name.startswith("tree"):
+            return min(int(name[4:]), levels)
+        return None
+
+    cuts = PIPELINE_CUTS[pipeline]
+    spares = [c for c in SPARE_CUTS if c not in cuts]
+    taken, enabled = set(), []
+    for name in cuts:
+        level = level_of(name)
+        if level is not None and level in taken and spares:
+            name = spares.pop(0)
+        taken.add(level)
+        enabled.append(name)
+    return tuple(enabled)
+
+
 PIPELINE = Param("pipeline", 12, "register stages (= latency in cycles)", lo=0,
                  hi=len(PIPELINE_CUTS) - 1)
 
@@ -361,7 +392,7 @@ class FmaTree(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = Pipeline(m, PIPELINE_CUTS[self.pipeline])
+        pipe = Pipeline(m, enabled_cuts(self.pipeline, self.ways))
         t, s = chunk_to_fp30(m, pipe, self.ways, self.a, self.b, self.bias_a, self.bias_b,
                              {"valid": self.valid_in, "acc": self.acc_in, "skip": self.skip},
                              self.multiplier)

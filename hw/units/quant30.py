@@ -12,11 +12,22 @@ BIAS_SHAPE = signed(6)          # -32..31
 EXP_SHAPE = signed(7)           # floor(log2|x|) of an fp30 value: -31..32
 
 
-def quantize_fp30(m, x, bias, name="q") -> Signal:
-    """rne(x) into ``fp8seb`` with the run-time ``bias``, saturating; NaN gives +max."""
+def quantize_fp30(m, x, bias, name="q", split=False) -> Signal:
+    """rne(x) into ``fp8seb`` with the run-time ``bias``, saturating; NaN gives +max.
+
+    Combinational; with ``split``, a ``sync`` register cuts it after the shift, before the
+    rounding (latency 1): whole, it is ~30 LUT levels, too long for a board's clock."""
     f = data.View(float_layout(FP30), x)
     M, src_M = FP8SEB.man_bits, FP30.man_bits
-    sig = Cat(f.mantissa, Const(1, 1))                 # x = sig * 2**(e - 31 - 23)
+
+    def stage(value, suffix):
+        held = Signal.like(value, name=f"{name}_{suffix}")
+        if split:
+            m.d.sync += held.eq(value)
+        else:
+            m.d.comb += held.eq(value)
+        return held
+
     # Below the target's normal range (e - 31 < 1 - bias) the quantum stays 2**(1-bias-M).
     below = Signal(signed(9), name=f"{name}_below")
     m.d.comb += below.eq(FP30.bias + 1 - bias - f.exponent)
@@ -24,29 +35,35 @@ def quantize_fp30(m, x, bias, name="q") -> Signal:
     shift = Signal(range(limit + 1), name=f"{name}_shift")
     m.d.comb += shift.eq(Mux(below > 0, Mux(below > limit - (src_M - M), limit,
                                             below + (src_M - M)), src_M - M))
-    room = limit + 1
-    shifted = Cat(Const(0, room), sig) >> shift
-    kept = shifted[room:]
-    guard = shifted[room - 1]
-    sticky = shifted[:room - 1].any()
-    rounded = Signal(M + 2, name=f"{name}_rounded")
-    m.d.comb += rounded.eq(kept + (guard & (sticky | kept[0])))
     # (exponent - 1) << M plus the rounded significand (hidden bit included) is the code.
     exp_base = Signal(signed(9), name=f"{name}_expbase")
     m.d.comb += exp_base.eq(Mux(below > 0, 0, f.exponent + bias - FP30.bias - 1))
+    zero = Signal(name=f"{name}_zero")
+    nan = Signal(name=f"{name}_nan")
+    m.d.comb += [zero.eq((f.exponent == 0) & (f.mantissa == 0)),
+                 nan.eq((f.exponent == FP30.exp_all_ones) & (f.mantissa == FP30.man_all_ones))]
+    sig = Cat(f.mantissa, Const(1, 1))                 # x = sig * 2**(e - 31 - 23)
+    room = limit + 1
+    shifted = Cat(Const(0, room), sig) >> shift
+    # shift >= src_M - M, so M + 1 bits are kept (the rounding may carry into one more).
+    kept = stage(shifted[room:room + M + 1], "kept")
+    guard = stage(shifted[room - 1], "guard")
+    sticky = stage(shifted[:room - 1].any(), "sticky")
+    exp_base, zero, nan, sign = (stage(exp_base, "expbase_r"), stage(zero, "zero_r"),
+                                 stage(nan, "nan_r"), stage(f.sign, "sign"))
+    rounded = Signal(M + 2, name=f"{name}_rounded")
+    m.d.comb += rounded.eq(kept + (guard & (sticky | kept[0])))
     magnitude = Signal(signed(12), name=f"{name}_mag")
     m.d.comb += magnitude.eq((exp_base << M) + rounded)
     code = Signal(8, name=f"{name}_code")
-    zero = (f.exponent == 0) & (f.mantissa == 0)
-    nan = (f.exponent == FP30.exp_all_ones) & (f.mantissa == FP30.man_all_ones)
     with m.If(nan):
         m.d.comb += code.eq(FP8SEB.max_code)
     with m.Elif(zero):
         m.d.comb += code.eq(0)
     with m.Elif(magnitude > FP8SEB.max_code):
-        m.d.comb += code.eq(Cat(Const(FP8SEB.max_code, 7), f.sign))
+        m.d.comb += code.eq(Cat(Const(FP8SEB.max_code, 7), sign))
     with m.Else():
-        m.d.comb += code.eq(Cat(magnitude[:7], f.sign))
+        m.d.comb += code.eq(Cat(magnitude[:7], sign))
     return code
 
 
