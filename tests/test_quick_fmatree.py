@@ -10,7 +10,7 @@ import pytest
 
 from golden import FP30, encode
 from golden.fmatree import DEFAULT_WAYS, fmatree, tree_sum
-from hw.units.fma_tree import PIPELINE, FmaTree
+from hw.units.fma_tree import PIPELINE, PIPELINE_CUTS, FmaTree, enabled_cuts
 from sim.checks import fmatree_row
 from sim.fmatree_cases import power_of_two_chunks
 from sim.pysim import check, simulate, stream_rows
@@ -138,6 +138,29 @@ def test_three_ways_every_depth(pipeline):
     assert unit.latency == pipeline
     rows, gaps, skip = three_way_rows(pipeline, 40)
     check_tree(unit, f"fmatree ways 3 pipeline {pipeline}", *rows, gaps=gaps, skip=skip)
+
+
+def test_spare_cuts():
+    """Every depth has ``pipeline`` distinct registers; a 1-way tree's adder-level ones
+    move to the fp30 add; a 24-way tree's stay."""
+    for ways in range(1, 25):
+        for pipeline in range(PIPELINE.hi + 1):
+            cuts = enabled_cuts(pipeline, ways)
+            assert len(set(cuts)) == pipeline, (ways, pipeline, cuts)
+    assert enabled_cuts(7, 1) == ("terms", "swap", "align", "lz", "t", "sum", "result")
+    assert enabled_cuts(12, 24) == PIPELINE_CUTS[12]
+
+
+@pytest.mark.parametrize("pipeline", [4, 6, 7, 12])
+def test_one_way_moved_cuts(pipeline):
+    """A 1-way tree, where the adder-level registers move to the fp30 add."""
+    unit = FmaTree(ways=1, pipeline=pipeline)
+    assert unit.latency == pipeline
+    rng = np.random.default_rng(100 + pipeline)
+    parts = [directed_rows(rng, 1, BIAS_PAIRS), random_rows(rng, 100, 1)]
+    rows = [np.concatenate(p) for p in zip(*parts)]
+    check_tree(unit, f"fmatree ways 1 pipeline {pipeline}", *rows,
+               gaps=np.where(rng.random(len(rows[0])) < 0.25, 1, 0))
 
 
 @pytest.mark.parametrize("ways, pipeline", [(5, 0), (5, PIPELINE.default)])
