@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, sweep_simulators
 from hw.registry import UNITS
 
 ALL_CODES = np.arange(256, dtype=np.uint8)
@@ -169,6 +169,7 @@ UNIT_CONFIGS = [
 ]
 
 
+@pytest.mark.parametrize("sim", sweep_simulators("icarus"))
 @pytest.mark.parametrize("unit, params", UNIT_CONFIGS, ids=lambda x: x if isinstance(x, str)
                          else "-".join(x))
 def test_sim_run_equals_golden_eval_units(sim, tmp_path, unit, params):
@@ -269,6 +270,7 @@ def test_sim_run_bad_generator_param(tmp_path):
     assert not (tmp_path / "o.npz").exists()
 
 
+@pytest.mark.parametrize("sim", sweep_simulators("icarus"))
 # matmul: the array through both commands, any shape and both dataflows -------------------
 
 @pytest.mark.parametrize("params", [
@@ -296,6 +298,7 @@ def test_sim_run_matmul_equals_golden_eval(sim, tmp_path, params):
     assert (tmp_path / "golden.npz").read_bytes() == (tmp_path / "rtl.npz").read_bytes()
 
 
+@pytest.mark.parametrize("sim", sweep_simulators("icarus"))
 def test_sim_run_matmul_fp8seb_equals_golden_eval(sim, tmp_path):
     """mode fp8seb runs on the FP8-SEB array, and with out_bias on the FP8-SEB GEMM engine
     (quant30 and the output tracker at the array's edge); dataflow=os is refused in one

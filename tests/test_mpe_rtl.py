@@ -26,6 +26,7 @@ def test_every_pair_every_mode(sim, tmp_path):
     assert (result.tests, result.failed) == (3, 0)
 
 
+@pytest.mark.parametrize("sim", sweep_simulators("icarus"))
 @pytest.mark.parametrize("bias", [0, 15])
 def test_other_biases_random(sim, tmp_path, bias):
     result = run_lanes(sim, tmp_path, testcase="random_mixed_modes", bias=bias, pipeline=1,
