@@ -9,7 +9,7 @@ from collections import deque
 import numpy as np
 import pytest
 
-from hw.soc.frames import FrameReceiver, FrameSender
+from hw.soc.frames import FETCH_LATENCY, FrameReceiver, FrameSender
 from hw.soc.protocol import (MAX_PAYLOAD, cobs_encode, encode_body, encode_frame,
                              split_frames, decode_frame)
 from sim.pysim import get, idle, put, simulate
@@ -130,7 +130,7 @@ def test_receiver_without_a_free_bank():
 
 def test_sender():
     """Each request becomes exactly ``encode_frame``'s bytes (taken with random stalls),
-    its payload fetched through a source that answers two cycles after the address; the
+    its payload fetched through a source that answers three cycles after the address; the
     payload bytes are seen once each, in order, with their index."""
     tx = FrameSender()
     rng = np.random.default_rng(8)
@@ -146,10 +146,10 @@ def test_sender():
             await put(ctx, tx.send, {"seq": seq, "code": code, "length": len(payload)})
 
     async def fetch_source(ctx):
-        addresses = deque([None] * 3, maxlen=3)   # this cycle's and the two before
+        addresses = deque([None] * (FETCH_LATENCY + 1), maxlen=FETCH_LATENCY + 1)
         while True:
             addresses.append(ctx.get(tx.fetch_addr))
-            # Only an address held for two cycles gets its byte: a sender that takes
+            # Only an address held for three cycles gets its byte: a sender that takes
             # a byte too early, or moves on too soon, gets 0x5A.
             payload, address = current["payload"], addresses[0]
             valid = len(set(addresses)) == 1 and address is not None and address < len(payload)

@@ -8,7 +8,7 @@ import pytest
 from fp8hw.params import ParameterError
 from golden import matmul, mpe
 from hw.schedule import EngineLayout, image_words, k_tiles, word_stride, words_image
-from hw.soc.buffers import BufferId, WordBuffer
+from hw.soc.buffers import HOST_READ_LATENCY, BufferId, WordBuffer
 from hw.soc.gemm import GemmEngine
 from sim.gemm_jobs import EngineGemm, dl_codes, fp8_codes, small_codes
 from sim.pysim import put, simulate
@@ -137,7 +137,7 @@ async def host_read(ctx, engine, buffer, first_word, count, items):
     data = bytearray()
     for offset in range(count * stride):
         ctx.set(host.addr, first_word * stride + offset)
-        await ctx.tick()
+        await ctx.tick().repeat(HOST_READ_LATENCY)
         data.append(ctx.get(host.read_data))
     return image_words(bytes(data), items, dtype)
 

@@ -29,6 +29,9 @@ from amaranth.lib.wiring import In, Out
 from hw.schedule import word_stride
 
 ADDRESS_BITS = 32
+# A host read's cycles: the block RAM's, then a register after the byte select (a word of
+# 72 bytes is a wide multiplexer over block RAMs spread across the ECP5's die).
+HOST_READ_LATENCY = 2
 MAX_DEPTH = 1 << 16
 SPRAM_DEPTH = 1 << 14          # words of 16 bits in one SB_SPRAM256KA
 SPRAM_WIDTH = 16
@@ -54,7 +57,8 @@ class BufferId(enum.IntEnum):
 class HostByteSignature(wiring.Signature):
     """A byte port into buffers, from the initiator's side (the command executor):
     ``addr`` (byte address), ``write`` with ``data`` (one byte written at the clock edge),
-    ``read_data``: the byte at the ``addr`` of the previous cycle. ``buffer`` selects the
+    ``read_data``: the byte at the ``addr`` of ``HOST_READ_LATENCY`` cycles before (a read
+    a cycle). ``buffer`` selects the
     buffer where there are several (``BufferId``)."""
 
     def __init__(self, buffers: int = 1):
@@ -68,7 +72,7 @@ class HostByteSignature(wiring.Signature):
 class WordBuffer(wiring.Component):
     """``depth`` words of ``items`` x ``item_bytes`` bytes (a ``lib.memory.Memory``).
 
-    Ports: ``host`` (``HostByteSignature``: byte reads a cycle late, byte writes),
+    Ports: ``host`` (``HostByteSignature``: byte reads two cycles late, byte writes),
     ``host_owns``, and the engine's ``read`` (``lib.memory.ReadPort`` signature: data a
     cycle after ``addr``, held while ``en`` is low) and ``write`` (byte enables). The two
     engine ports never address one word in the same cycle: ``no_rw_check`` spares Yosys
@@ -130,10 +134,10 @@ class WordBuffer(wiring.Component):
             write.en.eq(Mux(owns, host_en, self.write.en))]
         m.d.comb += self.read.data.eq(read.data)
         if self.stride_bits:
-            m.d.comb += host.read_data.eq(Mux(read_byte < self.word_bytes,
+            m.d.sync += host.read_data.eq(Mux(read_byte < self.word_bytes,
                                               read.data.word_select(read_byte, 8), 0))
         else:
-            m.d.comb += host.read_data.eq(read.data)
+            m.d.sync += host.read_data.eq(read.data)
         return m
 
     def _spram(self, m):

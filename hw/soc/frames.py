@@ -181,14 +181,18 @@ def crc_byte_masks() -> list[int]:
     return masks
 
 
+# Cycles from a new fetch_addr to the sender taking fetch_data.
+FETCH_LATENCY = 3
+
+
 class FrameSender(wiring.Component):
     """Sends one frame per ``send`` request: seq, code, a payload of ``length`` bytes
     fetched through ``fetch_addr`` / ``fetch_data``, and the CRC-32, COBS-encoded and
     ended by the delimiter, on ``bytes``.
 
-    ``fetch_data`` is taken two cycles after ``fetch_addr`` changes (so a source may
-    register its read, or its read and a multiplexer after it) and must hold while
-    ``fetch_addr`` does; each byte is fetched once, one every 3 cycles. ``seen`` pulses
+    ``fetch_data`` is taken ``FETCH_LATENCY`` (3) cycles after ``fetch_addr`` changes (so
+    a source may have a block RAM's read and two registers after it) and must hold while
+    ``fetch_addr`` does; each byte is fetched once, one every 4 cycles. ``seen`` pulses
     as each payload byte is taken (``fetch_addr``: its index, ``seen_byte``: the byte).
 
     COBS needs to know how far the next 0x00 is before a block goes out: the encoded
@@ -283,13 +287,15 @@ class FrameSender(wiring.Component):
                                  part.eq(HEADER), step.eq(0), crc.eq(CRC_INIT),
                                  write_at.eq(write_at + 1)]     # the first code slot
                     m.next = "FETCH"
-            # fetch_addr changed as this state began; the byte is taken two cycles later.
+            # fetch_addr changed as this state began; the byte is taken FETCH_LATENCY
+            # cycles later.
             with m.State("FETCH"):
                 with m.If((part == PAYLOAD) & (index == length)):
                     m.d.sync += [part.eq(CRC), step.eq(0)]
-                m.next = "WAIT"
-            with m.State("WAIT"):
-                m.next = "TAKE"
+                m.next = "WAIT1"
+            for wait in range(1, FETCH_LATENCY):
+                with m.State(f"WAIT{wait}"):
+                    m.next = f"WAIT{wait + 1}" if wait + 1 < FETCH_LATENCY else "TAKE"
             with m.State("TAKE"):
                 with m.If(~stall):
                     m.d.sync += crc.eq(crc_next)

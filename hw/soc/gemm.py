@@ -78,7 +78,7 @@ from golden.params import BIAS, ROOM, WAYS
 from hw.array import WeightStationaryArray
 from hw.array.elements import MpeElement, TreeElement
 from hw.schedule import EngineLayout
-from hw.soc.buffers import MAX_DEPTH, BufferId, HostByteSignature, WordBuffer
+from hw.soc.buffers import HOST_READ_LATENCY, MAX_DEPTH, BufferId, HostByteSignature, WordBuffer
 from hw.soc.k_tile_walker import KTileWalker
 from hw.units.mpe import PIPELINE
 from hw.units.quant16 import Quant16
@@ -234,8 +234,11 @@ class GemmEngine(wiring.Component):
 
     def _host_port(self, m, idle):
         host = self.host
-        read_from = Signal(range(len(BufferId)), name="host_read_from")
-        m.d.sync += read_from.eq(host.buffer)
+        read_from = host.buffer
+        for stage in range(HOST_READ_LATENCY):     # the buffer each read_data comes from
+            delayed = Signal(range(len(BufferId)), name=f"host_read_from{stage}")
+            m.d.sync += delayed.eq(read_from)
+            read_from = delayed
         read_data = Const(0, 8)
         for n, buf in self.buffers.items():
             owns = idle | (self.paused & (host.buffer == n))

@@ -148,7 +148,8 @@ class ArraySystem(wiring.Component):
                                  identity.word_select(fetch_index, 8),
                                  status.word_select(fetch_index, 8)))
         # Registered: a block RAM's output, the buffer multiplexer and the sender's CRC
-        # would not fit in one cycle on the ULX3S (the link takes the byte two cycles late).
+        # would not fit in one cycle on the ULX3S (the link takes the byte three cycles late:
+        # the block RAM, the buffer's byte register, this one).
         m.d.sync += link.fetch_data.eq(
             Mux(fetch_first, got.command,
                 Mux(answer_command == NAK, answer_reason,
@@ -164,7 +165,7 @@ class ArraySystem(wiring.Component):
         m.d.comb += host.buffer.eq(buffer_no)
         # No adder between the link's fetch address and the block RAMs (on the ULX3S the
         # buffers spread over the ECP5's die): the link fetches bytes in order and holds
-        # each address for at least 2 cycles, so ``next_read`` (registered: the buffer
+        # each address for at least 3 cycles, so ``next_read`` (registered: the buffer
         # address of fetch index f + 1 while f is fetched) is the address in the first
         # cycle of a new index, and ``held_read`` keeps it after that.
         view_next = Signal(abits)

@@ -17,7 +17,7 @@ import numpy as np
 from cocotb.triggers import FallingEdge
 
 from hw.schedule import image_words, words_image
-from hw.soc.buffers import BufferId
+from hw.soc.buffers import HOST_READ_LATENCY, BufferId
 from hw.soc.gemm import GemmEngine
 from sim.gemm_jobs import (engine_gemms, refused_gemms, seb_engine_gemms, seb_refused_gemms,
                            settings_word)
@@ -69,7 +69,8 @@ class Host:
         data = bytearray()
         for offset in range(count * stride):
             dut.host__addr.value = first_word * stride + offset
-            await FallingEdge(dut.clk)
+            for _ in range(HOST_READ_LATENCY):
+                await FallingEdge(dut.clk)
             data.append(int(dut.host__read_data.value))     # the byte at that address
         return image_words(bytes(data), items(buffer), item_dtype(buffer))
 
