@@ -109,7 +109,7 @@ BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
 SEB_BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
     replace(BOARDS["icebreaker"], engine="seb", ways=1, pipeline=6, chunking=0,
             acc_words=2048),
-    replace(BOARDS["ulx3s"], engine="seb", ways=24, rows=3, cols=3, pipeline=12, chunking=0,
+    replace(BOARDS["ulx3s"], engine="seb", ways=24, rows=2, cols=2, pipeline=12, chunking=0,
             a_words=2048, b_words=2048, acc_words=4096),
 )}
 ENGINES = {"mpe": BOARDS, "seb": SEB_BOARDS}

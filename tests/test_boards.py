@@ -54,9 +54,8 @@ def check_bitstream(target, build_dir, stdout):
 @pytest.mark.parametrize("name, engine", [
     pytest.param("icebreaker", "mpe", marks=pytest.mark.full),
     pytest.param("ulx3s", "mpe", marks=pytest.mark.full),     # the 8x8 system: ~20 minutes
-    # The iCEBreaker's FP8-SEB build (40 s). The ULX3S's (3x3 of 24-way trees) joins
-    # once a build of it has been measured to meet its clock (docs/history.md).
     pytest.param("icebreaker", "seb", marks=pytest.mark.full),
+    pytest.param("ulx3s", "seb", marks=pytest.mark.full),     # 2x2 of 24-way trees: ~15 min
 ])
 def test_board_bitstream(name, engine, tmp_path):
     """The shipped configuration through the command line; run again, it reuses the
