@@ -20,7 +20,10 @@ from the same design, constraints, tools and seed is reused (``--force`` builds 
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
+
+from amaranth.hdl import UnusedElaboratable
 
 from fp8hw.cli import ArgumentParser, parse_assignments, run_command
 from fp8hw.errors import Fp8hwError
@@ -93,6 +96,9 @@ def build_board(target, out: str | None, *, program: bool = False, force: bool =
                             yosys_after_read=top.yosys_after_read(flow.design_name(target)),
                             force=force, progress=Progress(verbose=verbose))
     except (PllError, ValueError) as e:
+        # The design that was refused is never elaborated: no warnings about it after the
+        # one-line error.
+        warnings.simplefilter("ignore", UnusedElaboratable)
         raise BoardError(f"{target.name}: {e}") from None
     print(result.report(), flush=True)
     if not result.timing_met:
