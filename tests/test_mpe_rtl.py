@@ -5,7 +5,7 @@ import pytest
 from conftest import sweep_simulators
 from hw.units.mpe import MPE, PIPELINE_CUTS
 from sim.lanes import LaneArray
-from sim.runner import run_cocotb
+from sim.runner import SIMULATORS, run_cocotb
 
 LANES = 32
 
@@ -34,7 +34,12 @@ def test_other_biases_random(sim, tmp_path, bias):
     assert (result.tests, result.failed) == (1, 0)
 
 
-@pytest.mark.parametrize("pipeline", sorted(PIPELINE_CUTS))
+# Every depth on Icarus; on Verilator (a C++ build each) the shallowest and the deepest,
+# and the others in the full tier.
+@pytest.mark.parametrize("sim, pipeline", [
+    pytest.param(sim, p, id=f"{sim}-{p}", marks=pytest.mark.full if sim == "verilator" and p
+                 not in (min(PIPELINE_CUTS), max(PIPELINE_CUTS)) else ())
+    for sim in SIMULATORS for p in sorted(PIPELINE_CUTS)])
 def test_valid_toggling_stream(sim, tmp_path, pipeline):
     params = {"bias": 11, "pipeline": pipeline}
     result = run_cocotb(MPE(**params), f"mpe_bias11_pipeline{pipeline}", sim,
