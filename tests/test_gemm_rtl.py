@@ -23,8 +23,8 @@ SEB_CONFIG = dict(rows=2, pipeline=1, a_words=32, b_words=16, acc_words=16, chun
 # The 2x2 on both simulators; the 4x4 on Verilator, and on Icarus too with --full.
 @pytest.mark.parametrize("sim, params", [
     pytest.param(sim, params, id=f"{sim}-{params['rows']}x{params['rows']}",
-                 marks=pytest.mark.full if (sim, params["rows"]) in (("icarus", 4), ("verilator", 2))
-                 else ())
+                 marks=pytest.mark.full
+                 if (sim, params["rows"]) in (("icarus", 4), ("verilator", 2)) else ())
     for params in CONFIGS for sim in ("icarus", "verilator")] + [
     pytest.param(sim, SEB_CONFIG, id=f"{sim}-seb") for sim in ("icarus", "verilator")])
 def test_gemm_engine(sim, params, tmp_path):

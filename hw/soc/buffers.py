@@ -58,8 +58,7 @@ class HostByteSignature(wiring.Signature):
     """A byte port into buffers, from the initiator's side (the command executor):
     ``addr`` (byte address), ``write`` with ``data`` (one byte written at the clock edge),
     ``read_data``: the byte at the ``addr`` of ``HOST_READ_LATENCY`` cycles before (a read
-    a cycle). ``buffer`` selects the
-    buffer where there are several (``BufferId``)."""
+    a cycle). ``buffer`` selects the buffer where there are several (``BufferId``)."""
 
     def __init__(self, buffers: int = 1):
         members = {"addr": Out(ADDRESS_BITS), "write": Out(1), "data": Out(8),

@@ -76,9 +76,11 @@ from fp8hw.params import Param, ParameterError
 from golden.formats import FP30
 from golden.params import BIAS, ROOM, WAYS
 from hw.array import WeightStationaryArray
+from hw.array.common import delay
 from hw.array.elements import MpeElement, TreeElement
 from hw.schedule import EngineLayout
-from hw.soc.buffers import HOST_READ_LATENCY, MAX_DEPTH, BufferId, HostByteSignature, WordBuffer
+from hw.soc.buffers import (HOST_READ_LATENCY, MAX_DEPTH, BufferId, HostByteSignature,
+                             WordBuffer)
 from hw.soc.k_tile_walker import KTileWalker
 from hw.units.mpe import PIPELINE
 from hw.units.quant16 import Quant16
@@ -679,8 +681,7 @@ class _Controller:
         with ``track`` 0 on; ``next_bias`` applies the bias rule to ``out_bias``."""
         m, s, R, e = self.m, self.s, self.R, self.e
         # Two cycles: quant30's inner register, then quant_data's.
-        halfway = Signal(name="quant_valid_0")
-        m.d.sync += [halfway.eq(valid_in), quant_valid.eq(halfway)]
+        m.d.comb += quant_valid.eq(delay(m, valid_in, 2, "quant_valid"))
         best, found = None, None
         for j in range(R):
             lane = words[32 * j:32 * j + FP30.width]
