@@ -76,7 +76,6 @@ from fp8hw.params import Param, ParameterError
 from golden.formats import FP30
 from golden.params import BIAS, ROOM, WAYS
 from hw.array import WeightStationaryArray
-from hw.array.common import delay
 from hw.array.elements import MpeElement, TreeElement
 from hw.schedule import EngineLayout
 from hw.soc.buffers import (HOST_READ_LATENCY, MAX_DEPTH, BufferId, HostByteSignature,
@@ -681,7 +680,8 @@ class _Controller:
         with ``track`` 0 on; ``next_bias`` applies the bias rule to ``out_bias``."""
         m, s, R, e = self.m, self.s, self.R, self.e
         # Two cycles: quant30's inner register, then quant_data's.
-        m.d.comb += quant_valid.eq(delay(m, valid_in, 2, "quant_valid"))
+        halfway = Signal(name="quant_valid_0")
+        m.d.sync += [halfway.eq(valid_in), quant_valid.eq(halfway)]
         best, found = None, None
         for j in range(R):
             lane = words[32 * j:32 * j + FP30.width]

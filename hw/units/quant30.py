@@ -6,7 +6,6 @@ from amaranth.lib.wiring import In, Out
 
 from golden.formats import FP8SEB, FP30
 from golden.params import ROOM
-from hw.arith import Pipeline
 from hw.layouts import float_layout
 
 BIAS_SHAPE = signed(6)          # -32..31
@@ -20,7 +19,15 @@ def quantize_fp30(m, x, bias, name="q", split=False) -> Signal:
     rounding (latency 1): whole, it is ~30 LUT levels, too long for a board's clock."""
     f = data.View(float_layout(FP30), x)
     M, src_M = FP8SEB.man_bits, FP30.man_bits
-    pipe = Pipeline(m, ("round",) if split else ())
+
+    def stage(value, suffix):
+        held = Signal.like(value, name=f"{name}_{suffix}")
+        if split:
+            m.d.sync += held.eq(value)
+        else:
+            m.d.comb += held.eq(value)
+        return held
+
     # Below the target's normal range (e - 31 < 1 - bias) the quantum stays 2**(1-bias-M).
     below = Signal(signed(9), name=f"{name}_below")
     m.d.comb += below.eq(FP30.bias + 1 - bias - f.exponent)
@@ -39,11 +46,11 @@ def quantize_fp30(m, x, bias, name="q", split=False) -> Signal:
     room = limit + 1
     shifted = Cat(Const(0, room), sig) >> shift
     # shift >= src_M - M, so M + 1 bits are kept (the rounding may carry into one more).
-    s = pipe.cut_all("round", {"kept": shifted[room:room + M + 1], "guard": shifted[room - 1],
-                               "sticky": shifted[:room - 1].any(), "exp_base": exp_base,
-                               "zero": zero, "nan": nan, "sign": f.sign})
-    kept, guard, sticky = s["kept"], s["guard"], s["sticky"]
-    exp_base, zero, nan, sign = s["exp_base"], s["zero"], s["nan"], s["sign"]
+    kept = stage(shifted[room:room + M + 1], "kept")
+    guard = stage(shifted[room - 1], "guard")
+    sticky = stage(shifted[:room - 1].any(), "sticky")
+    exp_base, zero, nan, sign = (stage(exp_base, "expbase_r"), stage(zero, "zero_r"),
+                                 stage(nan, "nan_r"), stage(f.sign, "sign"))
     rounded = Signal(M + 2, name=f"{name}_rounded")
     m.d.comb += rounded.eq(kept + (guard & (sticky | kept[0])))
     magnitude = Signal(signed(12), name=f"{name}_mag")
