@@ -8,7 +8,7 @@ from fp8hw.enums import Mode, SourceFormat
 from fp8hw.params import Param
 from golden.formats import DLFLOAT16, E4M3, E5M2, FP9
 from golden.params import BIAS
-from hw.arith import Pipeline, leading_zeros, mul_lut, trailing_zeros
+from hw.arith import Pipeline, leading_zeros, mul_lut, normalize, trailing_zeros
 from hw.dl_round import round_to_dl
 from hw.layouts import float_layout
 
@@ -22,35 +22,54 @@ PIPELINE_CUTS = {
     4: ("product", "sum", "normalize", "result"),
     5: ("product", "align", "sum", "normalize", "result"),
     6: ("operands", "product", "align", "sum", "normalize", "result"),
+    7: ("operands", "decode", "product", "align", "sum", "normalize", "result"),
+    8: ("operands", "decode", "product", "align", "sum", "count", "normalize", "result"),
 }
 PIPELINE = Param("pipeline", 2, "MPE register stages (= latency in cycles)", lo=0,
                  hi=len(PIPELINE_CUTS) - 1)
 
-# Alignment window of the fused add: the 8-bit product and the 10-bit accumulator
-# significand, plus 3 bits. Bits of the smaller addend fall out of the window (into the
-# sticky bit) only when it lies 12 or more places below the larger one's top; the larger
-# one then has its leading one at window bit 13 or above (a product of subnormals has
-# leading zeros, but its lowest bit is bit 13), so the result's leading one is at bit 12
-# or above, and its 10 bits and guard bit are all exact.
-WINDOW = 21
+# The fused add's window: the larger addend's significand top-justified in WINDOW bits
+# (the product's 8 bits, whose MSB may be 0, or the accumulator's 10), then a sticky bit.
+# Bits of the smaller addend fall below the window only when its top lies at least
+# WINDOW - 9 places below the larger one's (the accumulator's 10 bits) or WINDOW - 7 (the
+# product's 8); the tops' actual distance is then at least WINDOW - 10, so even a
+# subtraction leaves the result's leading one at window bit WINDOW - 3 or above, and its
+# 10 bits and guard bit (bits WINDOW - 3 .. WINDOW - 13) are exact, the sticky bit
+# standing for the rest. Rounding to nearest with ties away needs no more.
+WINDOW = 13
+
+# Operand exponents are biased so that a value is S / 8 * 2**(X - x_bias), S the 4-bit
+# normalized significand 1.xxx: b's by 17 (X is 0..32 for e4m3 biases 0..15 and e5m2),
+# a's by 16 (-1..31), so that the product's top and the accumulator's differ by
+# Xa + Xb - e - 1 = Xa + Xb + ~e, a sum with no constant (see product_and_exponents).
+X_BIAS_A = 16
+X_BIAS_B = 17
 
 
-def decode(code, fmt, bias: int) -> tuple:
-    """Stage 1, one operand: (sign, 4-bit significand, exponent biased as in fp9, NaN/Inf)
-    of the 8-bit ``code`` in ``fmt`` (``SourceFormat``; ``bias`` is the e4m3 bias).
-
-    Subnormals are not normalized (their significand is 0.xxx with the exponent of e=1),
-    so that the product can have leading zeros; the fused add is exact anyway (see WINDOW).
-    """
-    assert E5M2.bias == FP9.bias
+def decode(m, code, fmt, bias: int, x_bias: int, name: str) -> tuple:
+    """Stage 1, one operand: (sign, significand, exponent, NaN/Inf) of the 8-bit ``code``
+    in ``fmt`` (``SourceFormat``; ``bias`` is the e4m3 bias): the significand is 1.xxx
+    as 4 bits (0 for a zero), subnormals normalized, and the exponent X biased by
+    ``x_bias`` (signed 7 bits)."""
     e4 = data.View(float_layout(E4M3), code)
     e5 = data.View(float_layout(E5M2), code)
+    x4 = x_bias - bias                  # X of e4m3's exponent field 0, for 0.1xx
+    m4, m5 = e4.mantissa, e5.mantissa
+    significand_4 = Mux(e4.exponent != 0, Cat(m4, 1),
+                        Mux(m4[2], Cat(0, m4[:2], 1),
+                            Mux(m4[1], Cat(0, 0, m4[0], 1), Cat(0, 0, 0, m4[0]))))
+    exponent_4 = Mux(e4.exponent != 0, e4.exponent + x4,
+                     Mux(m4[2], x4, Mux(m4[1], x4 - 1, x4 - 2)))
+    x5 = x_bias - E5M2.bias
+    significand_5 = Mux(e5.exponent != 0, Cat(0, m5, 1),
+                        Mux(m5[1], Cat(0, 0, m5[0], 1), Cat(0, 0, 0, m5[0])))
+    exponent_5 = Mux(e5.exponent != 0, e5.exponent + x5, Mux(m5[1], x5, x5 - 1))
     is_e5 = fmt == SourceFormat.E5M2
-    significand = Mux(is_e5, Cat(Const(0, 1), e5.mantissa, e5.exponent != 0),
-                      Cat(e4.mantissa, e4.exponent != 0))
-    exponent = Mux(is_e5, Mux(e5.exponent == 0, 1, e5.exponent),
-                   Mux(e4.exponent == 0, 1, e4.exponent) + (FP9.bias - bias))
     special = Mux(is_e5, e5.exponent == E5M2.exp_all_ones, code[:7] == E4M3.canonical_nan)
+    significand = Signal(4, name=f"{name}_significand")
+    exponent = Signal(signed(7), name=f"{name}_exponent")
+    m.d.comb += [significand.eq(Mux(is_e5, significand_5, significand_4)),
+                 exponent.eq(Mux(is_e5, exponent_5, exponent_4))]
     return code[7], significand, exponent, special
 
 
@@ -59,12 +78,11 @@ def product_and_exponents(m, a: tuple, b: tuple, acc) -> dict:
     stage 2 is only muxes and the shifter.
 
     Takes the two ``decode`` results and the ``dlfloat16`` accumulator (a view). Gives
-    ``product`` (8 bits, exact), ``product_sign``, ``special`` (a NaN/Inf operand or
-    accumulator), ``acc_zero``, ``product_big`` (the product is the larger addend), ``top``
-    (the larger addend's exclusive MSB exponent, biased by +30: the product's is
-    2**(ea+eb-28), the accumulator's 2**(e-30)), ``distance`` (from the smaller addend's top,
-    garbage when that addend is 0) and each significand's trailing zeros in the WINDOW-bit
-    window (``trailing_p``, ``trailing_c``), which give the sticky bit in stage 2.
+    ``product`` (8 bits, exact, MSB 0 when below 2), ``product_sign``, ``special`` (a
+    NaN/Inf operand or accumulator), ``acc_zero``, ``product_big`` (the product is the
+    larger addend by its top), ``top`` (the larger addend is below 2**(top - 31)),
+    ``distance`` (from the smaller addend's top) and ``sticky_after`` (the smaller
+    addend's trailing zeros in the window: a larger distance shifts a set bit out).
     """
     sign_a, significand_a, exponent_a, special_a = a
     sign_b, significand_b, exponent_b, special_b = b
@@ -72,30 +90,40 @@ def product_and_exponents(m, a: tuple, b: tuple, acc) -> dict:
     product = Signal(8)
     m.d.comb += product.eq(mul_lut(significand_a, significand_b))
     acc_zero = (acc.exponent == 0) & (acc.mantissa == 0)
-    product_zero = (significand_a == 0) | (significand_b == 0)
-    top_p = Signal(7)
-    m.d.comb += top_p.eq(exponent_a + exponent_b + 2)
-    top_c = acc.exponent
+    product_zero = ~significand_a[3] | ~significand_b[3]
+    # above = top_p - top_c: the product's top is 2**(Xa + Xb - 31), the accumulator's
+    # 2**(e - 30), so above = Xa + Xb + ~e; its three terms are first added without
+    # carries, so that only one carry chain follows the operands' decode.
+    terms = (exponent_a.as_signed(), exponent_b.as_signed(), Cat(~acc.exponent, 1, 1))
+    partial = Signal(8)
+    carries = Signal(8)
+    m.d.comb += [partial.eq(terms[0] ^ terms[1] ^ terms[2]),
+                 carries.eq(Cat(0, (terms[0] & terms[1]) | (terms[0] & terms[2])
+                                | (terms[1] & terms[2])))]
+    above = Signal(signed(8))
+    m.d.comb += above.eq(partial + carries)
     product_big = Signal()
-    m.d.comb += product_big.eq(~product_zero & (top_p >= top_c))
-    top = Signal(7)
+    m.d.comb += product_big.eq(~product_zero & (acc_zero | (above >= 0)))
+    # ``top``: the larger addend lies below 2**(top - 31) (a signed 8 bits).
+    top = Signal(signed(8))
     distance = Signal(7)
-    m.d.comb += [top.eq(Mux(product_big, top_p, top_c)),
-                 distance.eq(Mux(product_big, top_p - top_c, top_c - top_p))]
+    # When the accumulator is larger, the distance is -above = ~above + 1: the product
+    # enters the window one place lower (see align) and is shifted by ~above.
+    m.d.comb += [top.eq(Mux(product_big, exponent_a + exponent_b, acc.exponent + 1)),
+                 distance.eq(Mux(product_big, above, ~above))]
     # The product's trailing zeros are its factors' summed.
-    trailing_p = Signal(range(WINDOW + 1))
-    trailing_c = Signal(range(WINDOW + 1))
+    tz_p = Signal(range(WINDOW + 1))
+    tz_c = Signal(range(WINDOW + 1))
     m.d.comb += [
-        trailing_p.eq(WINDOW - 8 + trailing_zeros(m, significand_a, name="tz_a")
-                      + trailing_zeros(m, significand_b, name="tz_b")),
-        trailing_c.eq(WINDOW - dl.man_bits - 1
-                      + trailing_zeros(m, Cat(acc.mantissa, 1), name="tz_c")),
+        tz_p.eq(WINDOW - 9 + trailing_zeros(m, significand_a[:3], name="tz_a")
+                + trailing_zeros(m, significand_b[:3], name="tz_b")),
+        tz_c.eq(WINDOW - dl.man_bits - 1 + trailing_zeros(m, acc.mantissa, name="tz_c")),
     ]
     acc_nan = (acc.exponent == dl.exp_all_ones) & (acc.mantissa == dl.man_all_ones)
     return {"product": product, "product_sign": sign_a ^ sign_b,
             "special": special_a | special_b | acc_nan, "acc_zero": acc_zero,
             "product_big": product_big, "top": top, "distance": distance,
-            "trailing_p": trailing_p, "trailing_c": trailing_c}
+            "sticky_after": Mux(product_big, tz_c, tz_p)}
 
 
 def digit_product(m, x, y, x_signed: bool, y_signed: bool, name: str) -> Signal:
@@ -140,7 +168,7 @@ def lane_sums(m, a, b, *, int4) -> Signal:
     return lane_sum
 
 
-def align(m, product, acc, acc_zero, product_big, distance, trailing_p, trailing_c) -> tuple:
+def align(m, product, acc, acc_zero, product_big, distance, sticky_after) -> tuple:
     """Stage 2: the two addends of the fused add, as (big, small), WINDOW + 1 bits each.
 
     Each significand is top-justified in the WINDOW-bit window; the one with the lower top
@@ -149,24 +177,26 @@ def align(m, product, acc, acc_zero, product_big, distance, trailing_p, trailing
     the distance exceeds the significand's trailing zeros in the window. Takes stage 1's
     values (``acc`` is the accumulator's view).
     """
-    window_p = Cat(Const(0, WINDOW - 8), product)
     window_c = Cat(Const(0, WINDOW - DLFLOAT16.man_bits - 1), acc.mantissa, ~acc_zero)
     big = Signal(WINDOW)
     small = Signal(WINDOW)
-    m.d.comb += [big.eq(Mux(product_big, window_p, window_c)),
-                 small.eq(Mux(product_big, window_c, window_p))]
+    # A smaller product enters one place lower, as its distance is one short (stage 1).
+    m.d.comb += [big.eq(Mux(product_big, Cat(Const(0, WINDOW - 8), product), window_c)),
+                 small.eq(Mux(product_big, window_c, Cat(Const(0, WINDOW - 9), product, 0)))]
+    shift_bits = (WINDOW - 1).bit_length()
     shifted = Signal(WINDOW)
-    m.d.comb += shifted.eq(Mux(distance[5:].any(), 0, small >> distance[:5]))
-    sticky = small.any() & (distance > Mux(product_big, trailing_c, trailing_p))
+    m.d.comb += shifted.eq(Mux(distance[shift_bits:].any(), 0, small >> distance[:shift_bits]))
+    sticky = small.any() & (distance > sticky_after)
     return Cat(Const(0, 1), big), Cat(sticky, shifted)
 
 
 def add(m, big, small, subtract, big_sign) -> tuple:
-    """Stage 2: (magnitude, sign) of big +- small (``subtract``), the big addend having
-    sign ``big_sign``; with stage 1's ``top``, the value is magnitude * 2**(top - 30 - 22).
+    """Stage 3: (magnitude, sign) of big +- small (``subtract``), the big addend having
+    sign ``big_sign``; with stage 1's ``top``, the magnitude's MSB (a carry bit above the
+    window) is worth 2**(top - 31).
 
     One adder: big + small, or big - small as big + ~small + 1. The difference is negative
-    only when the tops are equal or the product is not normalized.
+    only when the tops are at most 1 apart (the product's MSB may be 0).
     """
     width = len(big)
     total = Signal(signed(width + 2))
@@ -176,14 +206,6 @@ def add(m, big, small, subtract, big_sign) -> tuple:
     sign = Signal()
     m.d.comb += [magnitude.eq(Mux(total < 0, -total, total)), sign.eq(big_sign ^ (total < 0))]
     return magnitude, sign
-
-
-def normalize(m, magnitude) -> tuple:
-    """Stage 3: (``magnitude`` shifted up until its MSB is set, the shift)."""
-    lz = leading_zeros(m, magnitude)
-    normalized = Signal(len(magnitude))
-    m.d.comb += normalized.eq(magnitude << lz)
-    return normalized, lz
 
 
 class MPE(wiring.Component):
@@ -244,25 +266,33 @@ class MPE(wiring.Component):
             "fmt_b": self.fmt_b, "a": self.a, "b": self.b, "acc": self.acc_in,
         })
 
-        acc = data.View(float_layout(dl), s0["acc"][:dl.width])
-        a = decode(s0["a"], s0["fmt_a"], self.bias)
-        b = decode(s0["b"], s0["fmt_b"], self.bias)
-        fused = product_and_exponents(m, a, b, acc)
-        lane_sum = lane_sums(m, s0["a"], s0["b"], int4=s0["mode"] == Mode.INT4)
+        a = decode(m, s0["a"], s0["fmt_a"], self.bias, X_BIAS_A, "a")
+        b = decode(m, s0["b"], s0["fmt_b"], self.bias, X_BIAS_B, "b")
+        sd = pipe.cut_all("decode", {
+            "valid": s0["valid"], "mode": s0["mode"], "a": s0["a"], "b": s0["b"],
+            "acc": s0["acc"], "decoded_a": Cat(*a), "decoded_b": Cat(*b),
+        })
+
+        def fields(decoded):                 # (sign, significand, exponent, special)
+            return (decoded[0], decoded[1:5], decoded[5:12].as_signed(), decoded[12])
+
+        acc = data.View(float_layout(dl), sd["acc"][:dl.width])
+        fused = product_and_exponents(m, fields(sd["decoded_a"]), fields(sd["decoded_b"]),
+                                      acc)
+        lane_sum = lane_sums(m, sd["a"], sd["b"], int4=sd["mode"] == Mode.INT4)
         # In this order: Yosys's LUT mapping follows the netlist's order, and other orders
         # measured up to 13% lower Fmax at pipeline 5 for the same logic.
         s1 = pipe.cut_all("product", {
-            "valid": s0["valid"], "fp8": s0["mode"] == Mode.FP8, "acc": s0["acc"],
+            "valid": sd["valid"], "fp8": sd["mode"] == Mode.FP8, "acc": sd["acc"],
             "product": fused["product"], "product_sign": fused["product_sign"],
             "special": fused["special"], "lane_sum": lane_sum, "acc_zero": fused["acc_zero"],
             "product_big": fused["product_big"], "top": fused["top"],
-            "distance": fused["distance"], "trailing_p": fused["trailing_p"],
-            "trailing_c": fused["trailing_c"],
+            "distance": fused["distance"], "sticky_after": fused["sticky_after"],
         })
 
         acc = data.View(float_layout(dl), s1["acc"][:dl.width])
         big, small = align(m, s1["product"], acc, s1["acc_zero"], s1["product_big"],
-                           s1["distance"], s1["trailing_p"], s1["trailing_c"])
+                           s1["distance"], s1["sticky_after"])
         int_result = Signal(32)
         m.d.comb += int_result.eq(s1["acc"] + s1["lane_sum"].as_signed())
         s2 = pipe.cut_all("align", {
@@ -280,17 +310,24 @@ class MPE(wiring.Component):
             "int_result": s2["int_result"],
         })
 
-        normalized, lz = normalize(m, s3["magnitude"])
-        s4 = pipe.cut_all("normalize", {
+        sc = pipe.cut_all("count", {
             "valid": s3["valid"], "fp8": s3["fp8"], "special": s3["special"],
             "sign": s3["sign"], "top": s3["top"], "int_result": s3["int_result"],
-            "normalized": normalized, "lz": lz,
-            "zero": s3["magnitude"] == 0,           # known before the shift
+            "magnitude": s3["magnitude"], "lz": leading_zeros(m, s3["magnitude"]),
+            "zero": s3["magnitude"] == 0,
         })
 
-        # The magnitude's MSB is worth 2**(top - 30) (see add): biased, top + 1.
+        # The top 11 bits and a sticky bit are all that the rounding reads.
+        normalized = normalize(m, sc["magnitude"], sc["lz"], keep=DLFLOAT16.man_bits + 3)
+        s4 = pipe.cut_all("normalize", {
+            "valid": sc["valid"], "fp8": sc["fp8"], "special": sc["special"],
+            "sign": sc["sign"], "top": sc["top"], "int_result": sc["int_result"],
+            "normalized": normalized, "lz": sc["lz"], "zero": sc["zero"],
+        })
+
+        # The magnitude's MSB is worth 2**(top - 31) (see add): biased, top.
         code = round_to_dl(m, dl, s4["normalized"], s4["top"], s4["lz"], s4["sign"],
-                           exp_offset=1, rounding="rnu", overflow="nan", nan=s4["special"],
+                           exp_offset=0, rounding="rnu", overflow="nan", nan=s4["special"],
                            zero=s4["zero"])
         acc_out = Mux(s4["fp8"], code, s4["int_result"])
         m.d.comb += [self.acc_out.eq(pipe.cut("result", acc_out)),
