@@ -88,3 +88,51 @@ def round_to_dl(m: Module, fmt: FloatFormat, normalized, exp_top, lz, sign, *,
     with m.Else():
         m.d.comb += code.eq(signed_bit | (exp_final[:fmt.exp_bits] << M) | man)
     return code
+
+
+def round_away_to_dl(m: Module, fmt: FloatFormat, normalized, exp_field, sign, *, nan,
+                     zero, name: str = "round") -> Signal:
+    """The ``fmt`` code of (-1)**sign * 1.xxx (``normalized``, MSB set unless ``zero``)
+    with its MSB worth 2**(exp_field - bias), rounded to nearest with ties away from
+    zero; an overflow or ``nan`` gives the NaN code (``round_to_dl``'s ``rnu`` and
+    ``nan``, with the exponent given instead of computed here).
+
+    Ties away need only the guard bit, and one increment of the code's magnitude bits
+    (exponent and fraction) rounds: a carry out of the fraction moves to the exponent.
+    So the only carry chain is that increment, and the exponent's range checks are bit
+    tests.
+    ``normalized`` needs M + 2 bits (the kept bits and the guard bit).
+    """
+    assert fmt.style == "dl"
+    M, E = fmt.man_bits, fmt.exp_bits
+    width = len(normalized)
+    fraction = normalized[width - M - 1:width - 1]
+    guard = normalized[width - M - 2]
+    exp_field = Value.cast(exp_field)
+    assert exp_field.shape().signed and len(exp_field) > E + 1
+    negative = exp_field[-1]
+    high = exp_field[E:-1].any()                 # at least 2**E, when not negative
+    minus_one = exp_field.all()
+    e_max, m_max = fmt.max_fields
+    assert (e_max, m_max) == (fmt.exp_all_ones, fmt.man_all_ones - 1)
+    # Past the largest finite value: the NaN code's fields or above, or rounding up to
+    # them (the increment would make them too, but with the sign of the value).
+    too_big = ~negative & (high | (exp_field[:E].all() & fraction[1:].all()
+                                   & (fraction[0] | guard)))
+    rounded = Signal(M + E, name=f"{name}_magnitude")
+    m.d.comb += rounded.eq(Cat(fraction, exp_field[:E]) + guard)
+    code = Signal(fmt.width, name=f"{name}_code")
+    signed_bit = sign << (fmt.width - 1)
+    with m.If(nan | (too_big & ~zero)):
+        m.d.comb += code.eq(fmt.canonical_nan)
+    with m.Elif(zero | (negative & ~minus_one)):
+        m.d.comb += code.eq(0)
+    with m.Elif(minus_one):
+        # Below 2**-bias: 0 or min positive (2**-bias * (1 + 2**-M)), ties away.
+        m.d.comb += code.eq(Mux(fraction.any(), signed_bit | 1, 0))
+    with m.Elif(~exp_field[:E].any() & ~fraction.any() & ~guard):
+        # e=0, m=0 is the zero code, not 2**-bias: round up to min positive instead.
+        m.d.comb += code.eq(signed_bit | 1)
+    with m.Else():
+        m.d.comb += code.eq(signed_bit | rounded)
+    return code

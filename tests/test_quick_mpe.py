@@ -97,6 +97,14 @@ def fp8_directed(rng, fa, fb, bias) -> dict:
     near_max = np.concatenate([DL_MAX - np.arange(4), (DL_MAX - np.arange(4)) | 0x8000])
     add(near_max[:, None], big[None, :], np.array([max_b])[None, :])
     add(near_max, rng.integers(0, 256, len(near_max)), rng.integers(0, 256, len(near_max)))
+    # Overflow by the rounding alone: the largest accumulators (both signs) plus half
+    # their quantum (2**22) of the same sign, a tie that rounds away into the NaN code.
+    every = np.arange(256)
+    half = np.argwhere(products(every[:, None], every[None, :], fa, fb, bias) == 2.0 ** 22)
+    if len(half):
+        a_half, b_half = half[:4, 0], half[:4, 1]
+        add(DL_MAX, a_half, b_half)
+        add(DL_MAX | 0x8000, a_half ^ 0x80, b_half)
     # NaN and Inf operands and accumulators (zero times Inf included).
     for s in specials(fa):
         add([[0], [0x3E00]], s, [[0, 0x80, max_b, 0x38]])
@@ -226,16 +234,18 @@ def test_tie_rows_are_ties():
         assert np.mean(np.mod(total / quantum, 1) == 0.5) > 0.5, (fa, fb)
 
 
-@pytest.mark.parametrize("bias,pipeline", [(11, 2), (15, 0), (0, 6)])
-def test_directed_and_random(bias, pipeline):
-    unit = MPE(bias=bias, pipeline=pipeline)
+@pytest.mark.parametrize("bias,pipeline,multiplier", [
+    (11, 2, "lut"), (15, 0, "lut"), (0, 6, "lut"), (11, 8, "dsp"), (15, 0, "dsp")])
+def test_directed_and_random(bias, pipeline, multiplier):
+    unit = MPE(bias=bias, pipeline=pipeline, multiplier=multiplier)
     assert unit.latency == pipeline
     rng = np.random.default_rng(100 + pipeline)
     rows = join([directed_rows(rng, bias), random_rows(rng, 600, bias)])
     # valid_in toggles: a quarter of the rows wait 1 or 2 idle cycles (not at depth 0).
     gaps = None if pipeline == 0 else np.where(rng.random(len(rows["a"])) < 0.25,
                                                 rng.integers(1, 3, len(rows["a"])), 0)
-    check_mpe(unit, f"mpe bias {bias} pipeline {pipeline}", rows, gaps, seed=pipeline)
+    check_mpe(unit, f"mpe bias {bias} pipeline {pipeline} {multiplier}", rows, gaps,
+              seed=pipeline)
 
 
 @pytest.mark.parametrize("pipeline", [p for p in PIPELINE_CUTS if p not in (0, 2, 6)])

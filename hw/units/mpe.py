@@ -9,7 +9,7 @@ from fp8hw.params import Param
 from golden.formats import DLFLOAT16, E4M3, E5M2, FP9
 from golden.params import BIAS
 from hw.arith import Pipeline, leading_zeros, mul_lut, normalize, trailing_zeros
-from hw.dl_round import round_to_dl
+from hw.dl_round import round_away_to_dl
 from hw.layouts import float_layout
 
 
@@ -27,6 +27,8 @@ PIPELINE_CUTS = {
 }
 PIPELINE = Param("pipeline", 2, "MPE register stages (= latency in cycles)", lo=0,
                  hi=len(PIPELINE_CUTS) - 1)
+MULTIPLIER = Param("multiplier", "lut", "the significand product and the INT lanes from "
+                   "LUTs, or from one 18x18 DSP block", choices=("lut", "dsp"))
 
 # The fused add's window: the larger addend's significand top-justified in WINDOW bits
 # (the product's 8 bits, whose MSB may be 0, or the accumulator's 10), then a sticky bit.
@@ -74,11 +76,11 @@ def decode(m, code, fmt, bias: int, x_bias: int, name: str) -> tuple:
 
 
 def product_and_exponents(m, a: tuple, b: tuple, acc) -> dict:
-    """Stage 1: the significand product and the exponent side of the fused add, so that
-    stage 2 is only muxes and the shifter.
+    """Stage 2 (beside the significand product, 8 bits exact, MSB 0 when below 2): the
+    exponent side of the fused add, so that the alignment is only muxes and the shifter.
 
     Takes the two ``decode`` results and the ``dlfloat16`` accumulator (a view). Gives
-    ``product`` (8 bits, exact, MSB 0 when below 2), ``product_sign``, ``special`` (a
+    ``product_sign``, ``special`` (a
     NaN/Inf operand or accumulator), ``acc_zero``, ``product_big`` (the product is the
     larger addend by its top), ``top`` (the larger addend is below 2**(top - 31)),
     ``distance`` (from the smaller addend's top) and ``sticky_after`` (the smaller
@@ -87,8 +89,6 @@ def product_and_exponents(m, a: tuple, b: tuple, acc) -> dict:
     sign_a, significand_a, exponent_a, special_a = a
     sign_b, significand_b, exponent_b, special_b = b
     dl = DLFLOAT16
-    product = Signal(8)
-    m.d.comb += product.eq(mul_lut(significand_a, significand_b))
     acc_zero = (acc.exponent == 0) & (acc.mantissa == 0)
     product_zero = ~significand_a[3] | ~significand_b[3]
     # above = top_p - top_c: the product's top is 2**(Xa + Xb - 31), the accumulator's
@@ -120,7 +120,7 @@ def product_and_exponents(m, a: tuple, b: tuple, acc) -> dict:
         tz_c.eq(WINDOW - dl.man_bits - 1 + trailing_zeros(m, acc.mantissa, name="tz_c")),
     ]
     acc_nan = (acc.exponent == dl.exp_all_ones) & (acc.mantissa == dl.man_all_ones)
-    return {"product": product, "product_sign": sign_a ^ sign_b,
+    return {"product_sign": sign_a ^ sign_b,
             "special": special_a | special_b | acc_nan, "acc_zero": acc_zero,
             "product_big": product_big, "top": top, "distance": distance,
             "sticky_after": Mux(product_big, tz_c, tz_p)}
@@ -139,9 +139,10 @@ def digit_product(m, x, y, x_signed: bool, y_signed: bool, name: str) -> Signal:
     return product
 
 
-def lane_sums(m, a, b, *, int4) -> Signal:
-    """Stage 1, INT modes: the sum of the lane products of ``a`` and ``b`` (2 INT4 lanes
-    when ``int4`` is high, else 4 INT2 lanes), signed 10 bits.
+def lane_terms(m, a, b, *, int4) -> dict:
+    """Stage 1, INT modes with LUT products: three partial sums of the lane products of
+    ``a`` and ``b`` (2 INT4 lanes when ``int4`` is high, else 4 INT2 lanes), which
+    ``lane_sum`` adds up in the next stage.
 
     INT4 and INT2 share 2-bit digit products. Digit i of ``a`` is INT2 lane i; INT4 lane j
     is digits 2j (unsigned, low) and 2j+1 (signed, high), so that
@@ -160,12 +161,64 @@ def lane_sums(m, a, b, *, int4) -> Signal:
     cross = [product(i + 1, i, True, False, f"cross_a{i}")
              + product(i, i + 1, False, True, f"cross_b{i}")
              for i in (0, 2)]
-    high_sum = Signal(signed(6))
-    m.d.comb += high_sum.eq(high[0] + high[1])
-    lane_sum = Signal(signed(10))
-    m.d.comb += lane_sum.eq(Mux(int4, high_sum << 4, high_sum) + (low[0] + low[1])
-                            + Mux(int4, (cross[0] + cross[1]) << 2, 0))
-    return lane_sum
+    terms = {"high": Signal(signed(6)), "low": Signal(signed(6)), "cross": Signal(signed(7))}
+    m.d.comb += [terms["high"].eq(high[0] + high[1]), terms["low"].eq(low[0] + low[1]),
+                 terms["cross"].eq(cross[0] + cross[1])]
+    return terms
+
+
+def lane_sum(m, terms: dict, int4) -> Signal:
+    """Stage 2: the lane products' sum from ``lane_terms``, signed 10 bits."""
+    total = Signal(signed(10))
+    m.d.comb += total.eq(Mux(int4, terms["high"] << 4, terms["high"]) + terms["low"]
+                         + Mux(int4, terms["cross"] << 2, 0))
+    return total
+
+
+# DSP products (``multiplier="dsp"``): one signed 18 x 18 multiplication gives the FP8
+# significand product in bits 0..7, or the INT lanes' dot product as one coefficient of a
+# product of packed lanes: A = sum a_i 2**(k i), B = sum b_i 2**(k (n - 1 - i)), whose
+# coefficient of 2**(k (n - 1)) is sum a_i b_i. The coefficients below it add up to less
+# than 2**(k (n - 1) - 1) in magnitude, so the dot product is bits k (n - 1) and up, plus
+# bit k (n - 1) - 1 (the rounding of a negative lower part).
+INT4_K = 9      # 2 lanes: products -56..64, dot -112..128 (9 bits), lower part -56..64
+INT2_K = 5      # 4 lanes: products -2..4, dot -8..16 (read modulo 32), lower part < 2**14
+
+
+def dsp_operands(a, b, significand_a, significand_b, mode) -> tuple:
+    """Stage 1: the DSP's two signed 18-bit operands for ``mode``."""
+    def packed(code, lanes, k, reverse):
+        # Field i holds lane i minus the borrow of the lanes below it (negative as a whole
+        # when the lane is negative, or 0 above a negative part); the last one extends.
+        width = 8 // lanes
+        values = [code[i * width:(i + 1) * width].as_signed() for i in range(lanes)]
+        if reverse:
+            values = values[::-1]
+        fields, borrow = [], Const(0, 1)
+        for value in values:
+            fields.append((value - borrow).as_signed())
+            borrow = value[-1] | (borrow & (value == 0))
+        last = fields.pop()
+        return Cat(*(Cat(f, f[-1].replicate(k - len(f))) for f in fields), last).as_signed()
+
+    int4 = (packed(a, 2, INT4_K, False), packed(b, 2, INT4_K, True))
+    int2 = (packed(a, 4, INT2_K, False), packed(b, 4, INT2_K, True))
+    fp8 = (Cat(significand_a, 0).as_signed(), Cat(significand_b, 0).as_signed())
+    return tuple(Mux(mode == Mode.FP8, fp8[i], Mux(mode == Mode.INT4, int4[i], int2[i]))
+                 for i in range(2))
+
+
+def dsp_lane_sum(m, product, int4) -> Signal:
+    """Stage 3: the lanes' dot product, signed 10 bits, from the DSP's ``product``."""
+    k4, k2 = INT4_K, 3 * INT2_K
+    dot4 = Signal(signed(10))
+    dot2 = Signal(5)
+    m.d.comb += [dot4.eq(product[k4:k4 + 9].as_signed() + product[k4 - 1]),
+                 dot2.eq(product[k2:k2 + 5] + product[k2 - 1])]
+    # dot2 is the INT2 dot product -8..16 modulo 32: 24..31 stand for -8..-1.
+    total = Signal(signed(10))
+    m.d.comb += total.eq(Mux(int4, dot4, Cat(dot2, (dot2[3] & dot2[4]).replicate(5))))
+    return total
 
 
 def align(m, product, acc, acc_zero, product_big, distance, sticky_after) -> tuple:
@@ -191,20 +244,25 @@ def align(m, product, acc, acc_zero, product_big, distance, sticky_after) -> tup
 
 
 def add(m, big, small, subtract, big_sign) -> tuple:
-    """Stage 3: (magnitude, sign) of big +- small (``subtract``), the big addend having
-    sign ``big_sign``; with stage 1's ``top``, the magnitude's MSB (a carry bit above the
-    window) is worth 2**(top - 31).
+    """Stage 3: (magnitude, sign) of big +- small, the big addend having sign
+    ``big_sign``; ``small`` comes inverted when ``subtract`` (stage 2 does it); with
+    stage 1's ``top``, the magnitude's MSB (a carry bit above the window) is worth
+    2**(top - 31).
 
-    One adder: big + small, or big - small as big + ~small + 1. The difference is negative
-    only when the tops are at most 1 apart (the product's MSB may be 0).
+    big - small is big + ~small + 1. It is negative only when the tops are at most 1
+    apart (the product's MSB may be 0), and then its magnitude is ~(big + ~small): a
+    second adder beside the first, so that no negation follows it.
     """
     width = len(big)
+    inverted = Cat(small, subtract).as_signed()
     total = Signal(signed(width + 2))
-    m.d.comb += total.eq(big + Cat(small ^ subtract.replicate(width), subtract).as_signed()
-                         + subtract)
+    less_one = Signal(signed(width + 2))       # big - small - 1
+    m.d.comb += [total.eq(big + inverted + subtract), less_one.eq(big + inverted)]
+    negative = total < 0
     magnitude = Signal(width + 1)
     sign = Signal()
-    m.d.comb += [magnitude.eq(Mux(total < 0, -total, total)), sign.eq(big_sign ^ (total < 0))]
+    m.d.comb += [magnitude.eq(Mux(negative, ~less_one, total)),
+                 sign.eq(big_sign ^ negative)]
     return magnitude, sign
 
 
@@ -236,11 +294,13 @@ class MPE(wiring.Component):
     LSBs; acc_out = acc_in + sum of the lane products, wrapping modulo 2^32.
     """
 
-    parameters = (BIAS, PIPELINE)
+    parameters = (BIAS, PIPELINE, MULTIPLIER)
 
-    def __init__(self, bias: int = BIAS.default, pipeline: int = PIPELINE.default):
+    def __init__(self, bias: int = BIAS.default, pipeline: int = PIPELINE.default,
+                 multiplier: str = MULTIPLIER.default):
         self.bias = BIAS.check(bias, "MPE")
         self.pipeline = PIPELINE.check(pipeline, "MPE")
+        self.multiplier = MULTIPLIER.check(multiplier, "MPE")
         super().__init__({
             "valid_in": In(1),
             "mode": In(Mode),
@@ -268,46 +328,62 @@ class MPE(wiring.Component):
 
         a = decode(m, s0["a"], s0["fmt_a"], self.bias, X_BIAS_A, "a")
         b = decode(m, s0["b"], s0["fmt_b"], self.bias, X_BIAS_B, "b")
+        int4 = s0["mode"] == Mode.INT4
+        if self.multiplier == "dsp":
+            dsp_a, dsp_b = dsp_operands(s0["a"], s0["b"], a[1], b[1], s0["mode"])
+            factors = {"dsp_a": dsp_a, "dsp_b": dsp_b}
+        else:
+            factors = lane_terms(m, s0["a"], s0["b"], int4=int4)
         sd = pipe.cut_all("decode", {
-            "valid": s0["valid"], "mode": s0["mode"], "a": s0["a"], "b": s0["b"],
-            "acc": s0["acc"], "decoded_a": Cat(*a), "decoded_b": Cat(*b),
+            "valid": s0["valid"], "fp8": s0["mode"] == Mode.FP8, "int4": int4,
+            "acc": s0["acc"], "decoded_a": Cat(*a), "decoded_b": Cat(*b), **factors,
         })
 
         def fields(decoded):                 # (sign, significand, exponent, special)
             return (decoded[0], decoded[1:5], decoded[5:12].as_signed(), decoded[12])
 
+        decoded_a, decoded_b = fields(sd["decoded_a"]), fields(sd["decoded_b"])
+        if self.multiplier == "dsp":
+            dsp_product = Signal(signed(36))
+            m.d.comb += dsp_product.eq(sd["dsp_a"].as_signed() * sd["dsp_b"].as_signed())
+            product = {"dsp_product": dsp_product[:3 * INT2_K + 5]}
+        else:
+            product = {"product": mul_lut(decoded_a[1], decoded_b[1]),
+                       "lane_sum": lane_sum(m, {k: sd[k] for k in factors}, sd["int4"])}
         acc = data.View(float_layout(dl), sd["acc"][:dl.width])
-        fused = product_and_exponents(m, fields(sd["decoded_a"]), fields(sd["decoded_b"]),
-                                      acc)
-        lane_sum = lane_sums(m, sd["a"], sd["b"], int4=sd["mode"] == Mode.INT4)
+        fused = product_and_exponents(m, decoded_a, decoded_b, acc)
         # In this order: Yosys's LUT mapping follows the netlist's order, and other orders
         # measured up to 13% lower Fmax at pipeline 5 for the same logic.
         s1 = pipe.cut_all("product", {
-            "valid": sd["valid"], "fp8": sd["mode"] == Mode.FP8, "acc": sd["acc"],
-            "product": fused["product"], "product_sign": fused["product_sign"],
-            "special": fused["special"], "lane_sum": lane_sum, "acc_zero": fused["acc_zero"],
+            "valid": sd["valid"], "fp8": sd["fp8"], "int4": sd["int4"], "acc": sd["acc"],
+            **product, "product_sign": fused["product_sign"],
+            "special": fused["special"], "acc_zero": fused["acc_zero"],
             "product_big": fused["product_big"], "top": fused["top"],
             "distance": fused["distance"], "sticky_after": fused["sticky_after"],
         })
 
         acc = data.View(float_layout(dl), s1["acc"][:dl.width])
+        if self.multiplier == "dsp":
+            s1["product"] = s1["dsp_product"][:8]
+            s1["lane_sum"] = dsp_lane_sum(m, s1["dsp_product"], s1["int4"])
         big, small = align(m, s1["product"], acc, s1["acc_zero"], s1["product_big"],
                            s1["distance"], s1["sticky_after"])
-        int_result = Signal(32)
-        m.d.comb += int_result.eq(s1["acc"] + s1["lane_sum"].as_signed())
+        subtract = s1["product_sign"] ^ acc.sign
         s2 = pipe.cut_all("align", {
             "valid": s1["valid"], "fp8": s1["fp8"], "special": s1["special"],
-            "big": big, "small": small,
+            "big": big, "small": small ^ subtract.replicate(len(small)),
             "big_sign": Mux(s1["product_big"], s1["product_sign"], acc.sign),
-            "subtract": s1["product_sign"] ^ acc.sign, "top": s1["top"],
-            "int_result": int_result,
+            "subtract": subtract, "top": s1["top"],
+            "acc": s1["acc"], "lane_sum": s1["lane_sum"],
         })
 
         magnitude, sum_sign = add(m, s2["big"], s2["small"], s2["subtract"], s2["big_sign"])
+        int_result = Signal(32)
+        m.d.comb += int_result.eq(s2["acc"] + s2["lane_sum"].as_signed())
         s3 = pipe.cut_all("sum", {
             "valid": s2["valid"], "fp8": s2["fp8"], "special": s2["special"],
             "magnitude": magnitude, "sign": sum_sign, "top": s2["top"],
-            "int_result": s2["int_result"],
+            "int_result": int_result,
         })
 
         sc = pipe.cut_all("count", {
@@ -317,18 +393,19 @@ class MPE(wiring.Component):
             "zero": s3["magnitude"] == 0,
         })
 
-        # The top 11 bits and a sticky bit are all that the rounding reads.
-        normalized = normalize(m, sc["magnitude"], sc["lz"], keep=DLFLOAT16.man_bits + 3)
+        # The top 11 bits (10 and the guard bit) are all that the rounding reads.
+        normalized = normalize(m, sc["magnitude"], sc["lz"], keep=DLFLOAT16.man_bits + 3)[1:]
+        # The magnitude's MSB is worth 2**(top - 31) (see add): biased, top.
+        exponent = Signal(signed(len(sc["top"]) + 1))
+        m.d.comb += exponent.eq(sc["top"] - sc["lz"])
         s4 = pipe.cut_all("normalize", {
             "valid": sc["valid"], "fp8": sc["fp8"], "special": sc["special"],
-            "sign": sc["sign"], "top": sc["top"], "int_result": sc["int_result"],
-            "normalized": normalized, "lz": sc["lz"], "zero": sc["zero"],
+            "sign": sc["sign"], "exponent": exponent, "int_result": sc["int_result"],
+            "normalized": normalized, "zero": sc["zero"],
         })
 
-        # The magnitude's MSB is worth 2**(top - 31) (see add): biased, top.
-        code = round_to_dl(m, dl, s4["normalized"], s4["top"], s4["lz"], s4["sign"],
-                           exp_offset=0, rounding="rnu", overflow="nan", nan=s4["special"],
-                           zero=s4["zero"])
+        code = round_away_to_dl(m, dl, s4["normalized"], s4["exponent"], s4["sign"],
+                                nan=s4["special"], zero=s4["zero"])
         acc_out = Mux(s4["fp8"], code, s4["int_result"])
         m.d.comb += [self.acc_out.eq(pipe.cut("result", acc_out)),
                      self.valid_out.eq(pipe.cut("result", s4["valid"], reset_less=False))]
