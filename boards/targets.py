@@ -46,6 +46,7 @@ class BoardTarget:
     bias: int = 11
     baud: int | None = None
     engine: str = "mpe"           # or "seb": the FP8-SEB engine, ``ways``-way trees
+    multiplier: str = "lut"       # the MPE's products: "lut", or "dsp" (ECP5)
     ways: int = 24
     room: int = 1
 
@@ -81,7 +82,8 @@ class BoardTarget:
         return self.name if self.engine == "mpe" else f"{self.name}-{self.engine}"
 
     def summary(self) -> str:
-        engine = (f"chunking {self.chunking}, MPE pipeline {self.pipeline}, bias {self.bias}"
+        engine = (f"chunking {self.chunking}, MPE pipeline {self.pipeline}, bias {self.bias}, "
+                  f"{self.multiplier} products"
                   if self.engine == "mpe" else
                   f"FP8-SEB {self.ways}-way trees, tree pipeline {self.pipeline}, room "
                   f"{self.room}")

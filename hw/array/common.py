@@ -38,8 +38,9 @@ class MacCell:
     combinational and a register follows it, so the latency is never 0.
     """
 
-    def __init__(self, m: Module, name: str, bias: int, pipeline: int, mode, fmt_a, fmt_b):
-        self.mpe = MPE(bias=bias, pipeline=pipeline)
+    def __init__(self, m: Module, name: str, bias: int, pipeline: int, mode, fmt_a, fmt_b,
+                 multiplier: str = "lut"):
+        self.mpe = MPE(bias=bias, pipeline=pipeline, multiplier=multiplier)
         m.submodules[name] = self.mpe
         self.latency = max(pipeline, 1)
         self.mac = Signal(name=f"{name}_mac")

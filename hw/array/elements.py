@@ -18,6 +18,7 @@ from golden.formats import FP30
 from golden.params import BIAS, WAYS
 from hw.array.common import MacCell
 from hw.units import fma_tree
+from hw.units.mpe import MULTIPLIER as MPE_MULTIPLIER
 from hw.units.mpe import PIPELINE as MPE_PIPELINE
 
 
@@ -25,15 +26,16 @@ class MpeElement:
     """The MPE (``hw.units.mpe``): one 8-bit code of A and of B, 32-bit sums, run-time
     ``mode``, ``fmt_a`` and ``fmt_b``."""
 
-    parameters = (BIAS, MPE_PIPELINE)
+    parameters = (BIAS, MPE_PIPELINE, MPE_MULTIPLIER)
     sum_width = 32
     codes = 1                      # codes of A (and of B) a PE takes a cycle
     code_shape = 8                 # their shape in a stream's payload: one byte
 
     def __init__(self, bias: int = BIAS.default, pipeline: int = MPE_PIPELINE.default,
-                 owner: str = "MpeElement"):
+                 owner: str = "MpeElement", multiplier: str = MPE_MULTIPLIER.default):
         self.bias = BIAS.check(bias, owner)
         self.pipeline = MPE_PIPELINE.check(pipeline, owner)
+        self.multiplier = MPE_MULTIPLIER.check(multiplier, owner)
         self.latency = max(self.pipeline, 1)
         self.settings = data.StructLayout({"mode": Mode, "fmt_a": SourceFormat,
                                            "fmt_b": SourceFormat})
@@ -42,7 +44,7 @@ class MpeElement:
         """One PE in ``m``: returns (sum out, tag out), ``latency`` cycles after the inputs.
         A bubble adds 0 x 0 in INT2 mode, which returns ``sum_in`` unchanged."""
         cell = MacCell(m, name, self.bias, self.pipeline, settings.mode, settings.fmt_a,
-                       settings.fmt_b)
+                       settings.fmt_b, multiplier=self.multiplier)
         m.d.comb += [cell.a.eq(a), cell.b.eq(Mux(mac, b, 0)), cell.mac.eq(mac),
                      cell.tag.eq(tag), cell.acc_in.eq(sum_in)]
         return cell.acc_out, cell.tag_out

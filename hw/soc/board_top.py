@@ -79,7 +79,7 @@ class BoardTop(Elaboratable):
             t.rows, t.cols, pipeline=t.pipeline, bias=t.bias, divisor=t.uart_divisor,
             clock_khz=round(t.clock_mhz * 1000), a_words=t.a_words, b_words=t.b_words,
             acc_words=t.acc_words, chunking=t.chunking, spram=t.spram, engine=t.engine,
-            ways=t.ways, room=t.room)
+            ways=t.ways, room=t.room, multiplier=t.multiplier)
         uart = platform.request("uart", 0)
         m.d.comb += [system.rx.eq(uart.rx.i), uart.tx.o.eq(system.tx)]
         return m

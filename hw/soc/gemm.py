@@ -81,6 +81,7 @@ from hw.schedule import EngineLayout
 from hw.soc.buffers import (HOST_READ_LATENCY, MAX_DEPTH, BufferId, HostByteSignature,
                              WordBuffer)
 from hw.soc.k_tile_walker import KTileWalker
+from hw.units.mpe import MULTIPLIER as MPE_MULTIPLIER
 from hw.units.mpe import PIPELINE
 from hw.units.quant16 import Quant16
 from hw.units.quant30 import BIAS_SHAPE, EXP_SHAPE, fp30_exponent, next_bias_logic, \
@@ -139,7 +140,7 @@ class GemmEngine(wiring.Component):
                  acc_words: int = ACC_WORDS.default, chunking: int = CHUNKING.default,
                  spram: int = SPRAM.default, engine: str = ENGINE.default,
                  ways: int = WAYS.default, room: int = ROOM.default,
-                 gate_clock: bool = False):
+                 gate_clock: bool = False, multiplier: str = MPE_MULTIPLIER.default):
         self.rows = ROWS.check(rows, "GemmEngine")
         self.cols = COLS.check(cols, "GemmEngine")
         if self.cols != self.rows:
@@ -163,7 +164,7 @@ class GemmEngine(wiring.Component):
                                      "engine takes chunking=0")
             element = TreeElement(ways, pipeline, owner="GemmEngine")
         else:
-            element = MpeElement(bias, pipeline, owner="GemmEngine")
+            element = MpeElement(bias, pipeline, owner="GemmEngine", multiplier=multiplier)
         self.element = element
         self.pipeline = element.pipeline
         self.ways = element.codes            # codes a PE takes a cycle: 1 for the MPE

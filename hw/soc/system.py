@@ -62,11 +62,11 @@ class ArraySystem(wiring.Component):
                  acc_words: int = ACC_WORDS.default, chunking: int = CHUNKING.default,
                  spram: int = SPRAM.default, engine: str = ENGINE.default,
                  ways: int = WAYS.default, room: int = ROOM.default,
-                 gate_clock: bool = False):
+                 gate_clock: bool = False, multiplier: str = "lut"):
         self.engine = GemmEngine(rows, cols, bias=bias, pipeline=pipeline, a_words=a_words,
                                  b_words=b_words, acc_words=acc_words, chunking=chunking,
                                  spram=spram, engine=engine, ways=ways, room=room,
-                                 gate_clock=gate_clock)
+                                 gate_clock=gate_clock, multiplier=multiplier)
         seb = self.engine.seb
         if seb:
             bias = 0                          # no e4m3 on the FP8-SEB engine
