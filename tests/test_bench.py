@@ -1,15 +1,19 @@
-"""python -m hw.bench: the harness, the reading of a failed nextpnr run, the table, and one
-small design through Yosys and nextpnr (fast checks only; the full sweep is run by
-hand)."""
+"""python -m hw.bench: the harness, the reading of a failed nextpnr run, the table, one
+small design through Yosys and nextpnr, and a small sweep on a local Dask cluster (fast
+checks only; the full sweep is run by hand)."""
+
+import re
 
 import pytest
 
 from conftest import assert_one_line_error, run_cli
 from boards import toolchain
+from hw.bench import BenchError
 from hw.bench.configs import (CONFIGS, DEEPEST, Config, harness_design, resolve_config,
                               select_configs, unit_design)
 from hw.bench.harness import module_ports
-from hw.bench.measure import DEVICES, Result, explain_nextpnr_failure, run_design
+from hw.bench.measure import (DEVICES, Result, Routing, Synthesis, combine,
+                              explain_nextpnr_failure, place_and_route, run_design)
 from hw.bench.report import format_table
 from hw.registry import get_unit
 
@@ -134,8 +138,71 @@ def test_cli_errors(tmp_path):
                           "no benchmark configuration")
     assert_one_line_error(run_cli("hw.bench", "--seeds", "0", "--out", tmp_path / "x.md"),
                           "at least 1")
+    assert_one_line_error(run_cli("hw.bench", "--scheduler", "tcp://127.0.0.1:1", "--jobs",
+                                  "2", "--out", tmp_path / "x.md"), "--jobs")
     import os
     env = dict(os.environ, NEXTPNR_ICE40="no-such-nextpnr")
     assert_one_line_error(run_cli("hw.bench", "--family", "ice40", "--out", tmp_path / "x.md",
                                   env=env), "nextpnr-ice40 not found")
+    assert not (tmp_path / "x.md").exists()
+
+
+def test_combine_seeds():
+    design = harness_design((5, 7))
+    synthesis = Synthesis(2.0, 15, reused=True)
+    usage = {"ICESTORM_LC": (30, 5280)}
+    routings = [Routing(seed, 1.0, usage, fmax, {"from": f"seed{seed}"}, reused=True)
+                for seed, fmax in ((1, 200.0), (2, 180.0), (3, 220.0))]
+    result = combine(design, "ice40", "w", synthesis, routings)
+    assert (result.fmax, result.fmax_seeds, result.path) == (200.0, [200.0, 180.0, 220.0],
+                                                             {"from": "seed1"})
+    assert result.reused and result.tool_seconds == 5.0 and result.yosys_ffs == 15
+    # One seed that does not fit is the design's error; a Yosys failure runs no nextpnr.
+    routings[1] = Routing(2, 1.0, usage, error="does not fit (out of ICESTORM_LC)")
+    routings[2].reused = False
+    result = combine(design, "ice40", "w", synthesis, routings)
+    assert result.error == "does not fit (out of ICESTORM_LC)" and not result.reused
+    failed = combine(design, "ice40", "w", Synthesis(1.0, error="yosys failed: x"), [None])
+    assert failed.error == "yosys failed: x" and failed.fmax is None
+
+
+def test_nextpnr_job_needs_the_netlist(tmp_path):
+    with pytest.raises(BenchError, match="share the work directory"):
+        place_and_route(Synthesis(1.0, 15), "ice40", str(tmp_path), 1, "stamp")
+
+
+FMAX_SPREAD = re.compile(r"^(\d+\.\d) \(median of 2: (\d+\.\d)-(\d+\.\d)\)$")
+
+
+def test_sweep_on_local_cluster(tmp_path):
+    """Two seeds of the smallest unit on a LocalCluster of two workers; then a third seed
+    with --reuse runs only the one new job."""
+    args = ["hw.bench", "--only", "convert", "--family", "ice40", "--jobs", "2",
+            "--out", tmp_path / "bench.md", "--workdir", tmp_path / "work"]
+    proc = run_cli(*args, "--seeds", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "(6 of 6 jobs done, 0 left)" in proc.stderr     # Yosys and 2 seeds, 2 designs
+    assert proc.stderr.count("started on tcp://") == 6
+    rows = [line for line in (tmp_path / "bench.md").read_text().splitlines()
+            if line.startswith("|") and "iCE40UP5K" in line]
+    assert [r.split("|")[1].strip() for r in rows] == ["`convert`", "harness only"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        fmax = FMAX_SPREAD.match(cells[7])
+        assert fmax, cells[7]
+        median, low, high = map(float, fmax.groups())
+        assert 0 < low <= median <= high
+        assert int(cells[3].split()[0]) > 0 and float(cells[9]) >= 0
+    proc = run_cli(*args, "--seeds", "3", "--reuse", "--no-harness-table")
+    assert proc.returncode == 0, proc.stderr
+    reused = re.findall(r"ice40 (yosys|seed \d): .*\(reused\)", proc.stderr)
+    assert sorted(reused) == ["seed 1", "seed 2", "yosys"]
+    assert re.search(r"seed 3: Fmax [\d.]+ MHz, nextpnr", proc.stderr)
+    assert "(median of 3:" in proc.stdout
+
+
+def test_unreachable_scheduler(tmp_path):
+    assert_one_line_error(run_cli("hw.bench", "--only", "convert", "--scheduler",
+                                  "tcp://127.0.0.1:1", "--out", tmp_path / "x.md"),
+                          "cannot connect to the Dask scheduler tcp://127.0.0.1:1")
     assert not (tmp_path / "x.md").exists()

@@ -4,7 +4,15 @@ For every configuration in ``CONFIGS`` and every FPGA family, wraps the unit's V
 (from the registry) in a measurement harness, synthesizes it with Yosys and places and
 routes it with nextpnr (the tools of ``boards.toolchain``), and reports nextpnr's
 utilization and Fmax and the peak throughput, as a Markdown table on stdout and in
-``--out``.
+``--out``; with ``--seeds N``, the median Fmax over nextpnr seeds 1..N and their range.
+
+The work is jobs run as Dask tasks: Yosys once per design and family, then nextpnr once
+per seed, so a sweep spreads over ``--jobs`` worker processes on this machine (a
+``LocalCluster``) or over the workers of an existing Dask cluster (``--scheduler
+ADDRESS``; they need this package and the tools installed, and the work directory at the
+same path). Each job saves its outcome in the work directory; ``--reuse`` reads back
+those whose sources, commands, tools and seed have not changed. The units are elaborated
+here, one at a time, before any job is sent.
 
 The harness (``Harness``): every unit input comes from a register of a shift chain fed by
 one pin, and every unit output goes into a register, so the Fmax is register to register
@@ -22,8 +30,9 @@ overhead can be subtracted.
 
 The package, in the order a run goes: ``configs`` (what is measured: ``CONFIGS``, and
 the harness designs made from them), ``harness`` (the ``Harness`` itself), ``measure``
-(Yosys and nextpnr on one design and device, and its saved result), ``report`` (the
-Markdown tables) and ``__main__`` (the command).
+(the Yosys and nextpnr jobs of one design and device, their saved outcomes, and the
+design's result made of them), ``cluster`` (the jobs as Dask tasks, and the progress),
+``report`` (the Markdown tables) and ``__main__`` (the command).
 """
 
 from fp8hw.errors import Fp8hwError

@@ -1,18 +1,22 @@
-"""One design on one device: Yosys, then nextpnr once per seed, with nextpnr's report for
-the utilization, the Fmax and the critical path (``run_design``); the result is saved in
-the design's work directory and, with ``reuse``, read back when nothing it depends on has
-changed."""
+"""One design on one device, as jobs: Yosys once (``synthesize``), then nextpnr once per
+seed (``place_and_route``), read from nextpnr's report (utilization, Fmax, critical path);
+``combine`` makes the design's ``Result`` of them (the median Fmax over the seeds). Each job
+saves its outcome in the design's work directory and, with ``reuse``, reads it back
+instead of running when nothing it depends on has changed. The jobs are plain functions
+of plain values, so they run as Dask tasks in other processes (``hw.bench.cluster``);
+``run_design`` runs one design's jobs in this process."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from boards import toolchain
+from fp8hw.files import write_text_atomic
+from hw.bench import BenchError
 from hw.bench.configs import Design
 
 
@@ -50,7 +54,7 @@ class Result:
     pnr_seconds: list[float] = field(default_factory=list)
     synth_seconds: float | None = None
     tool_seconds: float = 0.0                # Yosys and every nextpnr run, failed ones too
-    reused: bool = False                     # read back from an earlier run (--reuse)
+    reused: bool = False                     # every job read back (--reuse)
     error: str | None = None
     path: dict | None = None                 # critical path of the median seed's run
     per_cycle: int = 1
@@ -135,107 +139,170 @@ def synthesis_script(design: Design, family: str) -> list[str]:
     ]
 
 
-_SAVED_FIELDS = ("usage", "yosys_ffs", "fmax_seeds", "pnr_seconds", "synth_seconds",
-                 "tool_seconds", "error", "path")
-
-
 def _nextpnr_args(dev: Device, seed: int) -> list[str]:
     return [*dev.args, "--json", "synth.json", "--freq", f"{dev.freq_mhz:g}",
             "--seed", str(seed), "--timing-allow-fail", "--report", f"report-seed{seed}.json"]
 
 
-def _stamp(design: Design, family: str, seeds: int) -> str:
-    """What a measurement depends on: sources, Yosys script, nextpnr's options, and which
-    Yosys and nextpnr run them."""
-    nextpnr = DEVICES[family].cells.nextpnr
-    what = {"sources": design.sources, "script": synthesis_script(design, family),
-            "nextpnr": [_nextpnr_args(DEVICES[family], s) for s in range(1, seeds + 1)],
-            "tools": [toolchain.tool_identity(t) for t in ("yosys", nextpnr)]}
+
+# The jobs ------------------------------------------------------------------------------
+
+@dataclass
+class Synthesis:
+    """A Yosys job's outcome: its time and Yosys's flip-flop count, or why it failed."""
+    seconds: float
+    ffs: int | None = None
+    error: str | None = None
+    reused: bool = False        # read back from an earlier run (--reuse)
+
+
+@dataclass
+class Routing:
+    """A nextpnr job's outcome (one seed): the utilization, the Fmax and the critical path,
+    or why it failed (with the utilization nextpnr logged before it did)."""
+    seed: int
+    seconds: float
+    usage: dict[str, tuple[int, int]] = field(default_factory=dict)
+    fmax: float | None = None
+    path: dict | None = None
+    error: str | None = None
+    reused: bool = False
+
+    def __post_init__(self):
+        self.usage = {k: tuple(v) for k, v in self.usage.items()}   # lists when read back
+
+
+def _digest(what) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
-def run_design(design: Design, family: str, workdir: Path, seeds: int,
-               log: Callable[[str], None] = lambda s: None, *, reuse: bool = False) -> Result:
-    """Yosys and nextpnr (seeds 1..``seeds``) for ``design`` on ``family``. Tool failures
-    and designs that do not fit end up in ``Result.error``; nothing is raised for them.
-
-    The result is saved in ``workdir/result.json``; with ``reuse``, a saved result of the
-    same sources, Yosys script, nextpnr options and tools is returned instead of
-    measuring."""
-    stamp = _stamp(design, family, seeds)
-    saved = workdir / "result.json"
-    if reuse and saved.exists():
-        try:
-            data = json.loads(saved.read_text())
-        except ValueError:
-            data = {}
-        if data.get("stamp") == stamp:
-            result = Result(design.unit, design.config, family, per_cycle=design.per_cycle,
-                            op=design.op, note=design.note, workdir=str(workdir), reused=True)
-            for name in _SAVED_FIELDS:
-                setattr(result, name, data[name])
-            result.usage = {k: tuple(v) for k, v in result.usage.items()}
-            log(f"{design.unit} {design.config} {family}: reused {saved}")
-            return result
-    saved.unlink(missing_ok=True)
-    result = _measure(design, family, workdir, seeds, log)
-    saved.write_text(json.dumps({"stamp": stamp, **{name: getattr(result, name)
-                                                     for name in _SAVED_FIELDS}}, indent=1))
-    return result
-
-
-def _measure(design: Design, family: str, workdir: Path, seeds: int,
-             log: Callable[[str], None]) -> Result:
+def job_stamps(design: Design, family: str, seeds: int) -> tuple[str, list[str]]:
+    """What each job depends on, hashed: the Yosys job's sources, script and Yosys build;
+    each nextpnr job's netlist (the Yosys job's stamp), options and nextpnr build. Made
+    where the run starts, so that every worker compares against the same tools."""
     dev = DEVICES[family]
-    result = Result(design.unit, design.config, family, per_cycle=design.per_cycle,
-                    op=design.op, note=design.note, workdir=str(workdir))
+    synthesis = _digest({"sources": design.sources, "script": synthesis_script(design, family),
+                         "yosys": toolchain.tool_identity("yosys")})
+    nextpnr = toolchain.tool_identity(dev.cells.nextpnr)
+    return synthesis, [_digest({"netlist": synthesis, "args": _nextpnr_args(dev, seed),
+                                "nextpnr": nextpnr}) for seed in range(1, seeds + 1)]
+
+
+def _saved_path(workdir: Path, job: str) -> Path:
+    return workdir / f"{job}.result.json"
+
+
+def _save(workdir: Path, job: str, stamp: str, outcome) -> None:
+    fields = {k: v for k, v in asdict(outcome).items() if k != "reused"}
+    write_text_atomic(_saved_path(workdir, job), json.dumps({"stamp": stamp, **fields},
+                                                            indent=1))
+
+
+def _read_back(kind, workdir: Path, job: str, stamp: str):
+    """The outcome that a job with the same ``stamp`` saved, or None."""
+    try:
+        fields = json.loads(_saved_path(workdir, job).read_text())
+        if fields.pop("stamp") != stamp:
+            return None
+        return kind(**fields, reused=True)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def synthesize(design: Design, family: str, workdir: str, stamp: str,
+               reuse: bool = False) -> Synthesis:
+    """The Yosys job: ``synth.json`` in ``workdir`` for the nextpnr jobs. A failure is
+    ``Synthesis.error``, not raised."""
+    workdir = Path(workdir)
+    if reuse and (workdir / "synth.json").exists():
+        saved = _read_back(Synthesis, workdir, "yosys", stamp)
+        if saved:
+            return saved
     workdir.mkdir(parents=True, exist_ok=True)
-    for pattern in ("nextpnr-seed*.log", "report-seed*.json"):
+    # A new netlist: the outcomes of the nextpnr jobs on the old one are stale.
+    for pattern in ("*.result.json", "nextpnr-seed*.log", "report-seed*.json", "synth.json"):
         for old in workdir.glob(pattern):
             old.unlink()
     for name, text in design.sources.items():
         (workdir / name).write_text(text)
-    what = f"{design.unit} {design.config} {family}"
-
     script = "; ".join(synthesis_script(design, family))
     run = toolchain.run_tool("yosys", ["-q", "-l", "yosys.log", "-p", script], workdir,
                              workdir / "yosys.out")
-    result.synth_seconds = run.seconds
-    result.tool_seconds += run.seconds
-    if not run.ok:
+    if run.ok:
+        ffs = toolchain.read_yosys_stat(workdir / "stat.json", family).ffs
+        outcome = Synthesis(run.seconds, ffs)
+    else:
         message = toolchain.first_error(run.output) or f"see {workdir / 'yosys.log'}"
-        result.error = f"yosys failed: {message}"
-        log(f"{what}: {result.error}")
-        return result
-    result.yosys_ffs = toolchain.read_yosys_stat(workdir / "stat.json", family).ffs
-    log(f"{what}: yosys {result.synth_seconds:.1f} s")
+        outcome = Synthesis(run.seconds, error=f"yosys failed: {message}")
+    _save(workdir, "yosys", stamp, outcome)
+    return outcome
 
-    paths = []
-    for seed in range(1, seeds + 1):
-        log_path = workdir / f"nextpnr-seed{seed}.log"
-        run = toolchain.run_tool(dev.cells.nextpnr, _nextpnr_args(dev, seed), workdir,
-                                 log_path)
-        result.tool_seconds += run.seconds
-        if not run.ok:
-            result.usage = toolchain.log_utilization(run.output) or result.usage
-            result.error = explain_nextpnr_failure(run.output)
-            log(f"{what}: seed {seed}: {result.error} ({run.seconds:.1f} s)")
-            return result
+
+def place_and_route(synthesis: Synthesis, family: str, workdir: str, seed: int, stamp: str,
+                    reuse: bool = False) -> Routing | None:
+    """The nextpnr job of one seed, on the netlist of the Yosys job whose outcome is
+    ``synthesis``; None when that job failed. A failure of nextpnr is ``Routing.error``."""
+    if synthesis.error:
+        return None
+    workdir = Path(workdir)
+    job = f"nextpnr-seed{seed}"
+    if reuse:
+        saved = _read_back(Routing, workdir, job, stamp)
+        if saved:
+            return saved
+    if not (workdir / "synth.json").exists():
+        raise BenchError(f"{workdir / 'synth.json'} not found: the Dask workers must share "
+                         "the work directory (--workdir)")
+    dev = DEVICES[family]
+    run = toolchain.run_tool(dev.cells.nextpnr, _nextpnr_args(dev, seed), workdir,
+                             workdir / f"{job}.log")
+    if not run.ok:
+        outcome = Routing(seed, run.seconds, toolchain.log_utilization(run.output),
+                          error=explain_nextpnr_failure(run.output))
+    else:
         report_path = workdir / f"report-seed{seed}.json"
         report = toolchain.read_nextpnr_report(report_path)
         slowest = report.slowest()
         if slowest is None:
-            result.error = f"nextpnr reported no Fmax (see {report_path})"
-            log(f"{what}: seed {seed}: {result.error}")
-            return result
-        result.usage = report.utilization
-        result.fmax_seeds.append(slowest.mhz)
-        result.pnr_seconds.append(run.seconds)
-        critical = report.critical_path(slowest.clock)
-        paths.append(critical.summary() if critical else None)
-        log(f"{what}: seed {seed}: Fmax {slowest.mhz:.2f} MHz, nextpnr {run.seconds:.1f} s; "
-            f"critical path {critical.describe() if critical else 'not reported'}")
-    # The path of the seed whose Fmax is the median (the lower middle one).
-    order = sorted(range(len(paths)), key=lambda i: result.fmax_seeds[i])
-    result.path = paths[order[(len(order) - 1) // 2]]
+            outcome = Routing(seed, run.seconds, report.utilization,
+                              error=f"nextpnr reported no Fmax (see {report_path})")
+        else:
+            critical = report.critical_path(slowest.clock)
+            outcome = Routing(seed, run.seconds, report.utilization, slowest.mhz,
+                              critical.summary() if critical else None)
+    _save(workdir, job, stamp, outcome)
+    return outcome
+
+
+def combine(design: Design, family: str, workdir: str, synthesis: Synthesis,
+            routings: list[Routing | None]) -> Result:
+    """The design's result from its jobs: the median Fmax over the seeds, with the
+    utilization and critical path of the median seed's run, or the first failure."""
+    ran = [r for r in routings if r is not None]
+    result = Result(design.unit, design.config, family, per_cycle=design.per_cycle,
+                    op=design.op, note=design.note, workdir=workdir,
+                    yosys_ffs=synthesis.ffs, synth_seconds=synthesis.seconds,
+                    tool_seconds=synthesis.seconds + sum(r.seconds for r in ran),
+                    reused=synthesis.reused and all(r.reused for r in ran),
+                    error=synthesis.error)
+    routed = [r for r in ran if r.error is None]
+    result.fmax_seeds = [r.fmax for r in routed]
+    result.pnr_seconds = [r.seconds for r in routed]
+    failed = [r for r in ran if r.error]
+    if failed:
+        result.error, result.usage = failed[0].error, failed[0].usage
+    elif routed:
+        median = sorted(routed, key=lambda r: r.fmax)[(len(routed) - 1) // 2]   # lower middle
+        result.usage, result.path = median.usage, median.path
     return result
+
+
+def run_design(design: Design, family: str, workdir: Path, seeds: int, *,
+               reuse: bool = False) -> Result:
+    """Every job of ``design`` on ``family``, one after another in this process (the
+    command runs them as Dask tasks: ``hw.bench.cluster``)."""
+    synthesis_stamp, seed_stamps = job_stamps(design, family, seeds)
+    synthesis = synthesize(design, family, str(workdir), synthesis_stamp, reuse)
+    routings = [place_and_route(synthesis, family, str(workdir), seed, stamp, reuse)
+                for seed, stamp in enumerate(seed_stamps, 1)]
+    return combine(design, family, str(workdir), synthesis, routings)
