@@ -38,7 +38,7 @@ def test_config_table_resolves():
     assert resolve_config(deepest)["pipeline"] == max(
         p.hi for p in get_unit("fmatree").params if p.name == "pipeline")
     assert all(c.unit != "matmul" or c.params[0][1] == 2 for c in select_configs(None, True))
-    assert [c.unit for c in select_configs(["mpe,convert"], False)] == ["convert", "mpe", "mpe", "mpe"]
+    assert [c.unit for c in select_configs(["mpe,convert"], False)] == ["convert"] + ["mpe"] * 5
 
 
 def test_ports_and_harness_widths():
@@ -48,7 +48,7 @@ def test_ports_and_harness_widths():
     # Inputs without the clock (rst is a chain bit); outputs: acc_out and valid_out.
     assert widths == (1 + 2 + 1 + 1 + 8 + 8 + 32 + 1, 33)
     assert "Instance" not in design.sources["harness.v"]
-    assert "mpe_bias11_pipeline2 unit" in design.sources["harness.v"]
+    assert "mpe_bias11_multiplierlut_pipeline2 unit" in design.sources["harness.v"]
 
 
 def test_failure_reported_not_raised():

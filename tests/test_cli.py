@@ -265,8 +265,8 @@ def test_unit_bad_input(tmp_path, tool, unit, arrays, extra, fragment):
 def test_sim_run_bad_generator_param(tmp_path):
     _mpe_file(tmp_path / "in.npz", np.random.default_rng(0), 4)
     proc = run_cli("sim", "run", "mpe", tmp_path / "in.npz", tmp_path / "o.npz",
-                   "--param", "pipeline=7")
-    assert_one_line_error(proc, "pipeline=7 is outside the allowed range 0..6")
+                   "--param", "pipeline=9")
+    assert_one_line_error(proc, "pipeline=9 is outside the allowed range 0..8")
     assert not (tmp_path / "o.npz").exists()
 
 

@@ -13,16 +13,18 @@ LANES = 32
 def run_lanes(sim, tmp_path, testcase=None, lanes=LANES, **params):
     params = {"bias": 11, "pipeline": 2, **params}
     top = LaneArray(lambda: MPE(**params), lanes)
-    name = f"mpe_bias{params['bias']}_pipeline{params['pipeline']}_x{lanes}"
+    name = "mpe_" + "_".join(f"{k}{v}" for k, v in params.items()) + f"_x{lanes}"
     return run_cocotb(top, name, sim, "sim.tb.mpe_tb", tmp_path, testcase=testcase,
                       env={"FP8HW_HW_PARAMS": params, "FP8HW_LANES": str(lanes)})
 
 
 @pytest.mark.parametrize("sim", sweep_simulators("verilator"))
-def test_every_pair_every_mode(sim, tmp_path):
+@pytest.mark.parametrize("multiplier, pipeline", [("lut", 2), ("dsp", 8)])
+def test_every_pair_every_mode(sim, tmp_path, multiplier, pipeline):
     """fp8: 65,536 pairs x 4 format pairs x 2 of 6 kinds of accumulator; int4/int2: every
-    pair (FP8HW_FULL_SWEEP=1: every kind with every pair)."""
-    result = run_lanes(sim, tmp_path)
+    pair (FP8HW_FULL_SWEEP=1: every kind with every pair). The DSP products (the packed
+    INT lanes) at the depth the ULX3S build uses."""
+    result = run_lanes(sim, tmp_path, multiplier=multiplier, pipeline=pipeline)
     assert (result.tests, result.failed) == (3, 0)
 
 
@@ -49,7 +51,7 @@ def test_valid_toggling_stream(sim, tmp_path, pipeline):
 
 @pytest.mark.parametrize("params, message", [
     ({"bias": 16}, "MPE: parameter bias=16 is outside the allowed range 0..15"),
-    ({"pipeline": 7}, "MPE: parameter pipeline=7 is outside the allowed range 0..6"),
+    ({"pipeline": 9}, "MPE: parameter pipeline=9 is outside the allowed range 0..8"),
 ])
 def test_bad_parameters(params, message):
     with pytest.raises(ValueError, match=message):
@@ -58,7 +60,7 @@ def test_bad_parameters(params, message):
 
 @pytest.mark.parametrize("params, message", [
     ({"bias": "11"}, "MPE: parameter bias must be an integer in 0..15, got '11'"),
-    ({"pipeline": 2.0}, "MPE: parameter pipeline must be an integer in 0..6, got 2.0"),
+    ({"pipeline": 2.0}, "MPE: parameter pipeline must be an integer in 0..8, got 2.0"),
 ])
 def test_parameters_of_the_wrong_type(params, message):
     with pytest.raises(TypeError, match=message):

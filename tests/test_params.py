@@ -71,7 +71,7 @@ def test_one_declaration_each():
     (lambda: WeightStationaryArray(rows=2.0, cols=2), TypeError, "rows must be an integer"),
     (lambda: systolic_array(2, 2, dataflow="xs"), ValueError, "dataflow must be one of os, ws"),
     (lambda: systolic_array(2, 2, dataflow=1), TypeError, "dataflow must be one of os, ws"),
-    (lambda: systolic_array(2, 2, pipeline=7), ValueError, "pipeline=7 is outside"),
+    (lambda: systolic_array(2, 2, pipeline=9), ValueError, "pipeline=9 is outside"),
 ])
 def test_array_parameters(make, error, message):
     with pytest.raises(error, match=message):

@@ -275,20 +275,24 @@ class MPE(wiring.Component):
     ``acc_out`` come ``pipeline`` cycles later.
 
     Parameters: ``bias``, the ``e4m3`` bias (0..15, default 11); ``pipeline``, the number of
-    register stages (0..6, default 2: after the product and on the result; 3 adds one after
+    register stages (0..8, default 2: after the product and on the result; 3 adds one after
     the fused add, 4 one after the normalization, 5 one after the alignment, 6 one on the
-    inputs).
+    inputs, 7 one after the operands' decode, 8 one after the leading-zero count);
+    ``multiplier``, ``lut`` (the default) or ``dsp``: the significand product and the INT
+    lanes' dot product from LUTs, or from one signed 18x18 multiplication (an ECP5
+    MULT18X18D) of packed lanes.
 
     Latency: ``pipeline`` cycles (0: combinational). Throughput: one row per cycle, that
     is 1 FP8 MAC, 2 INT4 MACs or 4 INT2 MACs per cycle.
 
-    FP8: both operands are decoded to 4-bit significands (subnormals not normalized) and
-    share one 4x4 significand multiplier and one fused add, whose alignment shifts only the
-    smaller addend: the exact sum of the ``dlfloat16`` accumulator (low 16
-    bits of ``acc_in``) and the product is rounded once, to nearest with ties away from zero.
-    A NaN or Inf operand or accumulator, or an overflow, gives 0x7FFF; an exact zero gives 0;
-    a result below the smallest ``dlfloat16`` (2^-31 x (1+2^-9)) rounds to it or to 0.
-    The upper 16 bits of ``acc_out`` are zero.
+    FP8: both operands are decoded to normalized 4-bit significands (subnormals too), so
+    the product has at most one leading zero, and share one 4x4 significand multiplier and
+    one fused add in a 13-bit window (WINDOW), whose alignment shifts only the smaller
+    addend: the exact sum of the ``dlfloat16`` accumulator (low 16 bits of ``acc_in``) and
+    the product is rounded once, to nearest with ties away from zero. A NaN or Inf operand
+    or accumulator, or an overflow, gives 0x7FFF; an exact zero gives 0; a result below
+    the smallest ``dlfloat16`` (2^-31 x (1+2^-9)) rounds to it or to 0. The upper 16 bits
+    of ``acc_out`` are zero.
 
     INT4 / INT2: ``a`` and ``b`` hold 2 (4-bit) or 4 (2-bit) signed lanes, lane 0 in the
     LSBs; acc_out = acc_in + sum of the lane products, wrapping modulo 2^32.
