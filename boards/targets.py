@@ -101,7 +101,7 @@ BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
                 clock_mhz=18, a_words=32768, b_words=32768, acc_words=2048, chunking=1,
                 spram=1, program_board="ice40_generic",
                 description="iCEBreaker, iCE40UP5K-SG48", uart_max_baud=FT2232H_MAX_BAUD),
-    BoardTarget("ulx3s", ULX3S_85F_Platform, rows=8, cols=8, pipeline=6,
+    BoardTarget("ulx3s", ULX3S_85F_Platform, rows=8, cols=8, pipeline=8, multiplier="dsp",
                 clock_mhz=45, a_words=8192, b_words=8192, acc_words=4096, program_board="ulx3s",
                 description="ULX3S 85F, ECP5 LFE5U-85F-6BG381C", uart_max_baud=FT231X_MAX_BAUD),
 )}
