@@ -1,9 +1,15 @@
 """The board system (UART link, buffers, controller, ws array) end to end in RTL."""
 
+import pytest
+
+from conftest import sweep_simulators
 from hw.soc.system import ArraySystem
 from sim.runner import default_cache_dir, run_cocotb
 
 
+# One simulator in the default tier (the board-sim and link tests run the same system on
+# both), the other in the full tier.
+@pytest.mark.parametrize("sim", sweep_simulators("verilator"))
 def test_system(sim, tmp_path):
     # 3 rows: buffer words are padded to 4 and 16 bytes (the simulated board tests 2x2).
     params = dict(rows=3, cols=3, divisor=4, timeout_bits=40, a_words=256, b_words=64,
