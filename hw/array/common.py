@@ -16,7 +16,7 @@ from amaranth import ClockDomain, ClockSignal, Module, ResetSignal, Signal, Valu
 from amaranth.hdl import DomainRenamer, EnableInserter
 
 from fp8hw.enums import Mode
-from hw.units.mpe import MPE
+from hw.units.mpe import MPE, MULTIPLIER
 
 
 def delay(m: Module, value, steps: int, name: str) -> Value:
@@ -39,7 +39,7 @@ class MacCell:
     """
 
     def __init__(self, m: Module, name: str, bias: int, pipeline: int, mode, fmt_a, fmt_b,
-                 multiplier: str = "lut"):
+                 multiplier: str = MULTIPLIER.default):
         self.mpe = MPE(bias=bias, pipeline=pipeline, multiplier=multiplier)
         m.submodules[name] = self.mpe
         self.latency = max(pipeline, 1)

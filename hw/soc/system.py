@@ -16,6 +16,7 @@ from golden.params import ROOM, WAYS
 from hw.soc.gemm import (A_WORDS, ACC_WORDS, B_WORDS, CHUNKING, ENGINE, GEMM_SETTINGS, SPRAM,
                          GemmEngine)
 from hw.soc.link import HostLink
+from hw.units.mpe import MULTIPLIER as MPE_MULTIPLIER
 from hw.soc.protocol import (ACK, ANSWER_OVERHEAD, CYCLES_BYTES, ENGINES, GEMM_BYTES,
                              HISTORY, MAX_PAYLOAD, NAK,
                              READ_ARGUMENTS, RECEIVE_BANKS, STATUS_BYTES, STATUS_COUNTERS,
@@ -62,7 +63,7 @@ class ArraySystem(wiring.Component):
                  acc_words: int = ACC_WORDS.default, chunking: int = CHUNKING.default,
                  spram: int = SPRAM.default, engine: str = ENGINE.default,
                  ways: int = WAYS.default, room: int = ROOM.default,
-                 gate_clock: bool = False, multiplier: str = "lut"):
+                 gate_clock: bool = False, multiplier: str = MPE_MULTIPLIER.default):
         self.engine = GemmEngine(rows, cols, bias=bias, pipeline=pipeline, a_words=a_words,
                                  b_words=b_words, acc_words=acc_words, chunking=chunking,
                                  spram=spram, engine=engine, ways=ways, room=room,

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from fp8hw.enums import Mode, SourceFormat
 from fp8hw.params import Param
-from golden.formats import DLFLOAT16, E4M3, E5M2, FP9
+from golden.formats import DLFLOAT16, E4M3, E5M2
 from golden.params import BIAS
 from hw.arith import Pipeline, leading_zeros, mul_lut, normalize, trailing_zeros
 from hw.dl_round import round_away_to_dl
@@ -80,9 +80,8 @@ def product_and_exponents(m, a: tuple, b: tuple, acc) -> dict:
     exponent side of the fused add, so that the alignment is only muxes and the shifter.
 
     Takes the two ``decode`` results and the ``dlfloat16`` accumulator (a view). Gives
-    ``product_sign``, ``special`` (a
-    NaN/Inf operand or accumulator), ``acc_zero``, ``product_big`` (the product is the
-    larger addend by its top), ``top`` (the larger addend is below 2**(top - 31)),
+    ``product_sign``, ``special`` (a NaN/Inf operand or accumulator), ``acc_zero``,
+    ``product_big`` (the product is the larger addend by its top), ``top`` (the larger addend is below 2**(top - 31)),
     ``distance`` (from the smaller addend's top) and ``sticky_after`` (the smaller
     addend's trailing zeros in the window: a larger distance shifts a set bit out).
     """
