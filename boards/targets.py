@@ -97,8 +97,8 @@ class BoardTarget:
 # Each board's shipped configuration: the largest array measured to fit and to meet the
 # clock (the README's "FPGA boards" has the figures, from ``python -m hw.build --board``).
 BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
-    BoardTarget("icebreaker", ICEBreakerPlatform, rows=1, cols=1, pipeline=5,
-                clock_mhz=18, a_words=32768, b_words=32768, acc_words=2048, chunking=1,
+    BoardTarget("icebreaker", ICEBreakerPlatform, rows=1, cols=1, pipeline=7,
+                clock_mhz=24, a_words=32768, b_words=32768, acc_words=2048, chunking=1,
                 spram=1, program_board="ice40_generic",
                 description="iCEBreaker, iCE40UP5K-SG48", uart_max_baud=FT2232H_MAX_BAUD),
     BoardTarget("ulx3s", ULX3S_85F_Platform, rows=8, cols=8, pipeline=8, multiplier="dsp",
@@ -110,7 +110,7 @@ BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
 # Each board's FP8-SEB build (``python -m hw.build --board NAME --engine seb``).
 SEB_BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
     replace(BOARDS["icebreaker"], engine="seb", ways=1, pipeline=6, chunking=0,
-            acc_words=2048),
+            acc_words=2048, clock_mhz=21),
     replace(BOARDS["ulx3s"], engine="seb", ways=24, rows=2, cols=2, pipeline=12, chunking=0,
             a_words=2048, b_words=2048, acc_words=4096),
 )}

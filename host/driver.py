@@ -1,6 +1,6 @@
 """The host driver of the board system (``hw/soc/system.py``).
 
-``Board(transport)`` speaks the host link protocol of ``hw/soc/protocol.py`` (version 5):
+``Board(transport)`` speaks the host link protocol of ``hw/soc/protocol.py`` (version 6):
 ``identify``, ``write``, ``read``, ``status``, ``requests`` (any list of requests,
 pipelined) and ``matmul``, which runs any GEMM on the board's GEMM engine in blocks
 (``host.gemm``) and returns exactly the bits of ``golden.matmul``. A

@@ -115,9 +115,11 @@ def test_board_table():
     assert get_board("ulx3s", "seb").engine == "seb" and get_board("ulx3s").engine == "mpe"
     with pytest.raises(BoardError, match="unknown engine"):
         get_board("ulx3s", "tpu")
+    # The default rate: the fastest standard one the clock divides to within 1% (the
+    # iCEBreaker's FT2232H takes 12 Mbaud, the ULX3S's FT231X 3 Mbaud).
+    fastest = {("icebreaker", "mpe"): 6_000_000}
     for target in [*BOARDS.values(), *SEB_BOARDS.values()]:
-        # The default rate: the fastest standard one the clock divides to within 1%.
-        assert target.uart_baud == 3_000_000
+        assert target.uart_baud == fastest.get((target.name, target.engine), 3_000_000)
         assert target.uart_divisor * target.uart_baud == target.clock_mhz * 1e6
         assert target.with_baud(115200).uart_divisor == round(target.clock_mhz * 1e6 / 115200)
         pll = (ice40_pll if target.family == "ice40" else ecp5_pll)(
@@ -125,12 +127,12 @@ def test_board_table():
         assert pll.f_out_mhz == target.clock_mhz
     with pytest.raises(BoardError, match="unknown board 'nope'"):
         get_board("nope")
-    with pytest.raises(BoardError, match="12000000 baud at 18 MHz needs a divisor of 1.50, "
+    with pytest.raises(BoardError, match="12000000 baud at 24 MHz needs a divisor of 2.00, "
                        "under the UART's minimum 4"):
         get_board("icebreaker").with_baud(12_000_000)
-    with pytest.raises(BoardError, match="4000000 baud at 18 MHz: the nearest divisor 4 makes "
-                       "4500000 baud, 12.50% off"):
-        get_board("icebreaker").with_baud(4_000_000)
+    with pytest.raises(BoardError, match="5000000 baud at 24 MHz: the nearest divisor 5 makes "
+                       "4800000 baud, 4.00% off"):
+        get_board("icebreaker").with_baud(5_000_000)
     with pytest.raises(BoardError, match="over the USB UART's 3000000"):
         get_board("ulx3s").with_baud(4_000_000)
 
@@ -197,8 +199,8 @@ def test_unknown_board(tmp_path):
     (["--force"], "--force needs --board"),
     (["--unit", "mpe", "-v"], "--verbose needs --board"),
     (["--baud", "115200"], "--baud needs --board"),
-    (["--board", "icebreaker", "--baud", "4000000"],
-     "icebreaker: 4000000 baud at 18 MHz: the nearest divisor 4 makes 4500000 baud"),
+    (["--board", "icebreaker", "--baud", "5000000"],
+     "icebreaker: 5000000 baud at 24 MHz: the nearest divisor 5 makes 4800000 baud"),
     (["--board", "ulx3s", "--baud", "6000000"], "over the USB UART's 3000000"),
 ])
 def test_board_option_errors(args, fragment):

@@ -16,7 +16,7 @@ LANES = {"icarus": 32, "verilator": 16}
 
 # The engine's depth (hw.soc.gemm.DLADD_PIPELINE); on Icarus (Python-bound) with --full.
 @pytest.mark.parametrize("sim", sweep_simulators("verilator"))
-@pytest.mark.parametrize("pipeline", [2])
+@pytest.mark.parametrize("pipeline", [4])
 def test_specials_directed_and_random(sim, tmp_path, pipeline):
     lanes = LANES[sim]
     top = LaneArray(lambda: DlAdd(pipeline), lanes)

@@ -130,8 +130,8 @@ def test_receiver_without_a_free_bank():
 
 def test_sender():
     """Each request becomes exactly ``encode_frame``'s bytes (taken with random stalls),
-    its payload fetched through a source that answers three cycles after the address; the
-    payload bytes are seen once each, in order, with their index."""
+    its payload fetched through a source that answers ``FETCH_LATENCY`` cycles after the
+    address; the payload bytes are seen once each, in order, with their index."""
     tx = FrameSender()
     rng = np.random.default_rng(8)
     requests = [(int(rng.integers(0, 256)), int(rng.integers(0, 256)), p)
@@ -149,7 +149,7 @@ def test_sender():
         addresses = deque([None] * (FETCH_LATENCY + 1), maxlen=FETCH_LATENCY + 1)
         while True:
             addresses.append(ctx.get(tx.fetch_addr))
-            # Only an address held for three cycles gets its byte: a sender that takes
+            # Only an address held for FETCH_LATENCY cycles gets its byte: a sender that takes
             # a byte too early, or moves on too soon, gets 0x5A.
             payload, address = current["payload"], addresses[0]
             valid = len(set(addresses)) == 1 and address is not None and address < len(payload)

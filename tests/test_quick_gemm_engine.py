@@ -8,8 +8,8 @@ import pytest
 from fp8hw.params import ParameterError
 from golden import matmul, mpe
 from hw.schedule import EngineLayout, image_words, k_tiles, word_stride, words_image
-from hw.soc.buffers import HOST_READ_LATENCY, BufferId, WordBuffer
-from hw.soc.gemm import GemmEngine
+from hw.soc.buffers import BufferId, WordBuffer
+from hw.soc.gemm import HOST_READ_LATENCY, GemmEngine
 from sim.gemm_jobs import EngineGemm, dl_codes, fp8_codes, small_codes
 from sim.pysim import put, simulate
 

@@ -182,7 +182,7 @@ def crc_byte_masks() -> list[int]:
 
 
 # Cycles from a new fetch_addr to the sender taking fetch_data.
-FETCH_LATENCY = 3
+FETCH_LATENCY = 4
 
 
 class FrameSender(wiring.Component):
@@ -190,9 +190,9 @@ class FrameSender(wiring.Component):
     fetched through ``fetch_addr`` / ``fetch_data``, and the CRC-32, COBS-encoded and
     ended by the delimiter, on ``bytes``.
 
-    ``fetch_data`` is taken ``FETCH_LATENCY`` (3) cycles after ``fetch_addr`` changes (so
-    a source may have a block RAM's read and two registers after it) and must hold while
-    ``fetch_addr`` does; each byte is fetched once, one every 4 cycles. ``seen`` pulses
+    ``fetch_data`` is taken ``FETCH_LATENCY`` (4) cycles after ``fetch_addr`` changes (so
+    a source may have a register, a block RAM's read and two registers after it) and must
+    hold while ``fetch_addr`` does; each byte is fetched once, one every 5 cycles. ``seen`` pulses
     as each payload byte is taken (``fetch_addr``: its index, ``seen_byte``: the byte).
 
     COBS needs to know how far the next 0x00 is before a block goes out: the encoded

@@ -42,12 +42,15 @@ a QUANT sweep writes its M quantized words. A sweep does one word a cycle.
 Host port rule: the host byte port (``host``, ``HostByteSignature`` with a ``buffer``
 number) reaches the buffers while the engine is idle (``busy`` low), or while ``paused``:
 ``pause`` asks the engine to stop using the ports of buffer ``host.buffer`` (for A and
-ACC the rows and sweeps stop and the array drains, for B the weights stop), ``paused``
-says it has, and holds while ``pause`` does (the GEMM goes on when it drops). Otherwise
-host writes are ignored and host reads return garbage. ``uses`` (bit 2n: the lower half
-of buffer n, words below ``half_words[n]``; bit 2n + 1 the upper half) tells the halves
-the running GEMM reads or writes, from its acceptance to its end: the executor lets the
-host touch only the others while it runs. The executor checks byte addresses against
+ACC the rows and sweeps stop and the array drains, for B the weights stop; from the
+cycle after it rises), ``paused`` says it has, and holds while ``pause`` does (the GEMM
+goes on when it drops). The buffers do a host access in the cycle after it is offered
+(``HOST_READ_LATENCY``), so the engine must still be idle or paused then: the pause is
+held a cycle past the last access. Otherwise host writes are ignored and host reads
+return garbage. ``uses`` (bit 2n: the lower half of buffer n, words below
+``half_words[n]``; bit 2n + 1 the upper half) tells the halves the running GEMM reads or
+writes, from its acceptance to its end: the executor lets the host touch only the others
+while it runs. The executor checks byte addresses against
 ``sizes`` (bytes each buffer spans), but writes past a buffer change nothing.
 
 ``start`` (a stream of ``GEMM_SETTINGS``) is taken only while idle. The engine first
@@ -78,8 +81,8 @@ from golden.params import BIAS, ROOM, WAYS
 from hw.array import WeightStationaryArray
 from hw.array.elements import MpeElement, TreeElement
 from hw.schedule import EngineLayout
-from hw.soc.buffers import (HOST_READ_LATENCY, MAX_DEPTH, BufferId, HostByteSignature,
-                             WordBuffer)
+from hw.soc.buffers import HOST_READ_LATENCY as BUFFER_READ_LATENCY
+from hw.soc.buffers import MAX_DEPTH, BufferId, HostByteSignature, WordBuffer
 from hw.soc.k_tile_walker import KTileWalker
 from hw.units.mpe import MULTIPLIER as MPE_MULTIPLIER
 from hw.units.mpe import PIPELINE
@@ -122,8 +125,14 @@ GEMM_SETTINGS = data.StructLayout({
     "track": 1,
 })
 
-DLADD_PIPELINE = 2
+# The fold's adder: 4 cuts after the operands' swap and the normalization too (the
+# iCEBreaker at 24 MHz).
+DLADD_PIPELINE = 4
 QUANT_PIPELINE = 1
+# The engine's host port: a register (nothing but registers drive the buffers from the
+# host side: the link's payload had reached the iCE40's SPRAM chip select through 15
+# levels, and the ECP5's buffers spread over the die), then the buffers' read.
+HOST_READ_LATENCY = BUFFER_READ_LATENCY + 1
 
 
 class GemmEngine(wiring.Component):
@@ -235,9 +244,15 @@ class GemmEngine(wiring.Component):
         return m
 
     def _host_port(self, m, idle):
-        host = self.host
+        # The access offered, registered: the buffers see it a cycle later. (Registers
+        # inside each buffer instead made Yosys 0.70's abc9 fail an assertion on the
+        # FP8-SEB ULX3S design.)
+        host = HostByteSignature(len(BufferId)).flip().create(path=("host_taken",))
+        m.d.sync += [host.addr.eq(self.host.addr), host.data.eq(self.host.data),
+                     host.write.eq(self.host.write), host.buffer.eq(self.host.buffer)]
+        m.d.comb += self.host.read_data.eq(host.read_data)
         read_from = host.buffer
-        for stage in range(HOST_READ_LATENCY):     # the buffer each read_data comes from
+        for stage in range(BUFFER_READ_LATENCY):   # the buffer each read_data comes from
             delayed = Signal(range(len(BufferId)), name=f"host_read_from{stage}")
             m.d.sync += delayed.eq(read_from)
             read_from = delayed
@@ -268,11 +283,10 @@ class _Controller:
         self.wm = min(engine.a_words, engine.acc_words).bit_length()     # M
         self.wn = (R * engine.acc_words + R).bit_length()                # N and n0
         self.a, self.b, self.acc = (engine.buffers[n] for n in BufferId)
+        # Loaded with the settings (a register: it steers the rows' reads of ACC).
         self.chunked = Signal(name="chunked")
         self.chunk = Signal(self.wb, name="chunk_used")  # 0 unless chunked
         self.quantize = Signal(name="quantize")
-        if not engine.seb:                   # the FP8-SEB engine has no chunks
-            m.d.comb += self.chunked.eq((s.mode == GemmMode.FP8) & (s.chunk != 0))
         m.d.comb += [self.chunk.eq(Mux(self.chunked, s.chunk[:self.wb], 0)),
                      self.quantize.eq(s.out != OutFormat.NONE)]
         # The FP8-SEB engine's quantized outputs: an N tile's R codes are R of the R x W
@@ -283,19 +297,32 @@ class _Controller:
         self.pending = Signal(range(self.array.result_latency + 4), name="pending")
         self.issued = Signal(name="row_issued")
         self.wrote = Signal(name="result_written")
-        m.d.sync += self.pending.eq(self.pending + self.issued - self.wrote)
+        pending_next = self.pending + self.issued - self.wrote
+        m.d.sync += self.pending.eq(pending_next)
         self.drained = self.pending == 0
-        self.tiles = Signal(self.wb, name="k_tile_count")    # T (at most K), from the check
+        # T - 1 (T the K tiles, at most K), counted by the check from all ones.
+        self.tiles_last = Signal(self.wb, name="k_tiles_last")
         # Narrow views of the settings (exact once ``oversize`` is clear).
         self.M, self.K, self.N = s.m[:self.wm], s.k[:self.wb], s.n[:self.wn]
+        # M - 1 in a register (the settings hold still while it is read): no subtraction
+        # before the row counters' comparisons.
+        self.m_last = Signal(self.wm, name="m_last")
+        m.d.sync += self.m_last.eq(self.M - 1)
+        # pending < M, registered (M holds still from the settings' load on).
+        self.below_m = Signal(name="pending_below_m")
+        m.d.sync += self.below_m.eq(pending_next < self.M)
         self.a_base, self.out_base = s.a_base[:self.wa], s.out_base[:self.wa]
         self.acc_base = s.acc_base[:self.wc]
         self.b_base = s.b_base[:self.wb]
         # A pause for the host: rows and sweeps stop for A and ACC, weights for B.
         self.pause_rows = Signal(name="pause_rows")
         self.pause_weights = Signal(name="pause_weights")
-        m.d.comb += [self.pause_rows.eq(engine.pause & (engine.host.buffer != BufferId.B)),
-                     self.pause_weights.eq(engine.pause & (engine.host.buffer == BufferId.B))]
+        # ``pause`` is taken into a register first: the executor's decision to pause
+        # (from the link's frame and its checks) is not in series with the row issue.
+        self.pause = Signal(name="pause_taken")
+        m.d.sync += self.pause.eq(engine.pause)
+        m.d.comb += [self.pause_rows.eq(self.pause & (engine.host.buffer != BufferId.B)),
+                     self.pause_weights.eq(self.pause & (engine.host.buffer == BufferId.B))]
         self.begin = Signal(name="begin")              # the settings passed: rows next
 
     def build(self):
@@ -313,7 +340,14 @@ class _Controller:
         n0 = Signal(self.wn, name="n0")                  # nt*R
         self.sweep_n0 = n0                               # still the swept tile's in a sweep
         row = Signal(self.wm, name="row")
-        last_nt = n0 + R >= N
+        # n0 + R >= N (the last N tile), kept in a register beside n0: set with it.
+        last_nt = Signal(name="last_n_tile")
+
+        def n0_first():
+            m.d.sync += [n0.eq(0), last_nt.eq(R >= N)]
+
+        def n0_next():
+            m.d.sync += [n0.eq(n0 + R), last_nt.eq(n0 + 2 * R >= N)]
         pend_fold, pend_quant, pend_nt = (Signal(name=n) for n in
                                           ("pend_fold", "pend_quant", "pend_next_nt"))
         fold_first = Signal(name="fold_first_chunk")
@@ -341,6 +375,8 @@ class _Controller:
                 m.d.sync += end.eq(end + step)
 
         bad = Signal(name="bad_settings")
+        bad_taken = Signal(name="bad_settings_taken")    # a cycle later, for CHECK_END
+        m.d.sync += bad_taken.eq(bad)
         if e.seb:
             bad_mode = ((s.mode != GemmMode.FP8SEB) | (s.chunk != 0)
                         | (self.quantize & (s.out != OutFormat.FP8SEB)))
@@ -356,7 +392,8 @@ class _Controller:
 
         def next_nt():
             rw.restart(m)
-            m.d.sync += [a_ptr.eq(self.a_base), acc_nt.eq(acc_nt + M), n0.eq(n0 + R)]
+            m.d.sync += [a_ptr.eq(self.a_base), acc_nt.eq(acc_nt + M)]
+            n0_next()
             self._next_group(out_nt)
 
         # The operand stage: a row's A and ACC words sit on the read ports until taken.
@@ -385,7 +422,7 @@ class _Controller:
             sums_kind.eq(Mux(self.chunked, Mux(rw.first_of_chunk, 0, 2),
                              Mux((rw.k0 == 0) & ~s.accumulate, 0, 1))),
             reads_previous.eq(Mux(self.chunked, ~rw.first_of_chunk, rw.k0 != 0))]
-        may_read = ~reads_previous | (self.pending < M)
+        may_read = ~reads_previous | self.below_m
         # One unconditional assignment (a Verilog ``assign``, which simulators evaluate
         # from time 0, unlike a process that waits for its inputs to change).
         in_rows = Signal(name="in_rows")
@@ -410,13 +447,16 @@ class _Controller:
                         Mux(e.host.buffer == BufferId.B, ~weight_valid,
                             self.drained & ~in_sweep))
             m.d.comb += [self.idle.eq(fsm.ongoing("IDLE")), in_rows.eq(fsm.ongoing("ROWS")),
-                         e.paused.eq(e.pause & quiet),
+                         e.paused.eq(self.pause & quiet),
                          self.e.busy.eq(~fsm.ongoing("IDLE")),
                          self.e.start.ready.eq(fsm.ongoing("IDLE")),
                          self.e.done.eq(fsm.ongoing("DONE"))]
             with m.State("IDLE"):
                 with m.If(self.e.start.valid):
                     quantize = start.out != OutFormat.NONE
+                    if not e.seb:                # the FP8-SEB engine has no chunks
+                        m.d.sync += self.chunked.eq((start.mode == GemmMode.FP8)
+                                                    & (start.chunk != 0) & (start.k != 0))
                     m.d.sync += [
                         s.eq(start), self.e.refused.eq(0), overflow.eq(0),
                         # A chunk past K is one chunk of all of K: K is what it means.
@@ -432,16 +472,18 @@ class _Controller:
                     m.next = "CHECK_START"
             with m.State("CHECK_START"):
                 rw.restart(m)
-                m.d.sync += [a_end.eq(self.a_base), b_end.eq(self.b_base), acc_end.eq(self.acc_base),
-                             o_end.eq(self.out_base), n0.eq(0), self.tiles.eq(0),
+                n0_first()
+                m.d.sync += [a_end.eq(self.a_base), b_end.eq(self.b_base),
+                             acc_end.eq(self.acc_base), o_end.eq(self.out_base),
+                             self.tiles_last.eq(-1),
                              self.group.eq(0)]
                 with m.If(oversize):
-                    m.next = "CHECK_END"
+                    m.next = "CHECK_SETTLE"
                 with m.Else():
                     m.next = "CHECK_K"
             with m.State("CHECK_K"):                     # a cycle a K tile
                 grow(a_end, M, e.a_words)
-                m.d.sync += self.tiles.eq(self.tiles + 1)
+                m.d.sync += self.tiles_last.eq(self.tiles_last + 1)
                 rw.advance(m)
                 with m.If(rw.last | (K == 0) | overflow):
                     m.next = "CHECK_N"
@@ -450,21 +492,24 @@ class _Controller:
                 grow(acc_end, M, e.acc_words)
                 with m.If(self.quantize & (self.group == 0)):   # a new A word of outputs
                     grow(o_end, M, e.a_words)
-                m.d.sync += n0.eq(n0 + R)
+                n0_next()
                 self._next_group(None)
                 with m.If(last_nt | overflow):
-                    m.next = "CHECK_END"
+                    m.next = "CHECK_SETTLE"
+            with m.State("CHECK_SETTLE"):                # the ends final; bad_taken next
+                m.next = "CHECK_END"
             with m.State("CHECK_END"):
-                with m.If(bad):
+                with m.If(bad_taken):
                     m.d.sync += self.e.refused.eq(1)
                     m.next = "DONE"
                 with m.Else():
                     rw.restart(m)
+                    n0_first()
                     m.d.comb += [e.accepted.eq(1), self.begin.eq(1)]
                     m.d.sync += uses.eq(uses_now)
                     m.d.sync += [a_ptr.eq(self.a_base), acc_nt.eq(self.acc_base),
                                  out_nt.eq(self.out_base), self.group.eq(0),
-                                 n0.eq(0), row.eq(0), pend_fold.eq(0), pend_quant.eq(0),
+                                 row.eq(0), pend_fold.eq(0), pend_quant.eq(0),
                                  pend_nt.eq(0)]
                     m.d.comb += weights_go.eq(1)
                     m.next = "ROWS"
@@ -474,7 +519,7 @@ class _Controller:
                                  self.acc.read.addr.eq(acc_nt + row)]
                     m.d.sync += [op_first.eq(row == 0), op_sums.eq(sums_kind),
                                  row.eq(row + 1), a_ptr.eq(a_ptr + 1)]
-                    with m.If(row == M - 1):             # the tile's last row
+                    with m.If(row == self.m_last):       # the tile's last row
                         m.d.sync += row.eq(0)
                         fold = self.chunked & rw.last_of_chunk
                         stop = fold | (rw.last & (self.quantize | last_nt))
@@ -593,9 +638,9 @@ class _Controller:
             m.d.sync += [i.eq(0), t.eq(0), base.eq(self.acc_base)]
         with m.Elif(res.valid):
             m.d.sync += i.eq(i + 1)
-            with m.If(i == self.M - 1):
+            with m.If(i == self.m_last):
                 m.d.sync += [i.eq(0), t.eq(t + 1)]
-                with m.If(t == self.tiles - 1):
+                with m.If(t == self.tiles_last):
                     m.d.sync += [t.eq(0), base.eq(base + self.M)]
 
     # -- the sweeps over an N tile's M ACC words: FOLD (S <- dladd(S, P), into ACC) or

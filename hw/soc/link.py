@@ -32,7 +32,7 @@ class HostLink(wiring.Component):
     The executor sees each request to execute on ``received`` (command, payload length;
     payload bytes at ``read_addr``, ``read_data`` a cycle later) and answers it on
     ``send`` (ACK or NAK, payload length), its payload fetched through ``fetch_addr`` /
-    ``fetch_data`` (index 0: the command answered; the byte is taken ``FETCH_LATENCY``, 3,
+    ``fetch_data`` (index 0: the command answered; the byte is taken ``FETCH_LATENCY``, 4,
     cycles after the address; the address holds until then). It takes ``received`` once
     its answer is fetched (``send`` ready again; its bytes may still be going out on the
     line); the next request is received meanwhile. Requests the link answers itself never

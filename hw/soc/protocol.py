@@ -48,7 +48,7 @@ from __future__ import annotations
 import enum
 import zlib
 
-VERSION = 5                        # reported first by IDENTIFY
+VERSION = 6                        # reported first by IDENTIFY
 DELIMITER = 0x00
 ACK = 0x06
 NAK = 0x15
@@ -135,7 +135,7 @@ ENGINES = ("mpe", "seb")
 IDENTITY_FIELDS = (("version", 1), ("rows", 1), ("cols", 1), ("dataflow", 1),
                    ("pipeline", 1), ("bias", 1), ("a_words", 4), ("b_words", 4),
                    ("acc_words", 4), ("max_m", 2), ("max_k", 2), ("max_n", 2),
-                   ("chunking", 1), ("divisor", 2), ("clock_khz", 2), ("banks", 1),
+                   ("chunking", 1), ("divisor", 2), ("clock_khz", 4), ("banks", 1),
                    ("history", 1), ("max_payload", 2), ("engine", 1), ("ways", 2),
                    ("room", 1))
 

@@ -74,8 +74,9 @@ class ArraySystem(wiring.Component):
         self.rows, self.cols, self.pipeline, self.bias = rows, cols, pipeline, bias
         self.divisor, self.timeout = divisor, timeout_bits * divisor
         self.sizes = tuple(self.engine.sizes[n] for n in BufferId)
-        if not isinstance(clock_khz, int) or not 0 <= clock_khz < 1 << 16:
-            raise ValueError(f"clock_khz must be an integer in 0..65535, got {clock_khz!r}")
+        if not isinstance(clock_khz, int) or not 0 <= clock_khz < 1 << 32:
+            raise ValueError(f"clock_khz must be an integer in 0..{(1 << 32) - 1}, "
+                             f"got {clock_khz!r}")
         max_m, max_k, max_n = largest_dimensions(rows, a_words, b_words, acc_words,
                                                  self.engine.ways)
         self.identity = pack_identity(
@@ -110,6 +111,10 @@ class ArraySystem(wiring.Component):
         view = args[56:64]
         data_length = Signal(range(MAX_PAYLOAD + 1))
         m.d.comb += data_length.eq(got.length - WRITE_HEADER)
+        # COPY's last index, registered (the frame holds still while it executes): no
+        # subtraction before COPY's end.
+        copy_end = Signal(range(MAX_PAYLOAD + 2), name="copy_end")
+        m.d.sync += copy_end.eq(data_length + 1)
 
         answer_command = Signal(8)           # ACK or NAK
         answer_length = Signal(range(MAX_PAYLOAD + 1))
@@ -149,8 +154,8 @@ class ArraySystem(wiring.Component):
                                  identity.word_select(fetch_index, 8),
                                  status.word_select(fetch_index, 8)))
         # Registered: a block RAM's output, the buffer multiplexer and the sender's CRC
-        # would not fit in one cycle on the ULX3S (the link takes the byte three cycles late:
-        # the block RAM, the buffer's byte register, this one).
+        # would not fit in one cycle on the ULX3S (the link takes the byte four cycles late:
+        # the buffer's input register, the block RAM, the buffer's byte register, this one).
         m.d.sync += link.fetch_data.eq(
             Mux(fetch_first, got.command,
                 Mux(answer_command == NAK, answer_reason,
@@ -159,7 +164,9 @@ class ArraySystem(wiring.Component):
                      link.send.payload.length.eq(answer_length)]
 
         # The engine's host byte port: WRITE drives it in COPY, READ while its answer's
-        # bytes are fetched (index f + 1 is read at f). Both only while the engine is idle.
+        # bytes are fetched (index f + 1 is read at f). Both only while the engine is idle
+        # or paused; the buffers do an access a cycle after it is offered, and COPY's last
+        # cycle (no write offered) keeps the pause for the last write.
         host = engine.host
         host_index = Signal(range(MAX_PAYLOAD + 1))
         copy_valid = Signal()
@@ -317,7 +324,7 @@ class ArraySystem(wiring.Component):
                     m.d.sync += write_address.eq(write_address + 1)
                     m.d.comb += [host.addr.eq(write_address), host.write.eq(1),
                                  host.data.eq(link.read_data)]
-                with m.If(host_index == data_length + 1):
+                with m.If(host_index == copy_end):
                     m.d.sync += copy_valid.eq(0)
                     accept()
 

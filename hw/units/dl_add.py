@@ -16,6 +16,8 @@ PIPELINE_CUTS = {
     0: (),
     1: ("result",),
     2: ("sum", "result"),
+    3: ("swap", "sum", "result"),
+    4: ("swap", "sum", "normalize", "result"),
 }
 PIPELINE = Param("pipeline", 1, "DlAdd register stages (= latency in cycles)", lo=0,
                  hi=len(PIPELINE_CUTS) - 1)
@@ -60,8 +62,9 @@ class DlAdd(wiring.Component):
     Ports (sampled together when ``valid_in`` is high): ``a``, ``b`` (``dlfloat16``
     codes); ``y`` and ``valid_out`` come ``pipeline`` cycles later.
 
-    Parameter: ``pipeline``, the register stages (0..2, default 1: on the result; 2 adds
-    one after the addition, before the normalization).
+    Parameter: ``pipeline``, the register stages (0..4, default 1: on the result; 2 adds
+    one after the addition, before the normalization; 3 one after the operands' swap,
+    before the alignment; 4 one after the normalization, before the rounding).
 
     Latency: ``pipeline`` cycles (0: combinational). Throughput: one sum per cycle.
 
@@ -98,7 +101,9 @@ class DlAdd(wiring.Component):
         a_first = self.a[:magnitude_bits] >= self.b[:magnitude_bits]
         big_code = Mux(a_first, self.a, self.b)
         small_code = Mux(a_first, self.b, self.a)
-        big, small = operand(m, big_code, "big"), operand(m, small_code, "small")
+        s0 = pipe.cut_all("swap", {"valid": self.valid_in, "big": big_code,
+                                   "small": small_code})
+        big, small = operand(m, s0["big"], "big"), operand(m, s0["small"], "small")
         big_addend, small_addend = align(m, big, small)
         subtract = big["sign"] ^ small["sign"]
         # big >= small, so big - small = big + ~small + 1 (modulo the width) is never
@@ -107,18 +112,22 @@ class DlAdd(wiring.Component):
         m.d.comb += total.eq(big_addend + (small_addend ^ subtract.replicate(len(total)))
                              + subtract)
         s1 = pipe.cut_all("sum", {
-            "valid": self.valid_in, "total": total, "sign": big["sign"],
+            "valid": s0["valid"], "total": total, "sign": big["sign"],
             "exponent": big["exponent"], "nan": big["nan"] | small["nan"],
         })
 
         lz = leading_zeros(m, s1["total"])
         normalized = Signal(len(total), name="normalized")
         m.d.comb += normalized.eq(s1["total"] << lz)
+        s2 = pipe.cut_all("normalize", {
+            "valid": s1["valid"], "normalized": normalized, "lz": lz, "sign": s1["sign"],
+            "exponent": s1["exponent"], "nan": s1["nan"], "zero": s1["total"] == 0,
+        })
         # The big significand's MSB, one below the carry bit, is worth 2**(exponent -
         # bias), so the carry bit is worth 2**(exponent + 1 - bias).
-        code = round_to_dl(m, dl, normalized, s1["exponent"], lz, s1["sign"], exp_offset=1,
-                           rounding="rnu", overflow="nan", nan=s1["nan"],
-                           zero=s1["total"] == 0)
+        code = round_to_dl(m, dl, s2["normalized"], s2["exponent"], s2["lz"], s2["sign"],
+                           exp_offset=1, rounding="rnu", overflow="nan", nan=s2["nan"],
+                           zero=s2["zero"])
         m.d.comb += [self.y.eq(pipe.cut("result", code)),
-                     self.valid_out.eq(pipe.cut("result", s1["valid"], reset_less=False))]
+                     self.valid_out.eq(pipe.cut("result", s2["valid"], reset_less=False))]
         return m

@@ -17,8 +17,8 @@ import numpy as np
 from cocotb.triggers import FallingEdge
 
 from hw.schedule import image_words, words_image
-from hw.soc.buffers import HOST_READ_LATENCY, BufferId
-from hw.soc.gemm import GemmEngine
+from hw.soc.buffers import BufferId
+from hw.soc.gemm import HOST_READ_LATENCY, GemmEngine
 from sim.gemm_jobs import (engine_gemms, refused_gemms, seb_engine_gemms, seb_refused_gemms,
                            settings_word)
 from sim.lanes import start_clock
