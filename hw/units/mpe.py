@@ -8,7 +8,7 @@ from fp8hw.enums import Mode, SourceFormat
 from fp8hw.params import Param
 from golden.formats import DLFLOAT16, E4M3, E5M2
 from golden.params import BIAS
-from hw.arith import Pipeline, leading_zeros, mul_lut, normalize, trailing_zeros
+from hw.arith import Pipeline, add_carry, leading_zeros, mul_lut, normalize, trailing_zeros
 from hw.dl_round import round_away_to_dl
 from hw.layouts import float_layout
 
@@ -81,7 +81,8 @@ def product_and_exponents(m, a: tuple, b: tuple, acc) -> dict:
 
     Takes the two ``decode`` results and the ``dlfloat16`` accumulator (a view). Gives
     ``product_sign``, ``special`` (a NaN/Inf operand or accumulator), ``acc_zero``,
-    ``product_big`` (the product is the larger addend by its top), ``top`` (the larger addend is below 2**(top - 31)),
+    ``product_big`` (the product is the larger addend by its top), ``above`` (the
+    product's top less the accumulator's, for ``larger_top``),
     ``distance`` (from the smaller addend's top) and ``sticky_after`` (the smaller
     addend's trailing zeros in the window: a larger distance shifts a set bit out).
     """
@@ -103,13 +104,10 @@ def product_and_exponents(m, a: tuple, b: tuple, acc) -> dict:
     m.d.comb += above.eq(partial + carries)
     product_big = Signal()
     m.d.comb += product_big.eq(~product_zero & (acc_zero | (above >= 0)))
-    # ``top``: the larger addend lies below 2**(top - 31) (a signed 8 bits).
-    top = Signal(signed(8))
     distance = Signal(7)
     # When the accumulator is larger, the distance is -above = ~above + 1: the product
     # enters the window one place lower (see align) and is shifted by ~above.
-    m.d.comb += [top.eq(Mux(product_big, exponent_a + exponent_b, acc.exponent + 1)),
-                 distance.eq(Mux(product_big, above, ~above))]
+    m.d.comb += distance.eq(Mux(product_big, above, ~above))
     # The product's trailing zeros are its factors' summed.
     tz_p = Signal(range(WINDOW + 1))
     tz_c = Signal(range(WINDOW + 1))
@@ -121,8 +119,19 @@ def product_and_exponents(m, a: tuple, b: tuple, acc) -> dict:
     acc_nan = (acc.exponent == dl.exp_all_ones) & (acc.mantissa == dl.man_all_ones)
     return {"product_sign": sign_a ^ sign_b,
             "special": special_a | special_b | acc_nan, "acc_zero": acc_zero,
-            "product_big": product_big, "top": top, "distance": distance,
+            "product_big": product_big, "above": above, "distance": distance,
             "sticky_after": Mux(product_big, tz_c, tz_p)}
+
+
+def larger_top(m, acc_exponent, above, product_big) -> Signal:
+    """Stage 2 (beside the alignment): ``top``, the larger addend lies below
+    2**(top - 31) (a signed 8 bits). The accumulator's top is e + 1 and the product's
+    Xa + Xb = above + e + 1, so top = e + 1 + (above when the product is larger): one
+    carry chain (the 1 its carry in), not a sum of the operands' exponents beside
+    e + 1 and a multiplexer."""
+    top = Signal(signed(8))
+    m.d.comb += top.eq(add_carry(acc_exponent, Mux(product_big, above, 0), 1))
+    return top
 
 
 def digit_product(m, x, y, x_signed: bool, y_signed: bool, name: str) -> Signal:
@@ -207,17 +216,19 @@ def dsp_operands(a, b, significand_a, significand_b, mode) -> tuple:
                  for i in range(2))
 
 
-def dsp_lane_sum(m, product, int4) -> Signal:
-    """Stage 3: the lanes' dot product, signed 10 bits, from the DSP's ``product``."""
+def dsp_lane_sum(m, product, int4) -> tuple:
+    """Stage 3: the lanes' dot product from the DSP's ``product`` as (field, round): a
+    signed 10-bit field and the bit below it, whose sum is the dot product (the bit
+    enters the accumulator's add as its carry in, so that no adder of its own is needed)."""
     k4, k2 = INT4_K, 3 * INT2_K
-    dot4 = Signal(signed(10))
-    dot2 = Signal(5)
-    m.d.comb += [dot4.eq(product[k4:k4 + 9].as_signed() + product[k4 - 1]),
-                 dot2.eq(product[k2:k2 + 5] + product[k2 - 1])]
-    # dot2 is the INT2 dot product -8..16 modulo 32: 24..31 stand for -8..-1.
+    field4 = product[k4:k4 + 9].as_signed()
+    # INT2: the dot product is -8..16 and its field + bit is it modulo 32, so the field
+    # alone is -9..16 modulo 32: 23..31 stand for -9..-1 (17..22 do not occur).
+    field2 = product[k2:k2 + 5]
+    negative2 = field2[4] & field2[:4].any()
     total = Signal(signed(10))
-    m.d.comb += total.eq(Mux(int4, dot4, Cat(dot2, (dot2[3] & dot2[4]).replicate(5))))
-    return total
+    m.d.comb += total.eq(Mux(int4, field4, Cat(field2, negative2.replicate(5))))
+    return total, Mux(int4, product[k4 - 1], product[k2 - 1])
 
 
 def align(m, product, acc, acc_zero, product_big, distance, sticky_after) -> tuple:
@@ -238,7 +249,10 @@ def align(m, product, acc, acc_zero, product_big, distance, sticky_after) -> tup
     shift_bits = (WINDOW - 1).bit_length()
     shifted = Signal(WINDOW)
     m.d.comb += shifted.eq(Mux(distance[shift_bits:].any(), 0, small >> distance[:shift_bits]))
-    sticky = small.any() & (distance > sticky_after)
+    # sticky_after is at most WINDOW: a distance of 16 or more shifts every set bit out,
+    # and the compare of the low 4 bits is LUTs, not a carry chain.
+    assert WINDOW < 16 and len(sticky_after) <= 4
+    sticky = small.any() & (distance[4:].any() | (distance[:4] > sticky_after))
     return Cat(Const(0, 1), big), Cat(sticky, shifted)
 
 
@@ -361,14 +375,16 @@ class MPE(wiring.Component):
             "valid": sd["valid"], "fp8": sd["fp8"], "int4": sd["int4"], "acc": sd["acc"],
             **product, "product_sign": fused["product_sign"],
             "special": fused["special"], "acc_zero": fused["acc_zero"],
-            "product_big": fused["product_big"], "top": fused["top"],
+            "product_big": fused["product_big"], "above": fused["above"],
             "distance": fused["distance"], "sticky_after": fused["sticky_after"],
         })
 
         acc = data.View(float_layout(dl), s1["acc"][:dl.width])
         if self.multiplier == "dsp":
             s1["product"] = s1["dsp_product"][:8]
-            s1["lane_sum"] = dsp_lane_sum(m, s1["dsp_product"], s1["int4"])
+            s1["lane_sum"], s1["lane_carry"] = dsp_lane_sum(m, s1["dsp_product"], s1["int4"])
+        else:
+            s1["lane_carry"] = Const(0, 1)
         big, small = align(m, s1["product"], acc, s1["acc_zero"], s1["product_big"],
                            s1["distance"], s1["sticky_after"])
         subtract = s1["product_sign"] ^ acc.sign
@@ -376,16 +392,22 @@ class MPE(wiring.Component):
             "valid": s1["valid"], "fp8": s1["fp8"], "special": s1["special"],
             "big": big, "small": small ^ subtract.replicate(len(small)),
             "big_sign": Mux(s1["product_big"], s1["product_sign"], acc.sign),
-            "subtract": subtract, "top": s1["top"],
-            "acc": s1["acc"], "lane_sum": s1["lane_sum"],
+            "subtract": subtract, "above": s1["above"], "product_big": s1["product_big"],
+            "acc": s1["acc"], "lane_sum": s1["lane_sum"], "lane_carry": s1["lane_carry"],
         })
 
         magnitude, sum_sign = add(m, s2["big"], s2["small"], s2["subtract"], s2["big_sign"])
         int_result = Signal(32)
-        m.d.comb += int_result.eq(s2["acc"] + s2["lane_sum"].as_signed())
+        if self.multiplier == "dsp":
+            m.d.comb += int_result.eq(add_carry(s2["acc"], s2["lane_sum"].as_signed(),
+                                                s2["lane_carry"]))
+        else:
+            m.d.comb += int_result.eq(s2["acc"] + s2["lane_sum"].as_signed())
         s3 = pipe.cut_all("sum", {
             "valid": s2["valid"], "fp8": s2["fp8"], "special": s2["special"],
-            "magnitude": magnitude, "sign": sum_sign, "top": s2["top"],
+            "magnitude": magnitude, "sign": sum_sign,
+            "top": larger_top(m, s2["acc"][dl.man_bits:dl.man_bits + dl.exp_bits],
+                              s2["above"], s2["product_big"]),
             "int_result": int_result,
         })
 
