@@ -48,6 +48,18 @@ X_BIAS_A = 16
 X_BIAS_B = 17
 
 
+def table(m, index, function, shape, name: str) -> Signal:
+    """``function(i)`` for every value i of the unsigned ``index``, as a lookup table: a
+    small sum with a constant, written so, becomes a carry chain (on ECP5 its cells and
+    about four more a chain), where the table is a few LUTs."""
+    out = Signal(shape, name=name)
+    with m.Switch(index):
+        for i in range(2 ** len(index)):
+            with m.Case(i):
+                m.d.comb += out.eq(function(i))
+    return out
+
+
 def decode(m, code, fmt, bias: int, x_bias: int, name: str) -> tuple:
     """Stage 1, one operand: (sign, significand, exponent, NaN/Inf) of the 8-bit ``code``
     in ``fmt`` (``SourceFormat``; ``bias`` is the e4m3 bias): the significand is 1.xxx
@@ -60,12 +72,15 @@ def decode(m, code, fmt, bias: int, x_bias: int, name: str) -> tuple:
     significand_4 = Mux(e4.exponent != 0, Cat(m4, 1),
                         Mux(m4[2], Cat(0, m4[:2], 1),
                             Mux(m4[1], Cat(0, 0, m4[0], 1), Cat(0, 0, 0, m4[0]))))
-    exponent_4 = Mux(e4.exponent != 0, e4.exponent + x4,
+    exponent_4 = Mux(e4.exponent != 0,
+                     table(m, e4.exponent, lambda e: e + x4, signed(7), f"{name}_x4"),
                      Mux(m4[2], x4, Mux(m4[1], x4 - 1, x4 - 2)))
     x5 = x_bias - E5M2.bias
     significand_5 = Mux(e5.exponent != 0, Cat(0, m5, 1),
                         Mux(m5[1], Cat(0, 0, m5[0], 1), Cat(0, 0, 0, m5[0])))
-    exponent_5 = Mux(e5.exponent != 0, e5.exponent + x5, Mux(m5[1], x5, x5 - 1))
+    exponent_5 = Mux(e5.exponent != 0,
+                     table(m, e5.exponent, lambda e: e + x5, signed(7), f"{name}_x5"),
+                     Mux(m5[1], x5, x5 - 1))
     is_e5 = fmt == SourceFormat.E5M2
     special = Mux(is_e5, e5.exponent == E5M2.exp_all_ones, code[:7] == E4M3.canonical_nan)
     significand = Signal(4, name=f"{name}_significand")
