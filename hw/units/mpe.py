@@ -208,8 +208,17 @@ INT4_K = 9      # 2 lanes: products -56..64, dot -112..128 (9 bits), lower part 
 INT2_K = 5      # 4 lanes: products -2..4, dot -8..16 (read modulo 32), lower part < 2**14
 
 
-def dsp_operands(a, b, significand_a, significand_b, mode) -> tuple:
+def dsp_operands(m, a, b, significand_a, significand_b, mode) -> tuple:
     """Stage 1: the DSP's two signed 18-bit operands for ``mode``."""
+    def minus(value, borrow, name):
+        # value - borrow; for INT4 lanes a table (as a subtraction, a carry chain)
+        if isinstance(borrow, Const) or len(value) < 4:
+            return (value - borrow).as_signed()
+        width = len(value)
+        return table(m, Cat(value, borrow),
+                     lambda i: (i % 2 ** width) - 2 ** width * ((i >> (width - 1)) & 1)
+                     - (i >> width), signed(width + 1), name)
+
     def packed(code, lanes, k, reverse):
         # Field i holds lane i minus the borrow of the lanes below it (negative as a whole
         # when the lane is negative, or 0 above a negative part); the last one extends.
@@ -218,8 +227,8 @@ def dsp_operands(a, b, significand_a, significand_b, mode) -> tuple:
         if reverse:
             values = values[::-1]
         fields, borrow = [], Const(0, 1)
-        for value in values:
-            fields.append((value - borrow).as_signed())
+        for i, value in enumerate(values):
+            fields.append(minus(value, borrow, f"field_{lanes}_{int(reverse)}_{i}"))
             borrow = value[-1] | (borrow & (value == 0))
         last = fields.pop()
         return Cat(*(Cat(f, f[-1].replicate(k - len(f))) for f in fields), last).as_signed()
@@ -362,7 +371,7 @@ class MPE(wiring.Component):
         b = decode(m, s0["b"], s0["fmt_b"], self.bias, X_BIAS_B, "b")
         int4 = s0["mode"] == Mode.INT4
         if self.multiplier == "dsp":
-            dsp_a, dsp_b = dsp_operands(s0["a"], s0["b"], a[1], b[1], s0["mode"])
+            dsp_a, dsp_b = dsp_operands(m, s0["a"], s0["b"], a[1], b[1], s0["mode"])
             factors = {"dsp_a": dsp_a, "dsp_b": dsp_b}
         else:
             factors = lane_terms(m, s0["a"], s0["b"], int4=int4)
