@@ -139,11 +139,12 @@ def product_and_exponents(m, a: tuple, b: tuple, acc) -> dict:
 
 
 def larger_top(m, acc_exponent, above, product_big) -> Signal:
-    """Stage 2 (beside the alignment): ``top``, the larger addend lies below
+    """Stage 3 (beside the fused add): ``top``, the larger addend lies below
     2**(top - 31) (a signed 8 bits). The accumulator's top is e + 1 and the product's
     Xa + Xb = above + e + 1, so top = e + 1 + (above when the product is larger): one
     carry chain (the 1 its carry in), not a sum of the operands' exponents beside
-    e + 1 and a multiplexer."""
+    e + 1 and a multiplexer. (In the alignment stage instead, beside the shifter, the
+    MPE measured about 30 LUT4 larger in nextpnr.)"""
     top = Signal(signed(8))
     m.d.comb += top.eq(add_carry(acc_exponent, Mux(product_big, above, 0), 1))
     return top
@@ -283,7 +284,7 @@ def align(m, product, acc, acc_zero, product_big, distance, sticky_after) -> tup
 def add(m, big, small, subtract, big_sign) -> tuple:
     """Stage 3: (magnitude, sign) of big +- small, the big addend having sign
     ``big_sign``; ``small`` comes inverted when ``subtract`` (stage 2 does it); with
-    stage 1's ``top``, the magnitude's MSB (a carry bit above the window) is worth
+    ``larger_top``'s ``top``, the magnitude's MSB (a carry bit above the window) is worth
     2**(top - 31).
 
     big - small is big + ~small + 1. It is negative only when the tops are at most 1
