@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from boards.targets import BOARDS
+from boards.targets import ENGINES
 from fp8hw.cli import ArgumentParser, UsageError, parse_assignments, run_command
 from fp8hw.files import check_output_path
 from golden.params import SEB_MODE
@@ -23,12 +23,22 @@ from host.driver import Board, BoardError, SerialTransport
 from sim.runner import SIMULATORS
 
 
-def default_baud() -> int:
-    """The boards' link rate, when they share one (they do: 3 Mbaud)."""
-    rates = {board.uart_baud for board in BOARDS.values()}
-    if len(rates) != 1:
-        raise RuntimeError(f"the boards' rates differ ({sorted(rates)}): give --baud")
-    return rates.pop()
+def board_rates() -> dict[str, int]:
+    """Each board build's link rate, by its build's name (``icebreaker``,
+    ``icebreaker-seb``, ...: the folder ``python -m hw.build --board`` writes)."""
+    return {t.build_name: t.uart_baud for table in ENGINES.values() for t in table.values()}
+
+
+def serial_baud(args) -> int:
+    """``--baud``, else the rate of ``--board``'s build; a usage error if neither is given
+    (the boards' rates differ)."""
+    if args.baud is not None:
+        return args.baud
+    if args.board is None:
+        rates = ", ".join(f"{name} {baud}" for name, baud in board_rates().items())
+        raise UsageError(f"--serial needs --board NAME or --baud N (the builds' rates: "
+                         f"{rates})")
+    return board_rates()[args.board]
 
 
 def _parser(prog="python -m host"):
@@ -40,9 +50,11 @@ def _parser(prog="python -m host"):
     where.add_argument("--serial", metavar="PORT", help="a board on this serial port")
     where.add_argument("--sim", choices=SIMULATORS,
                        help="the simulated board (the RTL, on this simulator)")
+    p.add_argument("--board", choices=sorted(board_rates()),
+                   help="with --serial: the board build loaded (its serial rate)")
     p.add_argument("--baud", type=int,
-                   help=f"serial rate, as the bitstream was built (default {default_baud()}, "
-                   f"the boards' default)")
+                   help="with --serial: the serial rate, as the bitstream was built "
+                   "(default: --board's)")
     return p
 
 
@@ -51,7 +63,7 @@ def _board(args, params=None):
     """The board, or the simulated one: with the FP8-SEB engine (``SIM_SEB_BOARD``, its
     trees of the vector file's ``ways``) for a GEMM in mode fp8seb."""
     if args.serial:
-        yield Board(SerialTransport(args.serial, args.baud or default_baud()))
+        yield Board(SerialTransport(args.serial, serial_baud(args)))
     else:
         from sim.board import ANSWER_TIMEOUT_S, SIM_SEB_BOARD, simulated_board
         seb = params is not None and params["mode"] == SEB_MODE
@@ -64,6 +76,8 @@ def _main(argv=None, prog="python -m host") -> int:
     args = _parser(prog).parse_args(argv)
     if args.sim and args.baud is not None:
         raise UsageError("--baud applies to --serial only")
+    if args.sim and args.board is not None:
+        raise UsageError("--board applies to --serial only")
     if args.command == "matmul":
         if len(args.files) != 2:
             raise UsageError("matmul needs IN.npz and OUT.npz")

@@ -136,8 +136,13 @@ def test_host_cli_matmul_fp8seb_equals_golden_eval(sim, tmp_path):
 
 def test_host_cli_errors(tmp_path):
     from conftest import assert_one_line_error, run_cli
+    assert_one_line_error(run_cli("host", "identify", "--serial", tmp_path / "no-such-port",
+                                  "--board", "ulx3s"), "cannot open serial port")
     assert_one_line_error(run_cli("host", "identify", "--serial", tmp_path / "no-such-port"),
-                          "cannot open serial port")
+                          "--serial needs --board NAME or --baud N (the builds' rates: "
+                          "icebreaker 6000000")
+    assert_one_line_error(run_cli("host", "identify", "--sim", "icarus", "--board", "ulx3s"),
+                          "--board applies to --serial only")
     assert_one_line_error(run_cli("host", "matmul", "--sim", "icarus"),
                           "matmul needs IN.npz and OUT.npz")
     assert_one_line_error(run_cli("host", "identify"), "one of the arguments")
