@@ -102,7 +102,7 @@ BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
                 spram=1, program_board="ice40_generic",
                 description="iCEBreaker, iCE40UP5K-SG48", uart_max_baud=FT2232H_MAX_BAUD),
     BoardTarget("ulx3s", ULX3S_85F_Platform, rows=8, cols=8, pipeline=8, multiplier="dsp",
-                clock_mhz=45, a_words=8192, b_words=8192, acc_words=4096, program_board="ulx3s",
+                clock_mhz=60, a_words=8192, b_words=8192, acc_words=4096, program_board="ulx3s",
                 description="ULX3S 85F, ECP5 LFE5U-85F-6BG381C", uart_max_baud=FT231X_MAX_BAUD),
 )}
 
@@ -112,7 +112,7 @@ SEB_BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
     replace(BOARDS["icebreaker"], engine="seb", ways=1, pipeline=6, chunking=0,
             acc_words=2048, clock_mhz=21),
     replace(BOARDS["ulx3s"], engine="seb", ways=24, rows=2, cols=2, pipeline=12, chunking=0,
-            a_words=2048, b_words=2048, acc_words=4096),
+            a_words=2048, b_words=2048, acc_words=4096, clock_mhz=45),
 )}
 ENGINES = {"mpe": BOARDS, "seb": SEB_BOARDS}
 
