@@ -50,8 +50,8 @@ held a cycle past the last access. Otherwise host writes are ignored and host re
 return garbage. ``uses`` (bit 2n: the lower half of buffer n, words below
 ``half_words[n]``; bit 2n + 1 the upper half) tells the halves the running GEMM reads or
 writes, from its acceptance to its end: the executor lets the host touch only the others
-while it runs. The executor checks byte addresses against
-``sizes`` (bytes each buffer spans), but writes past a buffer change nothing.
+while it runs. The executor checks byte addresses against ``sizes`` (bytes each buffer
+spans), but writes past a buffer change nothing.
 
 ``start`` (a stream of ``GEMM_SETTINGS``) is taken only while idle. The engine first
 checks the settings (about T + N/R cycles, T the number of K tiles): a mode, format or
