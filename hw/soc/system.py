@@ -11,16 +11,16 @@ from amaranth.lib.wiring import In, Out
 
 from fp8hw.enums import Dataflow
 from golden.formats import E4M3
-from hw.soc.buffers import BufferId
 from golden.params import ROOM, WAYS
+from hw.soc.buffers import BufferId
 from hw.soc.gemm import (A_WORDS, ACC_WORDS, B_WORDS, CHUNKING, ENGINE, GEMM_SETTINGS, SPRAM,
                          GemmEngine)
 from hw.soc.link import HostLink
-from hw.units.mpe import MULTIPLIER as MPE_MULTIPLIER
 from hw.soc.protocol import (ACK, ANSWER_OVERHEAD, CYCLES_BYTES, ENGINES, GEMM_BYTES,
                              HISTORY, MAX_PAYLOAD, NAK,
                              READ_ARGUMENTS, RECEIVE_BANKS, STATUS_BYTES, STATUS_COUNTERS,
                              VERSION, WRITE_HEADER, Command, Nak, ReadView, pack_identity)
+from hw.units.mpe import MULTIPLIER as MPE_MULTIPLIER
 
 SETTING_LIMIT = (1 << 16) - 1       # M, K, N and offsets are 16-bit settings
 

@@ -152,15 +152,10 @@ def larger_top(m, acc_exponent, above, product_big) -> Signal:
 
 def digit_product(m, x, y, x_signed: bool, y_signed: bool, name: str) -> Signal:
     """A 2-bit x 2-bit product as a lookup table (each bit a 4-input function)."""
-    product = Signal(signed(5), name=name)
-    with m.Switch(Cat(x, y)):
-        for code in range(16):
-            vx, vy = code & 3, code >> 2
-            vx -= 4 * (x_signed and vx >= 2)
-            vy -= 4 * (y_signed and vy >= 2)
-            with m.Case(code):
-                m.d.comb += product.eq(vx * vy)
-    return product
+    def value(code):
+        vx, vy = code & 3, code >> 2
+        return (vx - 4 * (x_signed and vx >= 2)) * (vy - 4 * (y_signed and vy >= 2))
+    return table(m, Cat(x, y), value, signed(5), name)
 
 
 def lane_terms(m, a, b, *, int4) -> dict:
