@@ -58,6 +58,7 @@ class FloatAccumulator:
         self.fmt = fmt
         self.rounding = rounding
         self.drop = _FLOAT32_MAN - fmt.man_bits          # float32 bits below the format's
+        self._table = None
         M = fmt.man_bits
         e_max, m_max = fmt.max_fields
         smallest = 2.0 ** (-fmt.bias) * (1 + 2.0 ** -M)
@@ -75,7 +76,11 @@ class FloatAccumulator:
 
     def values(self, codes) -> np.ndarray:
         """float32 values of the format's codes (NaN for the NaN code)."""
-        return decode(codes, self.fmt).astype(np.float32)
+        if self.fmt.width > 16:
+            return decode(codes, self.fmt).astype(np.float32)
+        if self._table is None:          # every code's value: one gather, not a decode
+            self._table = decode(np.arange(1 << self.fmt.width), self.fmt).astype(np.float32)
+        return self._table[np.asarray(codes, np.int64)]
 
     def round_(self, bits: np.ndarray) -> None:
         """Round float32 values (given as their uint32 view) to the format, in place."""

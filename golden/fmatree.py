@@ -14,24 +14,48 @@ from __future__ import annotations
 import numpy as np
 
 from .codec import check_codes, add_exact, is_nan_code, round_exact, split_codes
+from .float_round import FP30_ACC, RangeWatch
 from .formats import FP8SEB, FP30, FormatError, check_bias
 from .params import WAYS
 
 DEFAULT_WAYS = WAYS.default
 
 
+def code_integers(codes) -> np.ndarray:
+    """Each ``fp8seb`` code as the signed integer +-S * 2**(e' - 1) (int64, |x| < 2**18),
+    so that a product's term S(a) S(b) 2**(e'(a) + e'(b) - 2) is the product of two."""
+    c = np.asarray(codes).astype(np.int64)
+    e = (c >> FP8SEB.man_bits) & FP8SEB.exp_all_ones
+    m = c & FP8SEB.man_all_ones
+    magnitude = np.where(e == 0, m, m + (1 << FP8SEB.man_bits)) << (np.maximum(e, 1) - 1)
+    return np.where(c >> (FP8SEB.width - 1), -magnitude, magnitude)
+
+
 def product_terms(a, b) -> np.ndarray:
     """Signed integer products S(a) S(b) 2**(e'(a) + e'(b) - 2), elementwise (int64)."""
-    fields = []
-    for codes in (a, b):
-        c = np.asarray(codes).astype(np.int64)
-        e = (c >> FP8SEB.man_bits) & FP8SEB.exp_all_ones
-        m = c & FP8SEB.man_all_ones
-        sig = np.where(e == 0, m, m + (1 << FP8SEB.man_bits))
-        fields.append((c >> (FP8SEB.width - 1), sig, np.maximum(e, 1)))
-    (sa, Sa, ea), (sb, Sb, eb) = fields
-    term = (Sa * Sb) << (ea + eb - 2)
-    return np.where(sa ^ sb, -term, term)
+    return code_integers(a) * code_integers(b)
+
+
+def tree_scale(bias_a, bias_b) -> np.ndarray:
+    """The value of T's unit, 2**(-4 - bias_a - bias_b), as float64 (exact)."""
+    return np.ldexp(1.0, -4 - np.asarray(bias_a, np.int64) - np.asarray(bias_b, np.int64))
+
+
+def fold_tree_sums(start, tree_sums, scale) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 2 of successive trees in float32: ``start`` float32 ``fp30`` values, each
+    of ``tree_sums`` a float64 array of exact integers T, ``scale`` the unit's value.
+    float64 holds T * scale exactly (|T| < 2**41), its conversion to float32 is the
+    rounding to ``fp30`` (24 bits, nearest even) and so is the float32 add (see
+    ``float_round``), while the values stay in ``fp30``'s finite range. Returns (values,
+    ever outside that range), the latter to be done again by ``fmatree``."""
+    total = np.array(start, np.float32)
+    watch = RangeWatch(FP30_ACC, total.shape)
+    for T in tree_sums:
+        t = np.asarray(T * scale, np.float32)
+        watch.see(t.view(np.uint32))
+        np.add(total, t, out=total)
+        watch.see(total.view(np.uint32))
+    return total, watch.outside()
 
 
 def tree_sum(a, b) -> np.ndarray:
@@ -80,17 +104,34 @@ def dot(a, b, bias_a, bias_b, ways: int = DEFAULT_WAYS, acc=0) -> np.ndarray:
     """K-long dot products a[n, K] . b[n, K] through an N-way tree, as the hardware runs
     them: chunks of ``ways`` products in ascending k, the last chunk padded with zeros,
     each chunk added into the ``fp30`` accumulator (initially ``acc``, default +0).
-    Returns uint32 ``fp30`` codes [n]."""
+    Returns uint32 ``fp30`` codes [n].
+
+    Fast: each chunk's T in float64 (exact) and stage 2 in float32 (``fold_tree_sums``);
+    rows that leave ``fp30``'s finite range are run again through ``fmatree``."""
     a = np.atleast_2d(check_codes(a, 8, "a"))
     b = np.atleast_2d(check_codes(b, 8, "b"))
     if a.shape != b.shape:
         raise FormatError(f"dot: a and b must have the same shape, got {a.shape} and {b.shape}")
     n, k = a.shape
+    if not WAYS.lo <= ways <= WAYS.hi:
+        raise FormatError(f"fmatree: ways must be {WAYS.allowed}, got {ways}")
+    check_bias(FP8SEB, bias_a)
+    check_bias(FP8SEB, bias_b)
     chunks = max(1, -(-k // ways))
     pad = chunks * ways - k
     a = np.pad(a, ((0, 0), (0, pad))).reshape(n, chunks, ways)
     b = np.pad(b, ((0, 0), (0, pad))).reshape(n, chunks, ways)
-    result = np.broadcast_to(np.asarray(acc, dtype=np.int64), (n,))
-    for c in range(chunks):
-        result = fmatree(result, a[:, c], b[:, c], bias_a, bias_b)
-    return result
+    start = np.broadcast_to(check_codes(acc, FP30.width, "acc (fp30)"), (n,))
+    sums = (code_integers(a) * code_integers(b)).sum(axis=-1).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        values, outside = fold_tree_sums(FP30_ACC.values(start), sums.T,
+                                         tree_scale(bias_a, bias_b))
+    result = FP30_ACC.codes(values)
+    again = np.nonzero(outside & ~np.isnan(values))[0]
+    if again.size:
+        exact = start[again]
+        ba, bb = (np.broadcast_to(bias, (n,))[again] for bias in (bias_a, bias_b))
+        for c in range(chunks):
+            exact = fmatree(exact, a[again, c], b[again, c], ba, bb)
+        result[again] = exact
+    return result.astype(np.uint32)

@@ -11,8 +11,9 @@ and the whole output tensor is tracked: ``max_exp`` (the largest floor(log2|x|) 
 nonzero, non-NaN results, None when there is none) and ``next_bias`` (the shared-bias
 rule with ``room``).
 
-Vectorized: one ``fmatree`` call a chunk over all M x N outputs (each chunk is a
-rounding, so chunks go in order; within one, stage 1 is exact).
+Fast and exact: each chunk's exact sums T through float64 BLAS (one M x ways x N product),
+then stage 2 in float32 (``fmatree.fold_tree_sums``); chunks go in order, as each is a
+rounding. Outputs that ever leave ``fp30``'s finite range are done again by ``fmatree``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .codec import check_codes
-from .fmatree import fmatree
+from .float_round import FP30_ACC, row_blocks
+from .fmatree import code_integers, fmatree, fold_tree_sums, tree_scale
 from .formats import FP8SEB, FP30, FormatError, check_bias
 from .params import ROOM, WAYS
 from .quant30 import max_exponent, next_bias, quant30
@@ -69,12 +71,30 @@ def seb_matmul(A, B, C=None, bias_a: int = 0, bias_b: int = 0, ways: int = WAYS.
     pad = chunks * ways - K
     A = np.pad(A, ((0, 0), (0, pad)))
     B = np.pad(B, ((0, pad), (0, 0)))
-    for q in range(chunks):
-        ks = slice(q * ways, (q + 1) * ways)
-        # Row i * N + j of the tree's inputs: A[i, chunk] and B[chunk, j].
-        a = np.repeat(A[:, ks], N, axis=0)
-        b = np.tile(B[ks, :].T, (M, 1))
-        acc = fmatree(acc, a, b, int(bias_a), int(bias_b))
+    # Each chunk's T through float64 BLAS: the products (|x| < 2**36) and every partial
+    # sum of them (|T| < 2**41) are integers that float64 holds exactly, in any order.
+    ints_a = code_integers(A).astype(np.float64)
+    ints_b = code_integers(B).astype(np.float64)
+    scale = tree_scale(bias_a, bias_b)
+    start = FP30_ACC.values(acc).reshape(M, N)
+    values = np.empty((M, N), np.float32)
+    outside = np.empty((M, N), bool)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for rows in row_blocks(M, N):
+            sums = (ints_a[rows, q * ways:(q + 1) * ways] @ ints_b[q * ways:(q + 1) * ways]
+                    for q in range(chunks))
+            values[rows], outside[rows] = fold_tree_sums(start[rows], sums, scale)
+    codes = FP30_ACC.codes(values).reshape(M * N)
+    again = np.nonzero((outside & ~np.isnan(values)).reshape(M * N))[0]
+    if again.size:
+        # Those outputs again through ``fmatree``: row i * N + j is A[i, chunk], B[chunk, j].
+        exact = acc[again]
+        rows, cols = again // N, again % N
+        for q in range(chunks):
+            ks = slice(q * ways, (q + 1) * ways)
+            exact = fmatree(exact, A[rows, ks], B[ks, cols].T, int(bias_a), int(bias_b))
+        codes[again] = exact
+    acc = codes
     result = np.asarray(acc, np.uint32).reshape(M, N)
     if out_bias is None:
         return SebMatmul(result)
