@@ -244,3 +244,19 @@ def test_seb_matmul_and_dot_against_fmatree():
         start = 0 if C is None else C.reshape(M * N)
         assert np.array_equal(dot(rows, cols, bias_a, bias_b, ways, start),
                               want.reshape(M * N)), trial
+
+
+# python -m golden.bench ---------------------------------------------------------------
+
+def test_bench_table_and_bad_input(capsys):
+    from golden import bench
+    rows = bench.measure(size=16, repeat=1)
+    assert rows[0][0].startswith("numpy float32") and len(rows) == 10
+    assert all(rate > 0 for _, rate in rows)
+    lines = bench.table(rows, 16).splitlines()
+    assert lines[0].startswith("| golden model, 16x16x16") and len(lines) == 12
+    assert lines[2].endswith("| 100.00% |")
+    for argv, fragment in ((["--size", "0"], "--size must be"), (["--repeat", "x"], "invalid int")):
+        assert bench.main(argv) == 2
+        err = capsys.readouterr().err
+        assert fragment in err and len(err.strip().splitlines()) == 1
