@@ -56,6 +56,7 @@ class SebRecipe(Recipe):
         self.ways, self.room, self.initial_bias = int(ways), int(room), initial_bias
         self.bias: dict[str, int] = {}              # each tensor's bias for its next use
         self.history: dict[str, list[int]] = {}     # the bias of each training use
+        self.largest: dict[str, list[int | None]] = {}  # and the tensor's max exponent
 
     def describe(self) -> dict:
         return {**super().describe(), "ways": self.ways, "room": self.room,
@@ -68,8 +69,10 @@ class SebRecipe(Recipe):
                 if self.initial_bias is None else self.initial_bias
         q = self._encode(role, x, golden.FP8SEB, bias, track)
         if track:
+            largest = largest_exponent(x)
             self.history.setdefault(name, []).append(bias)
-            self.bias[name] = golden.next_bias(bias, largest_exponent(x), self.room)
+            self.largest.setdefault(name, []).append(largest)
+            self.bias[name] = golden.next_bias(bias, largest, self.room)
         return q
 
     def gemm(self, a, b, bias=None):

@@ -3,7 +3,8 @@
 Seeded and deterministic: the seed draws the initial weights and the order of the
 minibatches; the golden model has no randomness. The results (per epoch: mean training
 loss, test accuracy; per step for ``fp8seb``: every tensor's shared bias) go to
-``train-RECIPE.json`` and the trained network to ``train-RECIPE.npz``.
+``runs/RECIPE-seedSEED.json`` in an output folder and the trained network to ``.npz``
+beside it (``save_result``).
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class TrainResult:
     seconds: float = 0.0
     steps_per_epoch: int = 0
     biases: dict[str, list[int]] = field(default_factory=dict)  # fp8seb: per step
+    largest: dict[str, list] = field(default_factory=dict)      # and max exponents
     quantization: dict = field(default_factory=dict)
 
     @property
@@ -106,17 +108,25 @@ class TrainResult:
                 "train_loss": self.train_loss, "test_accuracy": self.test_accuracy,
                 "initial_accuracy": self.initial_accuracy, "seconds": self.seconds,
                 "steps_per_epoch": self.steps_per_epoch, "biases": self.biases,
-                "quantization": self.quantization}
+                "largest": self.largest, "quantization": self.quantization}
 
 
-def results_paths(folder, recipe: str) -> tuple[Path, Path]:
-    folder = Path(folder)
-    return folder / f"train-{recipe}.json", folder / f"train-{recipe}.npz"
+RUNS = "runs"           # the folder of the runs' files, inside an output folder
 
 
-def save_result(result: TrainResult, folder) -> tuple[Path, Path]:
-    """The results file and the trained network, each written whole or not at all."""
-    json_path, npz_path = results_paths(folder, result.config.recipe)
+def run_name(config: TrainConfig) -> str:
+    return f"{config.recipe}-seed{config.seed}"
+
+
+def results_paths(folder, name: str) -> tuple[Path, Path]:
+    runs = Path(folder) / RUNS
+    return runs / f"{name}.json", runs / f"{name}.npz"
+
+
+def save_result(result: TrainResult, folder, name: str | None = None) -> tuple[Path, Path]:
+    """The results file and the trained network, ``FOLDER/runs/NAME.json`` and ``.npz``
+    (NAME: ``RECIPE-seedSEED`` by default), each written whole or not at all."""
+    json_path, npz_path = results_paths(folder, name or run_name(result.config))
     buffer = io.BytesIO()
     arrays = {f"w{i}": w for i, w in enumerate(result.model.weights)}
     arrays.update({f"b{i}": b for i, b in enumerate(result.model.biases)})
@@ -126,9 +136,9 @@ def save_result(result: TrainResult, folder) -> tuple[Path, Path]:
     return json_path, npz_path
 
 
-def load_result(folder, recipe: str) -> TrainResult:
-    """A saved training run; LabError if it is missing or unreadable."""
-    json_path, npz_path = results_paths(folder, recipe)
+def load_result(folder, name: str) -> TrainResult:
+    """A saved run (``save_result``); LabError if it is missing or unreadable."""
+    json_path, npz_path = results_paths(folder, name)
     try:
         d = json.loads(json_path.read_text())
         with np.load(npz_path) as z:
@@ -136,9 +146,9 @@ def load_result(folder, recipe: str) -> TrainResult:
             model = Mlp([z[f"w{i}"] for i in range(layers)],
                         [z[f"b{i}"] for i in range(layers)])
         config = TrainConfig.from_dict(d.pop("config"))
+        return TrainResult(config=config, model=model, **d)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise LabError(f"cannot read the {recipe} results in {folder}: {e}") from None
-    return TrainResult(config=config, model=model, **d)
+        raise LabError(f"cannot read the run {name} in {folder}: {e}") from None
 
 
 def train(config: TrainConfig, data: Digits | None = None, log=None) -> TrainResult:
@@ -181,6 +191,7 @@ def train(config: TrainConfig, data: Digits | None = None, log=None) -> TrainRes
                 f"{100 * result.test_accuracy[-1]:.2f}%")
     result.seconds = time.perf_counter() - start
     result.biases = dict(getattr(recipe, "history", {}))
+    result.largest = dict(getattr(recipe, "largest", {}))
     result.quantization = recipe.stats.fractions()
     return result
 
