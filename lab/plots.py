@@ -12,6 +12,9 @@ from lab.swamping import TARGET, SwampingResult
 
 RECIPE_COLORS = {"fp32": "black", "hfp8": "tab:blue", "fp8seb": "tab:red"}
 DPI = 110
+SWAMPING_TITLES = {
+    "activation sums": "activation sums: each hidden unit's ReLU outputs over K images",
+    "weight gradients": "weight gradients: output layer, H^T E over K images"}
 
 
 def _figure(width, height, panels=1):
@@ -55,12 +58,15 @@ def swamping_plot(result: SwampingResult) -> bytes:
     fig, axes = _figure(11, 4.2, len(result.errors))
     for ax, (workload, rows) in zip(axes, result.errors.items()):
         for name, errors in rows.items():
-            errors = np.maximum(np.asarray(errors), 1e-9)   # log scale: an exact 0 shows low
+            errors = np.asarray(errors)
+            exact = [str(k) for k, e in zip(result.ks, errors) if e == 0]
+            if exact:                   # an exact sum has no place on a log scale
+                name += f" (exact at K={', '.join(exact)}: drawn at 1e-7%)"
             style = "--" if name.startswith("fp30") else "-"
-            ax.plot(result.ks, 100 * errors, style, marker="o", label=name)
+            ax.plot(result.ks, 100 * np.maximum(errors, 1e-9), style, marker="o", label=name)
         ax.axhline(100 * TARGET, color="gray", linestyle=":", label="1% target")
         ax.set(xscale="log", yscale="log", xlabel="K (products summed)",
-               ylabel="relative error (%)", title=workload)
+               ylabel="relative error (%)", title=SWAMPING_TITLES.get(workload, workload))
         ax.set_xticks(result.ks, [str(k) for k in result.ks])
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize="small")

@@ -105,16 +105,22 @@ def _err(x: float) -> str:
     return f"{100 * x:.3g}%" if x else "0"
 
 
-def render(config: TrainConfig, seeds: int, rows, swamp, biases, board, seconds) -> str:
+def render(config: TrainConfig, seeds: int, runs, rows, swamp, biases, board, seconds,
+           test_images: int) -> str:
     """The report's markdown."""
-    hidden = "-".join(map(str, (64, *config.hidden, 10)))
+    hidden = "-".join(map(str, runs["fp32"][0].model.sizes))
+    hfp8, seb = runs["hfp8"][0].recipe, runs["fp8seb"][0].recipe
+    seb_start = "settled on its first value" if seb["initial_bias"] is None \
+        else f"{seb['initial_bias']}"
     lines = [
         "# Numerics lab report", "",
         f"Digits MLP {hidden} (ReLU), {config.epochs} epochs, batch {config.batch}, SGD "
         f"lr {config.lr} momentum {config.momentum}, FP32 master weights; {seeds} seeds "
-        f"(0..{seeds - 1}), the same seeds for every recipe; test set 359 images. "
-        f"`hfp8`: chunk {config.chunk}, loss scale 1024; `fp8seb`: {config.ways}-way "
-        f"trees, room {config.room}. The whole report took {seconds:.0f} s.", "",
+        f"(0..{seeds - 1}), the same seeds for every recipe; {test_images} test images. "
+        f"`hfp8`: e4m3 bias {hfp8['e4m3_bias']}, chunk {hfp8['chunk']}, loss scale "
+        f"{hfp8['loss_scale']:g}; `fp8seb`: {seb['ways']}-way trees, room {seb['room']}, "
+        f"each tensor's first bias {seb_start}, loss scale {seb['loss_scale']:g}. "
+        f"The whole report took {seconds:.0f} s.", "",
         "## Test accuracy against FP32", "",
         f"Target (issue 16): within {ACCURACY_TARGET_PP:g} percentage point of FP32 (the "
         "means over the seeds).", "",
@@ -197,5 +203,6 @@ def report(folder, config: TrainConfig = TrainConfig(), seeds: int = SEEDS,
                "board": board, "seconds": seconds}
     write_text_atomic(folder / "results.json", json.dumps(results, indent=1) + "\n")
     path = folder / "report.md"
-    write_text_atomic(path, render(config, seeds, rows, swamp, biases, board, seconds) + "\n")
+    write_text_atomic(path, render(config, seeds, runs, rows, swamp, biases, board, seconds,
+                                   len(data.y_test)) + "\n")
     return path

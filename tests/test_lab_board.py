@@ -1,0 +1,34 @@
+"""A trained hfp8 network's inference on the simulated board (Verilator), through the host
+driver with the hidden layer kept on chip, gives exactly the golden model's bits and the
+lab's own predictions; and ``python -m lab board`` on the same."""
+
+import json
+
+import numpy as np
+
+from conftest import run_cli
+from lab import TrainConfig, load_digits, train
+from lab.board import golden_forward, on_simulated_board
+
+
+def test_trained_network_on_simulated_board(tmp_path):
+    data = load_digits()
+    config = TrainConfig(recipe="hfp8", hidden=(64,), epochs=4, chunk=16)
+    result = train(config, data)
+    images, labels = data.x_test[:5], data.y_test[:5]
+    run = on_simulated_board("verilator", result.model, images, labels, config.chunk)
+    assert run.bit_exact and run.layers_equal == [True, True]
+    assert run.per_batch < run.images          # the A buffer holds fewer: several batches
+    predicted = result.model.predict(config.make_recipe(), images)
+    assert run.predictions == predicted.tolist()
+    # the comparison can fail: the golden model with another chunk length differs
+    other = golden_forward(result.model, images, chunk=0)
+    assert not np.array_equal(other[0], golden_forward(result.model, images, 16)[0]) or \
+        not np.array_equal(other[-1], golden_forward(result.model, images, 16)[-1])
+
+    proc = run_cli("lab", "board", "--sim", "verilator", "--hidden", "8", "--epochs", "2",
+                   "--images", "3", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((tmp_path / "board.json").read_text())
+    assert saved["bit_exact"] and saved["network"] == "64-8-10" and saved["images"] == 3
+    assert (tmp_path / "runs" / "hfp8-seed0.json").is_file()
