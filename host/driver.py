@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import os
 import time
+from typing import Callable
 from dataclasses import dataclass
 
 
@@ -107,6 +108,20 @@ class _Request:
     sent: int = 0               # when last sent (the driver's transmission count)
 
 
+@dataclass(frozen=True)
+class LinkProgress:
+    """A board's work so far, all told: requests answered, GEMM passes done (GEMM
+    requests answered), and the bytes on the link both ways."""
+    answered: int
+    passes_done: int
+    bytes_sent: int
+    bytes_received: int
+
+    def describe(self) -> str:
+        return (f"{self.passes_done:,} GEMM passes done, {self.answered:,} requests "
+                f"answered, {self.bytes_sent:,} bytes sent, {self.bytes_received:,} received")
+
+
 class Board:
     """``timeout``: seconds without an answer before the requests in flight are sent
     again; ``retries``: recoveries in a row before ``BoardError``; ``window``: requests
@@ -124,6 +139,12 @@ class Board:
         self.seq = None             # the next seq; None until SYNC
         self.sent = 0               # transmissions so far
         self.recoveries = 0         # requests sent again, all told (for tests and logs)
+        self.bytes_sent = 0         # on the link, both ways, all told
+        self.bytes_received = 0
+        self.answered = 0           # requests answered, and GEMM requests, all told
+        self.passes_done = 0
+        # Called with a ``LinkProgress`` after each answer (None: no one is told).
+        self.progress: Callable[[LinkProgress], None] | None = None
         self._info = None
 
     # The link. ---------------------------------------------------------------------
@@ -137,7 +158,9 @@ class Board:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            self.pending += self.transport.read(1 << 16, min(left, 0.5))
+            data = self.transport.read(1 << 16, min(left, 0.5))
+            self.bytes_received += len(data)
+            self.pending += data
 
     def _send(self, requests) -> None:
         data = b""
@@ -146,6 +169,7 @@ class Board:
             r.sent = self.sent
             # A delimiter first ends whatever came before (garbage, a frame cut short).
             data += b"\x00" + r.frame
+        self.bytes_sent += len(data)
         self.transport.write(data)
 
     def sync(self) -> int:
@@ -238,7 +262,15 @@ class Board:
                     else f"reason {data[1:2].hex()}"
                 raise BoardError(f"board refused {Command(r.command).name}: {reason}")
             out[r.index] = data[1:]
+            self.answered += 1
+            self.passes_done += r.command == Command.GEMM
+            if self.progress is not None:
+                self.progress(self.link_progress())
         return out
+
+    def link_progress(self) -> LinkProgress:
+        return LinkProgress(self.answered, self.passes_done, self.bytes_sent,
+                            self.bytes_received)
 
     def request(self, command: int, payload: bytes = b"") -> bytes:
         """One request; the data of its ACK."""

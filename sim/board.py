@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
 import tempfile
 import threading
@@ -86,24 +87,26 @@ def simulated_board(sim: str = "verilator", build_dir=None, stats: dict | None =
     top = PoweredBoard(ArraySystem(**params, gate_clock=True))
     # Every parameter in the name: each configuration keeps its own cached build.
     name = build_name("board", {**params, "gated": 1})
-    with tempfile.TemporaryDirectory(prefix="fp8hw-board-") as tmp:
-        work = Path(build_dir or tmp)
-        portfile, statsfile = work / "port", work / "stats.json"
-        portfile.unlink(missing_ok=True)
-        statsfile.unlink(missing_ok=True)
-        outcome = {}
+    work = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="fp8hw-board-"))
+    work.mkdir(parents=True, exist_ok=True)
+    portfile, statsfile = work / "port", work / "stats.json"
+    portfile.unlink(missing_ok=True)
+    statsfile.unlink(missing_ok=True)
+    outcome = {}
 
-        def simulate():
-            try:
-                outcome["result"] = run_cocotb(
-                    top, name, sim, "sim.tb.board_tb", work, quiet=True,
-                    cache_dir=default_cache_dir(), cxx_opt=CXX_OPT, internals=False,
-                    env={"FP8HW_HW_PARAMS": params, "FP8HW_BOARD_PORTFILE": str(portfile),
-                         "FP8HW_BOARD_STATSFILE": str(statsfile)})
-            except Exception as e:          # reported to the caller below
-                outcome["error"] = e
+    def simulate():
+        try:
+            outcome["result"] = run_cocotb(
+                top, name, sim, "sim.tb.board_tb", work, quiet=True,
+                cache_dir=default_cache_dir(), cxx_opt=CXX_OPT, internals=False,
+                env={"FP8HW_HW_PARAMS": params, "FP8HW_BOARD_PORTFILE": str(portfile),
+                     "FP8HW_BOARD_STATSFILE": str(statsfile)})
+        except Exception as e:          # reported to the caller below
+            outcome["error"] = e
 
-        thread = threading.Thread(target=simulate, daemon=True)
+    thread = threading.Thread(target=simulate, daemon=True)
+    transport = None
+    try:
         thread.start()
         while not portfile.exists():
             if not thread.is_alive():
@@ -111,12 +114,23 @@ def simulated_board(sim: str = "verilator", build_dir=None, stats: dict | None =
                                f"{outcome.get('error') or outcome.get('result')}")
             time.sleep(0.2)
         transport = SocketTransport("127.0.0.1", int(portfile.read_text()))
-        try:
-            yield transport
-        finally:
-            transport.close()
-            thread.join(timeout=120)
+        yield transport
+        transport.close()
+        thread.join(timeout=120)
         if "error" in outcome:
             raise outcome["error"]
         if stats is not None and statsfile.is_file():
             stats.update(json.loads(statsfile.read_text()))
+    finally:
+        # Also when interrupted: a board that is running stops when its host goes (the
+        # testbench ends on the closed socket), so wait for it to end before the folder
+        # goes; one that is still being built is left to the end of the process.
+        if transport is not None:
+            transport.close()
+        elif portfile.exists() and thread.is_alive():
+            with contextlib.suppress(OSError, SimError):
+                SocketTransport("127.0.0.1", int(portfile.read_text()), 5).close()
+        if portfile.exists():
+            thread.join(timeout=30)
+        if not build_dir:
+            shutil.rmtree(work, ignore_errors=True)

@@ -157,16 +157,43 @@ def run_cocotb(top, name: str, sim: str, test_module: str, build_dir, *,
     waves = waves_requested() if waves is None else bool(waves)
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
+    quiet_logs = (build_dir / "build.log", build_dir / "sim.log") if quiet else (None, None)
     if cache_dir is None:
-        return _build_and_test(top, name, sim, test_module, build_dir, build_dir,
-                               testcase, env, quiet, seed, cxx_opt, waves, internals)
+        build = _prepare(top, name, sim, build_dir, cxx_opt, waves, internals)
+        build.make(quiet_logs[0])
+        return _test(build, test_module, build_dir, testcase, env, quiet_logs[1], seed)
     import fcntl
     sim_dir = (Path(cache_dir) / sim / (f"{name}-waves" if waves else name)).resolve()
     sim_dir.mkdir(parents=True, exist_ok=True)
+    build = _prepare(top, name, sim, sim_dir, cxx_opt, waves, internals)
+    # A build takes the lock alone; simulations of a finished build share it, so that two
+    # runs of one design (two simulated boards) simulate side by side, and only a build
+    # waits (for the simulations of the build it replaces to end).
     with open(sim_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_and_test(top, name, sim, test_module, sim_dir, build_dir,
-                               testcase, env, quiet, seed, cxx_opt, waves, internals)
+        while True:
+            _wait_for_lock(lock, fcntl.LOCK_SH, f"{sim} build of {name} (another run holds it)")
+            if build.still_fresh():
+                return _test(build, test_module, build_dir, testcase, env, quiet_logs[1], seed)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            _wait_for_lock(lock, fcntl.LOCK_EX,
+                           f"simulations of {name}'s previous build to end before building it")
+            build.make(quiet_logs[0])
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            # Then round again, to simulate under the shared lock (unless yet another run
+            # built another version in between).
+
+
+def _wait_for_lock(lock, operation: int, what: str) -> None:
+    """flock, saying on stderr what it waits for when it has to (a silent wait looks like
+    a hang)."""
+    import fcntl
+    import sys
+
+    try:
+        fcntl.flock(lock, operation | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"[sim] waiting for the {what}", file=sys.stderr, flush=True)
+        fcntl.flock(lock, operation)
 
 
 def _ports_only_verilator():
@@ -193,10 +220,77 @@ def _ports_control_file(verilog_text: str, name: str, path: Path) -> Path:
     return path
 
 
-def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
-                    testcase, env, quiet, seed, cxx_opt, waves,
-                    internals=True) -> SimResult:
-    from cocotb_tools.check_results import get_results
+@dataclass
+class _Build:
+    """The simulator build of ``name`` in ``sim_dir``, from ``text`` with ``stamp``."""
+    runner: object
+    name: str
+    sim: str
+    sim_dir: Path
+    text: str
+    stamp: str
+    cxx_opt: str | None
+    waves: bool
+    ports_only: bool
+
+    def still_fresh(self) -> bool:
+        """``sim_dir`` holds this build, finished (nobody changed it since)."""
+        done, source = self.sim_dir / ".built", self.sim_dir / f"{self.name}.v"
+        return (done.is_file() and done.read_text() == self.stamp and source.is_file()
+                and source.read_text() == self.text)
+
+    def make(self, build_log: Path | None = None) -> None:
+        """Build it, unless ``sim_dir`` holds it already."""
+        if self.still_fresh():
+            return
+        sim, sim_dir, name = self.sim, self.sim_dir, self.name
+        done, source = sim_dir / ".built", sim_dir / f"{name}.v"
+        if done.is_file() and done.read_text() != self.stamp:
+            # make does not see changed flags: compile every object again.
+            for pattern in ("*.o", "*.gch", "*.a"):
+                for stale in sim_dir.glob(pattern):
+                    stale.unlink()
+        done.unlink(missing_ok=True)
+        source.write_text(self.text)
+        sources = [source]
+        if self.ports_only:
+            sources.append(_ports_control_file(self.text, name, sim_dir / f"{name}.vlt"))
+        makeflags = os.environ.get("MAKEFLAGS")
+        runtime = _verilator_runtime(self.cxx_opt, self.waves) if sim == "verilator" else None
+        if sim == "verilator":
+            flags = [makeflags or ""]
+            if self.cxx_opt:
+                # OPT_SLOW is code that runs once (construction, the VPI symbol table):
+                # always -O0, since at -O2 the symbol table of a system with
+                # --public-flat-rw alone takes minutes to compile.
+                flags += [f"OPT_FAST={self.cxx_opt}", f"OPT_GLOBAL={self.cxx_opt}",
+                          "OPT_SLOW=-O0"]
+            # The runtime library is a third of a small design's compile: link the one
+            # compiled before instead of compiling it again.
+            if runtime.is_file():
+                flags += ["VM_GLOBAL_FAST=", "VM_GLOBAL_SLOW=", f"LOADLIBES={runtime}"]
+            os.environ["MAKEFLAGS"] = " ".join(flags).strip()
+        try:
+            build_args = ["-Wno-fatal"] if sim == "verilator" else []
+            self.runner.build(sources=sources, hdl_toplevel=name, build_dir=sim_dir,
+                              always=True, timescale=("1ns", "1ps"), build_args=build_args,
+                              waves=self.waves, log_file=build_log)
+        except (SystemExit, RuntimeError, FileNotFoundError) as e:
+            raise SimError(f"{sim}: build of {name} failed ({e})",
+                           build_log if build_log is not None else sim_dir) from None
+        finally:
+            if makeflags is None:
+                os.environ.pop("MAKEFLAGS", None)
+            else:
+                os.environ["MAKEFLAGS"] = makeflags
+        if runtime is not None and not runtime.is_file():
+            _keep_verilator_runtime(sim_dir, runtime)
+        done.write_text(self.stamp)
+
+
+def _prepare(top, name, sim, sim_dir: Path, cxx_opt, waves, internals=True) -> _Build:
+    """The build of ``top`` in ``sim_dir`` (made by ``make`` when it is not there yet):
+    reused while the Verilog, the environment and the flags are unchanged."""
     from cocotb_tools.runner import get_runner
 
     import sys
@@ -204,81 +298,43 @@ def _build_and_test(top, name, sim, test_module, sim_dir: Path, test_dir: Path,
     import cocotb
 
     text = verilog.convert(top, name=name, emit_src=False)
-    source = sim_dir / f"{name}.v"
-    done = sim_dir / ".built"
     # A build links the cocotb library of one environment: reuse it only from there.
     stamp = (f"{sys.prefix}\ncocotb {cocotb.__version__}\n{cxx_opt or ''}\nwaves {waves}"
              + ("" if internals else "\nports only"))
-    fresh = (done.is_file() and done.read_text() == stamp and source.is_file()
-             and source.read_text() == text)
-    if not fresh:
-        if done.is_file() and done.read_text() != stamp:
-            # make does not see changed flags: compile every object again.
-            for pattern in ("*.o", "*.gch", "*.a"):
-                for stale in sim_dir.glob(pattern):
-                    stale.unlink()
-        done.unlink(missing_ok=True)
-        source.write_text(text)
-    log = test_dir / "sim.log" if quiet else None
     ports_only = sim == "verilator" and not internals
     runner = _ports_only_verilator() if ports_only else get_runner(sim)
-    sources = [source]
-    if ports_only:
-        sources.append(_ports_control_file(text, name, sim_dir / f"{name}.vlt"))
+    return _Build(runner, name, sim, sim_dir, text, stamp, cxx_opt, waves, ports_only)
+
+
+def _test(build: _Build, test_module, test_dir: Path, testcase, env, log, seed) -> SimResult:
+    """Run the cocotb tests of ``test_module`` on ``build``, in ``test_dir``."""
+    from cocotb_tools.check_results import get_results
+
+    name, sim = build.name, build.sim
     extra_env = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (env or {}).items()}
     pythonpath = os.environ.get("PYTHONPATH", "")
     extra_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), pythonpath) if p)
     results_xml = test_dir / "results.xml"
     results_xml.unlink(missing_ok=True)
-    wave_file = test_dir / f"{name}.{WAVE_FORMATS[sim]}" if waves else None
+    wave_file = test_dir / f"{name}.{WAVE_FORMATS[sim]}" if build.waves else None
     if wave_file is not None:
         wave_file.unlink(missing_ok=True)
-    build_log = test_dir / "build.log" if quiet else None
+    # The wave file goes to the test folder, not into the shared build cache.
+    wave_args = {}
+    if build.waves and sim == "icarus":
+        wave_args["plusargs"] = [f"+dumpfile_path={wave_file}"]
+    elif build.waves:
+        wave_args["test_args"] = ["--trace-file", str(wave_file)]
     try:
-        if not fresh:
-            makeflags = os.environ.get("MAKEFLAGS")
-            runtime = _verilator_runtime(cxx_opt, waves) if sim == "verilator" else None
-            if sim == "verilator":
-                flags = [makeflags or ""]
-                if cxx_opt:
-                    # OPT_SLOW is code that runs once (construction, the VPI symbol
-                    # table): always -O0, since at -O2 the symbol table of a system with
-                    # --public-flat-rw alone takes minutes to compile.
-                    flags += [f"OPT_FAST={cxx_opt}", f"OPT_GLOBAL={cxx_opt}", "OPT_SLOW=-O0"]
-                # The runtime library is a third of a small design's compile: link the one
-                # compiled before instead of compiling it again.
-                if runtime.is_file():
-                    flags += ["VM_GLOBAL_FAST=", "VM_GLOBAL_SLOW=", f"LOADLIBES={runtime}"]
-                os.environ["MAKEFLAGS"] = " ".join(flags).strip()
-            try:
-                build_args = ["-Wno-fatal"] if sim == "verilator" else []
-                runner.build(sources=sources, hdl_toplevel=name, build_dir=sim_dir,
-                             always=True, timescale=("1ns", "1ps"), build_args=build_args,
-                             waves=waves, log_file=build_log)
-            finally:
-                if makeflags is None:
-                    os.environ.pop("MAKEFLAGS", None)
-                else:
-                    os.environ["MAKEFLAGS"] = makeflags
-            if runtime is not None and not runtime.is_file():
-                _keep_verilator_runtime(sim_dir, runtime)
-            done.write_text(stamp)
-        # The wave file goes to the test folder, not into the shared build cache.
-        wave_args = {}
-        if waves and sim == "icarus":
-            wave_args["plusargs"] = [f"+dumpfile_path={wave_file}"]
-        elif waves:
-            wave_args["test_args"] = ["--trace-file", str(wave_file)]
-        runner.test(test_module=test_module, hdl_toplevel=name, hdl_toplevel_lang="verilog",
-                    build_dir=sim_dir,
-                    test_dir=test_dir, results_xml=str(results_xml), testcase=testcase,
-                    extra_env=extra_env, log_file=log, seed=seed,
-                    timescale=("1ns", "1ps"), waves=waves, **wave_args)
+        build.runner.test(test_module=test_module, hdl_toplevel=name,
+                          hdl_toplevel_lang="verilog", build_dir=build.sim_dir,
+                          test_dir=test_dir, results_xml=str(results_xml), testcase=testcase,
+                          extra_env=extra_env, log_file=log, seed=seed,
+                          timescale=("1ns", "1ps"), waves=build.waves, **wave_args)
     except (SystemExit, RuntimeError, FileNotFoundError) as e:
         if not results_xml.is_file():
-            where = build_log if build_log is not None else test_dir
-            raise SimError(f"{sim}: build or simulation of {name} failed ({e})",
-                           where) from None
+            raise SimError(f"{sim}: simulation of {name} failed ({e})",
+                           log if log is not None else test_dir) from None
     if not results_xml.is_file():
         raise SimError(f"{sim}: simulation of {name} left no results", test_dir)
     tests, failed = get_results(results_xml)

@@ -141,8 +141,24 @@ def test_host_cli_errors(tmp_path):
     assert_one_line_error(run_cli("host", "identify", "--serial", tmp_path / "no-such-port"),
                           "--serial needs --board NAME or --baud N (the builds' rates: "
                           "icebreaker 6000000")
-    assert_one_line_error(run_cli("host", "identify", "--sim", "icarus", "--board", "ulx3s"),
-                          "--board applies to --serial only")
+    # Parameters that a board cannot take are refused before any board starts.
+    assert_one_line_error(run_cli("host", "matmul", "in.npz", "out.npz", "--sim", "icarus",
+                                  "--param", "rows=8", "--param", "cols=8", "--param",
+                                  "dataflow=os"),
+                          "--param rows, cols, dataflow: a board runs its own array",
+                          "--board NAME")
+    assert_one_line_error(run_cli("host", "matmul", "in.npz", "out.npz", "--serial", "x",
+                                  "--board", "ulx3s", "--param", "dataflow=ws"),
+                          "--param dataflow", "the board's bitstream fixes them")
+    for board, param, fragment in (
+            ("ulx3s", "mode=fp8seb", "mode fp8seb does not run on the ulx3s build"),
+            ("ulx3s-seb", "mode=int4", "mode int4 does not run on the ulx3s-seb build"),
+            ("icebreaker", "bias=7", "the icebreaker build's e4m3 bias is 11, not bias=7"),
+            ("icebreaker-seb", "ways=3", "has 1-way trees and room 1, not ways=3")):
+        seb = "seb" in board and not param.startswith("mode")
+        params = ["--param", param] + (["--param", "mode=fp8seb"] if seb else [])
+        assert_one_line_error(run_cli("host", "matmul", "in.npz", "out.npz", "--sim",
+                                      "icarus", "--board", board, *params), fragment)
     assert_one_line_error(run_cli("host", "matmul", "--sim", "icarus"),
                           "matmul needs IN.npz and OUT.npz")
     assert_one_line_error(run_cli("host", "identify"), "one of the arguments")
@@ -150,3 +166,77 @@ def test_host_cli_errors(tmp_path):
                           "--baud applies to --serial only")
     assert_one_line_error(run_cli("host", "identify", "--serial", tmp_path / "x", "--baud",
                                   "13000000"), "baud rate must be an integer in 300..12000000")
+
+
+def test_two_simulated_boards_side_by_side():
+    """Two runs of one board design simulate at once (they share its cached build); each
+    must be up before either closes, which a lock held for a whole simulation forbids."""
+    import threading
+    both_up = threading.Barrier(2, timeout=300)
+    found, errors = [], []
+
+    def run():
+        try:
+            with simulated_board("icarus") as transport:
+                found.append(Board(transport, timeout=ANSWER_TIMEOUT_S).identify().rows)
+                both_up.wait()
+        except Exception as e:        # reported below
+            errors.append(e)
+            both_up.abort()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and found == [SIM_BOARD["rows"]] * 2
+
+
+def test_host_cli_simulates_a_board_builds_configuration():
+    """--sim S --board NAME: the simulated board is that build's (its array, engine,
+    buffers, clock and UART divisor), not the default 2x2."""
+    from boards.targets import BOARDS
+    from conftest import run_cli
+    target = BOARDS["icebreaker"]
+    proc = run_cli("host", "identify", "--sim", "icarus", "--board", "icebreaker")
+    assert proc.returncode == 0, proc.stderr
+    info = dict(item.split("=") for item in proc.stdout.split())
+    assert (int(info["rows"]), int(info["cols"]), int(info["pipeline"])) == (
+        target.rows, target.cols, target.pipeline)
+    assert (int(info["a_words"]), int(info["divisor"]), int(info["clock_khz"])) == (
+        target.a_words, target.uart_divisor, round(target.clock_mhz * 1000))
+    assert "the icebreaker build's configuration" in proc.stderr
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_host_cli_interrupted_stops_the_board_and_cleans_up(signal_name, tmp_path):
+    """An interrupted GEMM on the simulated board: exit status 130 and one line, no
+    output file, and no temporary folder left behind. The matmul command also shows its
+    progress (GEMM passes, requests, bytes) while it runs."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from conftest import ROOT
+    rng = np.random.default_rng(8)
+    np.savez(tmp_path / "in.npz", A=rng.integers(0, 256, (64, 64)).astype(np.uint8),
+             B=rng.integers(0, 256, (64, 64)).astype(np.uint8))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "host", "matmul", tmp_path / "in.npz", tmp_path / "out.npz",
+         "--sim", "icarus"], cwd=ROOT, env=dict(os.environ, TMPDIR=str(scratch)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(scratch.glob("fp8hw-board-*/port")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(3)                          # into the GEMM: the link is busy
+    proc.send_signal(getattr(signal, signal_name))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+    assert "GEMM passes" in err and "bytes sent" in err
+    assert not (tmp_path / "out.npz").exists()
+    assert list(scratch.iterdir()) == []
