@@ -38,9 +38,10 @@ def loss_curves(curves: dict[str, dict]) -> bytes:
     """``curves[label] = {"recipe", "loss": [...], "accuracy": [...]}`` (per epoch, means
     over the seeds): training loss and test accuracy of each recipe."""
     fig, (left, right) = _figure(10, 4, 2)
+    variant_styles = iter([":", "-.", "--"] * 4)
     for label, c in curves.items():
         color = RECIPE_COLORS.get(c["recipe"])
-        style = "-" if label == c["recipe"] else ":"
+        style = "-" if label == c["recipe"] else next(variant_styles)
         epochs = np.arange(1, len(c["loss"]) + 1)
         left.plot(epochs, c["loss"], style, color=color, label=label)
         right.plot(epochs, 100 * np.asarray(c["accuracy"]), style, color=color, label=label)
@@ -76,21 +77,28 @@ def swamping_plot(result: SwampingResult) -> bytes:
 def bias_plot(biases: dict[str, list[int]], largest: dict[str, list], room: int,
               steps_per_epoch: int, labels: dict[str, str]) -> bytes:
     """Each tensor's shared bias per training step (solid) and the bias that would hold its
-    largest value ``room`` binades below the top at that step (dotted): the rule follows."""
-    fig, axes = _figure(10, 4.2)
-    ax = axes[0]
+    largest value ``room`` binades below the top at that step (dotted): the rule follows.
+    Weights and activations above, errors (tensors ``e...``) below."""
+    require("matplotlib")
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(10, 6.5), layout="constrained")
+    forward, backward = fig.subplots(2, 1, sharex=True)
     colors = iter(["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
                    "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"] * 4)
     for name, history in biases.items():
+        ax = backward if name.startswith("e") else forward
         color = next(colors)
         steps = np.arange(len(history)) / steps_per_epoch
-        ax.step(steps, history, where="post", color=color, label=labels.get(name, name))
+        ax.step(steps, history, where="post", color=color, linewidth=1,
+                label=labels.get(name, name))
         target = [np.nan if e is None else 15 - room - e for e in largest.get(name, [])]
         if target:
-            ax.plot(steps, target, ":", color=color, alpha=0.6)
-    ax.set(xlabel="epoch", ylabel="shared exponent bias",
-           title="fp8seb: each tensor's shared bias over training "
-                 "(dotted: 15 - room - its largest exponent)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", ncol=2)
+            ax.plot(steps, target, ":", color=color, linewidth=0.8, alpha=0.7)
+    forward.set(ylabel="shared exponent bias",
+                title="fp8seb: each tensor's shared bias over training (solid), and "
+                      "15 - room - its largest exponent (dotted)")
+    backward.set(xlabel="epoch", ylabel="shared exponent bias")
+    for ax in (forward, backward):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small", ncol=2, loc="upper left")
     return _png(fig)

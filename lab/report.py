@@ -49,8 +49,9 @@ TENSOR_LABELS = {"x0": "x0: input images", "w0": "w0: hidden weights",
 
 
 def collect_runs(folder, base: TrainConfig, seeds: int, variants, data, log=None):
-    """{label: [TrainResult per seed]}: saved runs with the same settings, or new ones."""
-    runs = {}
+    """({label: [TrainResult per seed]}, how many were trained now): saved runs with the
+    same settings, or new ones."""
+    runs, trained = {}, 0
     for v in variants:
         for seed in range(seeds):
             config = v.config(base, seed).check()
@@ -64,8 +65,9 @@ def collect_runs(folder, base: TrainConfig, seeds: int, variants, data, log=None
             except LabError:
                 result = train(config, data, log)
                 save_result(result, folder, name)
+                trained += 1
             runs.setdefault(v.label, []).append(result)
-    return runs
+    return runs, trained
 
 
 def accuracy_rows(runs: dict[str, list[TrainResult]]) -> list[dict]:
@@ -105,9 +107,10 @@ def _err(x: float) -> str:
     return f"{100 * x:.3g}%" if x else "0"
 
 
-def render(config: TrainConfig, seeds: int, runs, rows, swamp, biases, board, seconds,
-           test_images: int) -> str:
+def render(config: TrainConfig, seeds: int, runs, trained: int, rows, swamp, biases, board,
+           seconds, test_images: int) -> str:
     """The report's markdown."""
+    total = sum(len(r) for r in runs.values())
     hidden = "-".join(map(str, runs["fp32"][0].model.sizes))
     hfp8, seb = runs["hfp8"][0].recipe, runs["fp8seb"][0].recipe
     seb_start = "settled on its first value" if seb["initial_bias"] is None \
@@ -120,7 +123,8 @@ def render(config: TrainConfig, seeds: int, runs, rows, swamp, biases, board, se
         f"`hfp8`: e4m3 bias {hfp8['e4m3_bias']}, chunk {hfp8['chunk']}, loss scale "
         f"{hfp8['loss_scale']:g}; `fp8seb`: {seb['ways']}-way trees, room {seb['room']}, "
         f"each tensor's first bias {seb_start}, loss scale {seb['loss_scale']:g}. "
-        f"The whole report took {seconds:.0f} s.", "",
+        f"The report took {seconds:.0f} s, training {trained} of its {total} runs "
+        f"(the others reused from `runs/`).", "",
         "## Test accuracy against FP32", "",
         f"Target (issue 16): within {ACCURACY_TARGET_PP:g} percentage point of FP32 (the "
         "means over the seeds).", "",
@@ -177,8 +181,8 @@ def report(folder, config: TrainConfig = TrainConfig(), seeds: int = SEEDS,
     folder = Path(folder)
     start = time.perf_counter()
     data = load_digits()
-    runs = collect_runs(folder, config, seeds,
-                        RECIPE_VARIANTS + (ABLATIONS if ablations else ()), data, log)
+    runs, trained = collect_runs(folder, config, seeds,
+                                 RECIPE_VARIANTS + (ABLATIONS if ablations else ()), data, log)
     rows = accuracy_rows(runs)
     swamp = swamping(runs["hfp8"][0].model, data, ways=config.ways, log=log)
     seb = runs["fp8seb"][0]
@@ -200,9 +204,9 @@ def report(folder, config: TrainConfig = TrainConfig(), seeds: int = SEEDS,
         write_atomic(folder / name, lambda f, png=png: f.write(png))
     results = {"config": config.to_dict(), "seeds": seeds, "accuracy": rows,
                "swamping": swamp.to_json(), "shared_biases": biases,
-               "board": board, "seconds": seconds}
+               "board": board, "seconds": seconds, "runs_trained": trained}
     write_text_atomic(folder / "results.json", json.dumps(results, indent=1) + "\n")
     path = folder / "report.md"
-    write_text_atomic(path, render(config, seeds, runs, rows, swamp, biases, board, seconds,
+    write_text_atomic(path, render(config, seeds, runs, trained, rows, swamp, biases, board, seconds,
                                    len(data.y_test)) + "\n")
     return path
