@@ -3,6 +3,9 @@
 from fp8hw.errors import Fp8hwError
 
 
+DISTRIBUTIONS = {"sklearn": "scikit-learn"}     # import name: what pip installs
+
+
 class LabError(Fp8hwError):
     """A lab setting out of range, a missing results file, a missing extra."""
 
@@ -13,5 +16,5 @@ def require(module: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise LabError(f"{module.split('.')[0]} is not installed "
-                       f"(pip install 'fp8hw[lab]')") from None
+        package = DISTRIBUTIONS.get(module.split(".")[0], module.split(".")[0])
+        raise LabError(f"{package} is not installed (pip install 'fp8hw[lab]')") from None

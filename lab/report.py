@@ -20,7 +20,7 @@ from fp8hw.files import write_atomic, write_text_atomic
 from lab import plots
 from lab.data import load_digits
 from lab.errors import LabError
-from lab.swamping import SEQUENTIAL, TARGET, chunk_name, swamping, tree_name
+from lab.swamping import TARGET, swamping
 from lab.train import TrainConfig, TrainResult, load_result, save_result, train
 
 SEEDS = 5

@@ -187,3 +187,11 @@ def test_report_writes_its_files_and_reuses_runs(tmp_path, digits):
     again = json.loads((tmp_path / "results.json").read_text())
     assert again["accuracy"] == results["accuracy"]
     assert again["swamping"] == results["swamping"]
+
+
+@pytest.mark.quick
+def test_a_missing_extra_is_one_line():
+    from lab.errors import LabError, require
+    with pytest.raises(LabError, match=r"^no_such_module is not installed \(pip install "
+                       r"'fp8hw\[lab\]'\)$"):
+        require("no_such_module.datasets")

@@ -4,11 +4,9 @@ lab's own predictions; and ``python -m lab board`` on the same."""
 
 import json
 
-import numpy as np
-
 from conftest import run_cli
 from lab import TrainConfig, load_digits, train
-from lab.board import golden_forward, on_simulated_board
+from lab.board import on_simulated_board
 
 
 def test_trained_network_on_simulated_board(tmp_path):
@@ -21,10 +19,7 @@ def test_trained_network_on_simulated_board(tmp_path):
     assert run.per_batch < run.images          # the A buffer holds fewer: several batches
     predicted = result.model.predict(config.make_recipe(), images)
     assert run.predictions == predicted.tolist()
-    # the comparison can fail: the golden model with another chunk length differs
-    other = golden_forward(result.model, images, chunk=0)
-    assert not np.array_equal(other[0], golden_forward(result.model, images, 16)[0]) or \
-        not np.array_equal(other[-1], golden_forward(result.model, images, 16)[-1])
+    assert len(set(run.predictions)) > 1
 
     proc = run_cli("lab", "board", "--sim", "verilator", "--hidden", "8", "--epochs", "2",
                    "--images", "3", "--out", tmp_path)
