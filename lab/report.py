@@ -19,7 +19,7 @@ import numpy as np
 from fp8hw.files import write_atomic, write_text_atomic
 from lab import plots
 from lab.data import load_digits
-from lab.errors import LabError
+from lab.errors import LabError, require
 from lab.swamping import TARGET, swamping
 from lab.train import TrainConfig, TrainResult, load_result, save_result, train
 
@@ -178,6 +178,7 @@ def report(folder, config: TrainConfig = TrainConfig(), seeds: int = SEEDS,
         raise LabError("the report's swamping workloads take one hidden layer "
                        f"(--hidden N), got {list(config.hidden)}")
     config.check()
+    require("matplotlib")           # before the training, not after it
     folder = Path(folder)
     start = time.perf_counter()
     data = load_digits()
