@@ -15,11 +15,13 @@ SUBCOMMANDS = {
     "synth": ("hw.synth", "Yosys synthesis check and cell counts of a unit"),
     "bench": ("hw.bench", "place-and-route benchmark of the units on ECP5 and iCE40"),
     "golden": ("golden", "run the golden model on a vector file (eval, units)"),
+    "bench-golden": ("golden.bench", "the golden model's GEMM speed on one core"),
     "sim": ("sim", "run a vector file through a unit's RTL (run)"),
     "bench-array": ("sim.bench_array", "measured cycles and utilization of the arrays"),
     "host": ("host", "use a board or the simulated board (identify, status, matmul)"),
+    "lab": ("lab", "FP8 training on real data in each recipe, swamping, the report"),
 }
-PACKAGES = ("golden", "sim", "host", "hw.bench")   # ``python -m`` runs their ``__main__``
+PACKAGES = ("golden", "sim", "host", "hw.bench", "lab")   # ``python -m`` runs their ``__main__``
 
 
 def usage() -> str:

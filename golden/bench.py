@@ -97,13 +97,13 @@ def table(rows, size: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str = "python -m golden.bench") -> int:
     from fp8hw.cli import ArgumentParser, run_command
 
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def run(args):
-        parser = ArgumentParser(prog="python -m golden.bench",
+        parser = ArgumentParser(prog=prog,
                                 description="The golden model's GEMM speed on one core, "
                                             "against numpy's float32 matmul.")
         parser.add_argument("--size", type=int, default=256, help="M = K = N (default 256)")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("fp8hw", "golden", "boards", "hw", "sim", "host", "fp8hw.__main__")
-PACKAGES = ("fp8hw", "golden", "boards", "hw", "sim", "host")
+LAYERS = ("fp8hw", "golden", "boards", "hw", "sim", "host", "lab", "fp8hw.__main__")
+PACKAGES = ("fp8hw", "golden", "boards", "hw", "sim", "host", "lab")
 
 pytestmark = pytest.mark.quick
 

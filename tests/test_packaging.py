@@ -50,7 +50,8 @@ def test_pip_install_and_run_elsewhere(tmp_path):
 
     proc = run(venv / "bin" / "fp8hw", "--help")
     assert proc.returncode == 0
-    for subcommand in ("build", "synth", "bench", "golden", "sim", "bench-array", "host"):
+    for subcommand in ("build", "synth", "bench", "golden", "bench-golden", "sim", "bench-array",
+                       "host", "lab"):
         assert f"  {subcommand} " in proc.stdout
     proc = run(venv / "bin" / "fp8hw", "build", "--unit", "convert", "--out", "v")
     assert proc.returncode == 0 and (work / "v" / "convert_bias11.v").is_file(), proc.stderr
