@@ -155,12 +155,22 @@ def _store(what, data, layout, R, where, sums_out, codes_out):
         codes_out[where] = layout.out_result(image_words(data, layout.word_items, "u1"))
 
 
+def _out_step(info) -> int:
+    """Columns of a quantized output word (R chunks of W codes; R on the MPE engine).
+    Column blocks of a quantized GEMM start on such a word: the engine lays each block's
+    codes out from byte 0 of its words, so a block that started inside a word would put
+    them where the whole tensor's layout (a kept ``OnChipTensor``) does not have them, and
+    each split word would cross the link once for each block."""
+    return _lay(info, 1, 1, 1).word_items
+
+
 def plan_blocks(M, K, N, R, chunk, info, a_free, out, fixed_mk=False):
     """Block sizes (Mb, Kb, Nb) whose layouts fit the board's buffers: B and ACC words,
     and A words (with the quantized output's words when ``out``) within ``a_free``."""
     # K blocks end on tile (or chunk) boundaries; on the FP8-SEB engine a tile is R
     # chunks of W codes.
     align = chunk or R * _ways(info)
+    n_step = _out_step(info) if out else R
 
     def fits(mb, kb, nb):
         L = _lay(info, mb, kb, nb, chunk)
@@ -171,7 +181,7 @@ def plan_blocks(M, K, N, R, chunk, info, a_free, out, fixed_mk=False):
     def smaller(x, step):
         return max(step, (x // 2) // step * step) if x > step else x
 
-    mb, kb, nb = min(M, 65535), min(K, 65535 // align * align), min(N, 65535 // R * R)
+    mb, kb, nb = min(M, 65535), min(K, 65535 // align * align), min(N, 65535 // n_step * n_step)
     while not fits(mb, kb, nb):
         L = _lay(info, mb, kb, nb, chunk)
         options = []
@@ -180,7 +190,7 @@ def plan_blocks(M, K, N, R, chunk, info, a_free, out, fixed_mk=False):
         options.append(("n", L.b_words + L.acc_words))
         moved = False
         for name, _ in sorted(options, key=lambda o: -o[1]):
-            new = {"m": smaller(mb, 1), "k": smaller(kb, align), "n": smaller(nb, R)}[name]
+            new = {"m": smaller(mb, 1), "k": smaller(kb, align), "n": smaller(nb, n_step)}[name]
             if new != {"m": mb, "k": kb, "n": nb}[name]:
                 mb, kb, nb = (new, kb, nb) if name == "m" else (mb, new, nb) if name == "k" \
                     else (mb, kb, new)
@@ -208,6 +218,8 @@ def pipeline_plan(M, K, N, R, chunk, info, space, quantized):
     mb = min(M, max(min_rows, -(-M // 4)), acc_half)
     while mb >= 1:
         nb = min(N, R * (acc_half // mb))
+        if quantized and _out_step(info) <= nb < N:
+            nb -= nb % _out_step(info)
         L = _lay(info, mb, K, nb, chunk)
         need = L.a_words + (2 * L.out_words if quantized else 0)
         bases = [space.allocate(need, lo=0, hi=a_half),

@@ -99,6 +99,19 @@ def test_driver_on_simulated_seb_board(sim):
         got = board.matmul(hidden, W2, mode="fp8seb", bias_a=1, bias_b=4)
         hidden.free()
         assert np.array_equal(got.C, seb_matmul(first.Y, W2, None, 1, 4, W).C)
+        # A kept result in column blocks (its A on chip, so only N splits: 24 columns
+        # of 12 ACC words each exceed the 256 words): blocks start on output words (10
+        # codes), else a block's codes land inside the previous block's words.
+        A0 = rng.integers(0, 256, (40, 7)).astype(np.uint8)
+        W0 = rng.integers(0, 256, (7, 10)).astype(np.uint8)
+        W1 = rng.integers(0, 256, (10, 24)).astype(np.uint8)
+        hidden = board.matmul(A0, W0, mode="fp8seb", out_bias=0, keep=True)
+        kept = board.matmul(hidden, W1, mode="fp8seb", out_bias=-1, keep=True)
+        want = seb_matmul(seb_matmul(A0, W0, None, 0, 0, W, 0).Y, W1, None, 0, 0, W, -1)
+        assert np.array_equal(kept.numpy(), want.Y)
+        assert (kept.max_exp, kept.next_bias) == (want.max_exp, want.next_bias)
+        hidden.free()
+        kept.free()
         with pytest.raises(BoardError, match="needs the MPE engine"):
             board.matmul(A, W1)
 
