@@ -76,8 +76,12 @@ class _ASpace:
         self.words = min(words, 1 << 16)       # a_base and out_base are 16-bit settings
         self.live: dict[int, tuple[int, int]] = {}
 
-    def free_words(self) -> int:
-        return self.words - sum(n for _, n in self.live.values())
+    def largest_free(self) -> int:
+        """The most words free in one piece."""
+        largest, at = 0, 0
+        for base, words in sorted(self.live.values()) + [(self.words, 0)]:
+            largest, at = max(largest, base - at), max(at, base + words)
+        return largest
 
     def allocate(self, n: int, busy=(), lo: int = 0, hi: int | None = None) -> int | None:
         """A base for ``n`` words in [lo, hi) clear of live tensors and of the
@@ -164,41 +168,54 @@ def _out_step(info) -> int:
     return _lay(info, 1, 1, 1).word_items
 
 
-def plan_blocks(M, K, N, R, chunk, info, a_free, out, fixed_mk=False):
+def plan_blocks(M, K, N, R, chunk, info, a_free, out, fixed_mk=False, keep=False):
     """Block sizes (Mb, Kb, Nb) whose layouts fit the board's buffers: B and ACC words,
-    and A words (with the quantized output's words when ``out``) within ``a_free``."""
+    and A words (with the quantized output's words when ``out``) within ``a_free``.
+    ``fixed_mk``: A is on chip (its K blocks are runs of its tiles; its rows cannot
+    split); ``keep``: the result stays on chip whole, in words already set aside (not
+    counted in ``a_free``), so its rows cannot split and its column blocks start on its
+    words."""
     # K blocks end on tile (or chunk) boundaries; on the FP8-SEB engine a tile is R
     # chunks of W codes.
     align = chunk or R * _ways(info)
-    n_step = _out_step(info) if out else R
+    word = _out_step(info)
 
     def fits(mb, kb, nb):
         L = _lay(info, mb, kb, nb, chunk)
-        a_need = (0 if fixed_mk else L.a_words) + (L.out_words if out else 0)
+        a_need = (0 if fixed_mk else L.a_words) + (L.out_words if out and not keep else 0)
         return (L.b_words <= info.b_words and L.acc_words <= info.acc_words
                 and a_need <= a_free)
 
     def smaller(x, step):
         return max(step, (x // 2) // step * step) if x > step else x
 
-    mb, kb, nb = min(M, 65535), min(K, 65535 // align * align), min(N, 65535 // n_step * n_step)
+    def fewer_columns(nb):
+        # Whole output words where the blocks' halves allow, so that no word of a
+        # quantized result crosses the link twice; a kept result needs them.
+        if keep or (out and nb // 2 >= word):
+            return smaller(nb, word)
+        return smaller(nb, R)
+
+    mb, kb, nb = min(M, 65535), min(K, 65535 // align * align), min(N, 65535 // word * word)
     while not fits(mb, kb, nb):
         L = _lay(info, mb, kb, nb, chunk)
-        options = []
-        if not fixed_mk:
-            options += [("m", L.a_words + L.acc_words), ("k", L.a_words + L.b_words)]
-        options.append(("n", L.b_words + L.acc_words))
+        options = [("k", L.a_words + L.b_words), ("n", L.b_words + L.acc_words)]
+        if not fixed_mk and not keep:
+            options.append(("m", L.a_words + L.acc_words))
         moved = False
         for name, _ in sorted(options, key=lambda o: -o[1]):
-            new = {"m": smaller(mb, 1), "k": smaller(kb, align), "n": smaller(nb, n_step)}[name]
+            new = {"m": smaller(mb, 1), "k": smaller(kb, align), "n": fewer_columns(nb)}[name]
             if new != {"m": mb, "k": kb, "n": nb}[name]:
                 mb, kb, nb = (new, kb, nb) if name == "m" else (mb, new, nb) if name == "k" \
                     else (mb, kb, new)
                 moved = True
                 break
         if not moved:
-            raise BoardError(f"a {M}x{K}x{N} GEMM does not fit the board's buffers "
-                             f"even in blocks (A {a_free} words free)")
+            whole = "; an on-chip A or a kept result keeps its rows whole" \
+                if fixed_mk or keep else ""
+            raise BoardError(f"a {M}x{K}x{N} GEMM does not fit the board's buffers even "
+                             f"in blocks (A {a_free} words free, B {info.b_words}, ACC "
+                             f"{info.acc_words}{whole})")
     return mb, kb, nb
 
 
@@ -398,26 +415,22 @@ def run_matmul(board, A, B, C, mode, fmt_a, fmt_b, chunk, out, *, bias_a=0, bias
             sums_out, codes_out, status = _run_pipelined(board, A, B, C, codes, chunk, plan,
                                                          quantized, want_sums, sums)
             return _result(seb, quantized, sums, want_sums, sums_out, codes_out, status)
-    mb, kb, nb = plan_blocks(M, K, N, R, chunk, info, space.free_words(), quantized,
-                             fixed_mk=resident)
-    if resident and (mb, kb) != (M, K):
-        raise BoardError(f"an on-chip A of {M}x{K} must be used whole; the board holds "
-                         f"{mb}x{kb} of it with N blocks of {nb}")
-    if keep and mb != M:
-        raise BoardError(f"keep=True: the {M}x{N} result does not fit on chip in one "
-                         f"piece (rows in blocks of {mb})")
-    sums_out = np.zeros((M, N), np.uint32)
-    codes_out = np.zeros((M, N), np.uint8)
     kept = None
     if keep:
-        base = space.allocate(_lay(info, M, 1, N).out_words,
-                              busy=[(A.base, A.words)] if resident else [])
+        words = _lay(info, M, 1, N).out_words
+        base = space.allocate(words)
         if base is None:
-            raise BoardError("no room in the A buffer for the kept result")
+            raise BoardError(f"no room in the A buffer for the kept {M}x{N} result: it "
+                             f"needs {words} words, {space.largest_free()} are free in "
+                             f"one piece")
         kept = OnChipTensor(board, base, (M, N), SEB_MODE if seb else out,
                             codes["out_bias"] if seb else None)
         space.hold(kept)
     try:
+        mb, kb, nb = plan_blocks(M, K, N, R, chunk, info, space.largest_free(), quantized,
+                                 fixed_mk=resident, keep=keep)
+        sums_out = np.zeros((M, N), np.uint32)
+        codes_out = np.zeros((M, N), np.uint8)
         first = True
         for m0 in range(0, M, mb):
             m1 = min(m0 + mb, M)
@@ -474,8 +487,9 @@ def _run_block(board, A, B, C, codes, chunk, resident, kept, space, rows, cols, 
         k1 = min(k0 + kb, K)
         L = _lay(info, M, k1 - k0, N, chunk)
         last = k1 == K
-        if resident:
-            a_base, busy = A.base, [(A.base, A.words)]
+        if resident:                     # K blocks of it: runs of its tiles
+            a_base = A.base + k0 // (R * _ways(info)) * M
+            busy = [(A.base, A.words)]
         else:
             a_base = space.allocate(L.a_words)
             if a_base is None:

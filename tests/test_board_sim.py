@@ -45,6 +45,18 @@ def test_driver_on_simulated_board(sim):
         assert np.array_equal(got, matmul(matmul(A, W1, out="e4m3"), W2, out="e5m2"))
         with pytest.raises(BoardError, match="freed"):
             hidden.numpy()
+        # An on-chip A whose K needs more B than the board holds (1x300 times 300x4:
+        # 300 B words of 256) goes in K blocks, runs of its tiles; the kept result of
+        # the first layer is 1x300, its columns in blocks that start on its words.
+        x = rng.integers(0, 256, (1, 3)).astype(np.uint8)
+        W1 = rng.integers(0, 256, (3, 300)).astype(np.uint8)
+        W2 = rng.integers(0, 256, (300, 4)).astype(np.uint8)
+        hidden = board.matmul(x, W1, out="e5m2", keep=True)
+        first = matmul(x, W1, out="e5m2")
+        assert np.array_equal(hidden.numpy(), first)
+        got = board.matmul(hidden, W2, None, "fp8", "e5m2", "e4m3", chunk=4)
+        hidden.free()
+        assert np.array_equal(got, matmul(first, W2, None, "fp8", "e5m2", chunk=4))
         with pytest.raises(BoardError, match="ARGUMENT"):
             board.request(Command.READ, bytes([7, 0, 0, 0, 0, 1, 0, 0]))
         # Garbage on the line is answered with NAKs and loses nothing.
@@ -112,6 +124,16 @@ def test_driver_on_simulated_seb_board(sim):
         assert (kept.max_exp, kept.next_bias) == (want.max_exp, want.next_bias)
         hidden.free()
         kept.free()
+        # An on-chip A split in K (B of 1300 codes a column is 260 words of 256).
+        x = rng.integers(0, 256, (1, 4)).astype(np.uint8)
+        W1 = rng.integers(0, 256, (4, 1300)).astype(np.uint8)
+        W2 = rng.integers(0, 256, (1300, 2)).astype(np.uint8)
+        hidden = board.matmul(x, W1, mode="fp8seb", out_bias=3, keep=True)
+        first = seb_matmul(x, W1, None, 0, 0, W, 3)
+        assert np.array_equal(hidden.numpy(), first.Y)
+        got = board.matmul(hidden, W2, mode="fp8seb", bias_a=3, bias_b=1)
+        hidden.free()
+        assert np.array_equal(got.C, seb_matmul(first.Y, W2, None, 3, 1, W).C)
         with pytest.raises(BoardError, match="needs the MPE engine"):
             board.matmul(A, W1)
 

@@ -45,19 +45,21 @@ def test_plan_blocks_fit_and_align(name):
     info = BOARD_INFOS[name]
     R, W = info.rows, _lay(info, 1, 1, 1).ways
     for M, K, N in SHAPES:
-        for out in (False, True):
+        for out, keep in ((False, False), (True, False), (True, True)):
             for fixed_mk in (False, True):
                 try:
-                    mb, kb, nb = plan_blocks(M, K, N, R, 0, info, info.a_words, out, fixed_mk)
+                    mb, kb, nb = plan_blocks(M, K, N, R, 0, info, info.a_words, out,
+                                             fixed_mk, keep)
                 except BoardError:
-                    assert fixed_mk      # only a whole on-chip A can leave no split
+                    assert fixed_mk or keep     # else rows can always split
                     continue
                 L = _lay(info, mb, kb, nb)
                 assert L.b_words <= info.b_words and L.acc_words <= info.acc_words
-                assert (0 if fixed_mk else L.a_words) + (L.out_words if out else 0) \
-                    <= info.a_words
+                assert (0 if fixed_mk else L.a_words) + \
+                    (L.out_words if out and not keep else 0) <= info.a_words
                 assert kb == K or kb % (R * W) == 0
-                assert nb == N or nb % (_word_items(info) if out else R) == 0, \
+                assert mb == M or not (fixed_mk or keep)
+                assert nb == N or nb % (_word_items(info) if keep else R) == 0, \
                     (M, K, N, out, nb)
 
 
@@ -87,8 +89,8 @@ def test_kept_output_column_blocks_start_on_words():
     simulated FP8-SEB board (words of 2 x 5 codes, 256 ACC words) split N into blocks of
     12, the second starting inside an output word; now blocks of 10."""
     info = BOARD_INFOS["sim-seb"]
-    assert plan_blocks(40, 10, 24, info.rows, 0, info, 200, True, fixed_mk=True) == \
-        (40, 10, 10)
+    assert plan_blocks(40, 10, 24, info.rows, 0, info, 200, True, fixed_mk=True,
+                       keep=True) == (40, 10, 10)
 
 
 def test_quantized_fp8seb_ulx3s_96_cubed_reads_no_word_twice():
