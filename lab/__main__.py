@@ -2,12 +2,14 @@
 
     python -m lab train --recipe hfp8 [--epochs 30 --hidden 128 ...] [--out build/lab]
     python -m lab report [--seeds 5] [--out build/lab]
-    python -m lab board --sim verilator [--images 4] [--out build/lab]
+    python -m lab board --sim verilator [--recipe fp8seb] [--images 4] [--out build/lab]
 
 ``train`` writes ``runs/RECIPE-seedSEED.json`` (and ``.npz``, the trained network) into the
 output folder; ``report`` trains what the folder does not hold yet and writes
 ``report.md``, ``results.json`` and the PNG plots; ``board`` runs the trained ``hfp8``
-network (the folder's, else a new one) on the simulated board and writes ``board.json``.
+network (the folder's, else a new one) on the simulated board and writes ``board.json``
+(``--recipe fp8seb``: the ``fp8seb`` network on the simulated FP8-SEB board,
+``board-fp8seb.json``).
 Every file is written whole or not at all; bad input is one line on stderr, exit status 2.
 """
 
@@ -22,6 +24,7 @@ from fp8hw.cli import ArgumentParser, UsageError, run_command
 from fp8hw.files import write_text_atomic
 from lab.errors import LabError
 from lab.recipes import RECIPES
+from lab.board import BOARD_FILES
 from lab.train import TrainConfig
 
 DEFAULT_OUT = Path("build") / "lab"
@@ -80,8 +83,11 @@ def _parser(prog="python -m lab"):
     r.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
     r.add_argument("--no-ablations", action="store_true",
                    help="skip hfp8 without loss scaling and without chunking")
-    b = sub.add_parser("board", help="a trained hfp8 network's inference on the simulated "
-                       "board, compared with the golden model")
+    b = sub.add_parser("board", help="a trained hfp8 (or fp8seb) network's inference on "
+                       "the simulated board, compared with the golden model")
+    b.add_argument("--recipe", choices=tuple(BOARD_FILES), default="hfp8",
+                   help="hfp8 on the MPE engine (default) or fp8seb on the FP8-SEB engine "
+                   "of the network's --ways")
     _training_options(b, recipe=False)
     b.add_argument("--sim", choices=SIMULATORS, required=True)
     b.add_argument("--images", type=int, default=BOARD_IMAGES,
@@ -124,11 +130,11 @@ def _main(argv=None, prog="python -m lab") -> int:
 
 
 def _board(args) -> None:
-    from lab.board import on_simulated_board
+    from lab.board import on_simulated_board, seb_biases
     from lab.data import load_digits
-    from lab.report import BOARD_FILE
     from lab.train import load_result, run_name, save_result, train
-    config = _config(args, recipe="hfp8")
+    config = _config(args)
+    board_file = BOARD_FILES[config.recipe]
     if not 1 <= args.images <= 359:
         raise LabError(f"--images must be 1..359 (the test images), got {args.images}")
     _prepare(args.out)
@@ -142,13 +148,16 @@ def _board(args) -> None:
         result = train(config, data, log=_say)
         save_result(result, args.out)
     images, labels = data.x_test[:args.images], data.y_test[:args.images]
-    _say(f"{args.images} test images on the simulated board ({args.sim}) ...")
-    run = on_simulated_board(args.sim, result.model, images, labels, config.chunk)
-    write_text_atomic(args.out / BOARD_FILE, json.dumps(run.to_json(), indent=1) + "\n")
+    seb = config.recipe == "fp8seb"
+    _say(f"{args.images} test images on the simulated board ({args.sim}"
+         f"{f', the FP8-SEB engine of {config.ways}-way trees' if seb else ''}) ...")
+    run = on_simulated_board(args.sim, result.model, images, labels, config.chunk,
+                             seb_biases(result.biases) if seb else None, config.ways)
+    write_text_atomic(args.out / board_file, json.dumps(run.to_json(), indent=1) + "\n")
     _say(f"board: {run.network} network, {run.images} images in {run.seconds:.1f} s "
          f"({run.per_batch} a batch), predictions {run.predictions}, labels {run.labels}; "
          f"every layer equals the golden model's bits: {'yes' if run.bit_exact else 'NO'} "
-         f"-> {args.out / BOARD_FILE}")
+         f"-> {args.out / board_file}")
     if not run.bit_exact:
         raise LabError(f"the board's results differ from the golden model's "
                        f"(layers equal: {run.layers_equal})")

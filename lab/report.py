@@ -18,6 +18,7 @@ import numpy as np
 
 from fp8hw.files import write_atomic, write_text_atomic
 from lab import plots
+from lab.board import BOARD_FILES
 from lab.data import load_digits
 from lab.errors import LabError, require
 from lab.swamping import TARGET, swamping
@@ -25,7 +26,6 @@ from lab.train import TrainConfig, TrainResult, load_result, save_result, train
 
 SEEDS = 5
 ACCURACY_TARGET_PP = 1.0        # the target: within 1 percentage point of FP32
-BOARD_FILE = "board.json"       # written by python -m lab board, shown when present
 
 
 @dataclass(frozen=True)
@@ -159,13 +159,18 @@ def render(config: TrainConfig, seeds: int, runs, trained: int, rows, swamp, bia
               f"{b['moves']} |" for b in biases]
     lines += ["", "![shared biases](shared_bias.png)", ""]
     if board:
-        lines += ["## Inference on the simulated board", "",
-                  f"{board['images']} test images through the {board['network']} `hfp8` "
-                  f"network on the simulated board ({board['sim']}, a "
-                  f"{board['rows']}x{board['cols']} array): every layer's codes equal the "
-                  f"golden model's: **{'yes' if board['bit_exact'] else 'NO'}**; "
-                  f"predictions {board['predictions']} (labels {board['labels']}); "
-                  f"{board['seconds']:.0f} s.", ""]
+        lines += ["## Inference on the simulated board", ""]
+        for run in board.values():
+            seb = run.get("recipe") == "fp8seb"
+            engine = f"the FP8-SEB engine of {run['ways']}-way trees" if seb \
+                else "the MPE engine"
+            lines += [f"{run['images']} test images through the {run['network']} "
+                      f"`{run.get('recipe', 'hfp8')}` network on the simulated board "
+                      f"({run['sim']}, a {run['rows']}x{run['cols']} array, {engine}): "
+                      f"every layer's codes equal the golden model's: "
+                      f"**{'yes' if run['bit_exact'] else 'NO'}**; predictions "
+                      f"{run['predictions']} (labels {run['labels']}); "
+                      f"{run['seconds']:.0f} s.", ""]
     return "\n".join(lines)
 
 
@@ -188,8 +193,8 @@ def report(folder, config: TrainConfig = TrainConfig(), seeds: int = SEEDS,
     swamp = swamping(runs["hfp8"][0].model, data, ways=config.ways, log=log)
     seb = runs["fp8seb"][0]
     biases = bias_rows(seb)
-    board_path = folder / BOARD_FILE
-    board = json.loads(board_path.read_text()) if board_path.is_file() else None
+    board = {recipe: json.loads((folder / name).read_text())
+             for recipe, name in BOARD_FILES.items() if (folder / name).is_file()}
     seconds = time.perf_counter() - start
 
     curves = {label: {"recipe": results[0].config.recipe,

@@ -11,7 +11,7 @@ import golden
 from conftest import assert_one_line_error, run_cli
 from lab import TrainConfig, load_digits, load_result, make_recipe, save_result, train
 from lab.__main__ import main as lab_main
-from lab.board import golden_forward, relu_codes
+from lab.board import golden_forward, relu_codes, seb_golden_forward
 from lab.fp8seb import settled_bias
 from lab.mlp import Mlp
 from lab.report import report
@@ -90,6 +90,27 @@ def test_board_reference_is_the_training_forward_pass(digits):
     assert np.any(outputs[0] & 0x80) and not np.any(hidden & 0x80)
     # ReLU on the quantized codes = the codes of the ReLU'd sums (what training feeds on)
     assert np.array_equal(hidden, golden.encode(np.maximum(layers[0].z, 0), "e4m3", bias=11))
+
+
+@pytest.mark.quick
+def test_seb_board_reference_is_the_training_forward_pass(digits):
+    """The fp8seb board path (bias row as fp30 initial C, on-chip quant30 at the hidden
+    activation's shared bias, ReLU on codes) gives exactly the logits of the fp8seb
+    recipe's forward pass with the same shared biases."""
+    model = Mlp.create((64, 24, 10), np.random.default_rng(4))
+    model.biases[0][:] = np.linspace(-0.5, 0.5, 24)
+    recipe = make_recipe("fp8seb", ways=5)
+    x = digits.x_test[:20]
+    model.forward(recipe, x)                    # settles each tensor's first bias
+    biases = dict(recipe.bias)
+    recipe.bias = dict(biases)
+    logits, layers = model.forward(recipe, x, track=False)
+    outputs = seb_golden_forward(model, biases, x, ways=5)
+    assert np.array_equal(golden.decode(outputs[-1], golden.FP30), logits)
+    hidden = relu_codes(outputs[0])
+    assert np.any(outputs[0] & 0x80) and not np.any(hidden & 0x80)
+    assert np.array_equal(hidden, golden.encode(np.maximum(layers[0].z, 0), golden.FP8SEB,
+                                                bias=biases["x1"]))
 
 
 @pytest.mark.quick

@@ -1,12 +1,13 @@
-"""A trained hfp8 network's inference on the simulated board (Verilator), through the host
+"""A trained network's inference on the simulated board (Verilator), through the host
 driver with the hidden layer kept on chip, gives exactly the golden model's bits and the
-lab's own predictions; and ``python -m lab board`` on the same."""
+lab's own predictions: hfp8 on the MPE engine, fp8seb on the FP8-SEB engine; and
+``python -m lab board`` on both."""
 
 import json
 
 from conftest import run_cli
 from lab import TrainConfig, load_digits, train
-from lab.board import on_simulated_board
+from lab.board import on_simulated_board, seb_biases
 
 
 def test_trained_network_on_simulated_board(tmp_path):
@@ -27,3 +28,27 @@ def test_trained_network_on_simulated_board(tmp_path):
     saved = json.loads((tmp_path / "board.json").read_text())
     assert saved["bit_exact"] and saved["network"] == "64-8-10" and saved["images"] == 3
     assert (tmp_path / "runs" / "hfp8-seed0.json").is_file()
+
+
+def test_trained_fp8seb_network_on_simulated_seb_board(tmp_path):
+    """The FP8-SEB engine of 5-way trees (the driver tests' simulated board): each tensor
+    at the shared bias its last training step used, the hidden layer quantized on chip
+    at its own."""
+    data = load_digits()
+    config = TrainConfig(recipe="fp8seb", hidden=(32,), epochs=3, ways=5)
+    result = train(config, data)
+    images, labels = data.x_test[:6], data.y_test[:6]
+    biases = seb_biases(result.biases)
+    run = on_simulated_board("verilator", result.model, images, labels, 0, biases, ways=5)
+    assert run.bit_exact and run.layers_equal == [True, True]
+    assert (run.recipe, run.ways, run.biases) == ("fp8seb", 5, biases)
+    assert len(set(run.predictions)) > 1
+    assert sum(p == y for p, y in zip(run.predictions, labels)) >= 4
+
+    proc = run_cli("lab", "board", "--recipe", "fp8seb", "--ways", "5", "--sim",
+                   "verilator", "--hidden", "8", "--epochs", "2", "--images", "3",
+                   "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((tmp_path / "board-fp8seb.json").read_text())
+    assert saved["bit_exact"] and saved["recipe"] == "fp8seb" and saved["images"] == 3
+    assert (tmp_path / "runs" / "fp8seb-seed0.json").is_file()
