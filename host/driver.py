@@ -16,9 +16,11 @@ answer to a later request means the answers to the earlier ones were lost: those
 sent again (the board answers a repeat from its history, or executes a pure one again).
 ``NAK SEQUENCE`` (a request was lost, so the ones after it are refused) or no answer for
 ``timeout`` seconds sends every unanswered request again, in order, from the oldest.
-A pure request (READ, STATUS, IDENTIFY) is a barrier: no state-changing request is sent
-while one is unanswered, because a pure request sent again is executed again and must
-not see the effect of a later request. After ``retries`` recoveries without an answer in
+A pure request sent again is executed again, so it must not see the effect of a later
+request: no state-changing request is sent while a pure one is unanswered, unless every
+pure one unanswered is a READ whose bytes it cannot touch (``buffer_spans``: a WRITE's
+bytes, a GEMM's sums and quantized codes), so that the next block's operands cross
+toward the board while the previous block's results cross back. After ``retries`` recoveries without an answer in
 between, or a NAK, ``BoardError``: never a silently wrong result.
 """
 
@@ -36,10 +38,11 @@ from fp8hw.enums import Dataflow
 from fp8hw.uart import STANDARD_BAUDS
 from host.errors import BoardError
 from host.gemm import run_matmul
+from hw.schedule import EngineLayout, word_stride
+from hw.soc.buffers import BufferId
 from hw.soc.protocol import (ACK, ENGINES, HISTORY, MAX_PAYLOAD, NAK, PURE, RECEIVE_BANKS,
-                             VERSION,
-                             WRITE_HEADER, Command, Nak, ReadView, encode_frame, next_frame,
-                             unpack_identity, unpack_status)
+                             VERSION, WRITE_HEADER, Command, Nak, ReadView, encode_frame,
+                             next_frame, unpack_gemm, unpack_identity, unpack_status)
 
 WRITE_CHUNK = MAX_PAYLOAD - WRITE_HEADER    # data bytes of a WRITE frame
 READ_CHUNK = MAX_PAYLOAD - 1        # data bytes of a READ answer (after the command)
@@ -106,6 +109,44 @@ class _Request:
     command: int
     frame: bytes
     sent: int = 0               # when last sent (the driver's transmission count)
+    payload: bytes = b""
+
+
+def buffer_spans(command: int, payload: bytes, info) -> list[tuple[int, int, int]] | None:
+    """The buffer bytes a request reads (READ) or writes (WRITE, GEMM), as (buffer, first,
+    end) in host byte addresses; None for one that may see or change more than that (a
+    GEMM before ``info`` is known or with settings the board refuses; STATUS reads the
+    engine's counters and tracker, which a GEMM changes; IDENTIFY, SYNC)."""
+    if command == Command.WRITE and len(payload) >= WRITE_HEADER:
+        first = int.from_bytes(payload[1:5], "little")
+        return [(payload[0], first, first + len(payload) - WRITE_HEADER)]
+    if command == Command.READ and len(payload) >= 8:
+        first, count = int.from_bytes(payload[1:5], "little"), int.from_bytes(payload[5:7],
+                                                                              "little")
+        if payload[7] == ReadView.LOW16:     # view byte a is buffer byte (a // 2) * 4 + a % 2
+            return [(payload[0], first // 2 * 4, (first + count - 1) // 2 * 4 + 2)]
+        return [(payload[0], first, first + count)]
+    if command == Command.GEMM and info is not None:
+        s = unpack_gemm(payload)
+        R, W = info.rows, info.ways if info.engine == "seb" else 1
+        try:
+            L = EngineLayout(s["m"], s["k"] * W, s["n"], R, 0, W)
+        except ValueError:
+            return None
+        acc, a = word_stride(4 * R), word_stride(R * W)
+        spans = [(BufferId.ACC, s["acc_base"] * acc, (s["acc_base"] + L.acc_words) * acc)]
+        if s["out"]:
+            spans.append((BufferId.A, s["out_base"] * a, (s["out_base"] + L.out_words) * a))
+        return spans
+    return None
+
+
+def _apart(writes, reads) -> bool:
+    """No byte of ``reads`` is in ``writes`` (both ``buffer_spans``; None is everything)."""
+    if writes is None or reads is None:
+        return False
+    return not any(wb == rb and w0 < r1 and r0 < w1
+                   for wb, w0, w1 in writes for rb, r0, r1 in reads)
 
 
 @dataclass(frozen=True)
@@ -207,10 +248,10 @@ class Board:
             batch = []
             while following < len(items) and len(flight) < self.window:
                 command, payload = items[following]
-                if command not in PURE and any(r.command in PURE for r in flight):
-                    break                       # a pure request in flight is a barrier
-                r = _Request(following, self.seq, command, encode_frame(self.seq, command,
-                                                                        payload))
+                if command not in PURE and not self._beside(command, payload, flight):
+                    break                       # it could change what a pure one sees
+                r = _Request(following, self.seq, command,
+                             encode_frame(self.seq, command, payload), payload=payload)
                 self.seq = (self.seq + 1) & 0xFF
                 flight.append(r)
                 batch.append(r)
@@ -267,6 +308,18 @@ class Board:
             if self.progress is not None:
                 self.progress(self.link_progress())
         return out
+
+    def _beside(self, command, payload, flight) -> bool:
+        """May state-changing ``command`` go while ``flight`` is unanswered? Only past
+        READs whose bytes it cannot touch: a pure request sent again (its answer lost) is
+        executed again and must see what it saw the first time."""
+        pure = [r for r in flight if r.command in PURE]
+        if not pure:
+            return True
+        writes = buffer_spans(command, payload, self._info)
+        return all(r.command == Command.READ
+                   and _apart(writes, buffer_spans(r.command, r.payload, self._info))
+                   for r in pure)
 
     def link_progress(self) -> LinkProgress:
         return LinkProgress(self.answered, self.passes_done, self.bytes_sent,

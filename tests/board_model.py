@@ -10,21 +10,27 @@ word past N get junk, and a request the executor would refuse, or that reaches p
 buffer, raises. Requests run one after the other, which is what the protocol promises a
 pipelined batch sees. Runs in milliseconds, so the driver's block planning, layouts and
 on-chip tensors can be checked over many shapes and buffer sizes in the quick tier.
+
+``LossyLink`` puts the protocol's link layer in front of a ``ModelBoard`` (seqs, the
+answer history, pure repeats executed again, NAK SEQUENCE, SYNC) and loses frames both
+ways at random: a transport for an unmodified ``Board``, to check its recovery and when
+it lets a state-changing request pass an unanswered READ.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from fp8hw.enums import GemmMode, OutFormat, SourceFormat
+from fp8hw.enums import Dataflow, GemmMode, OutFormat, SourceFormat
 from golden import matmul
 from golden.quant30 import next_bias
 from golden.seb_matmul import seb_matmul
 from hw.schedule import EngineLayout, word_stride
 from hw.soc.buffers import BufferId
-from hw.soc.gemm import GEMM_SETTINGS
-from hw.soc.protocol import (STATUS_COUNTERS, VERSION, Command, ReadView, READ_ARGUMENTS,
-                             WRITE_HEADER)
+from hw.soc.protocol import (ACK, ENGINES, HISTORY, NAK, PURE, READ_ARGUMENTS,
+                             STATUS_COUNTERS, VERSION, WRITE_HEADER, Command, Nak, ReadView,
+                             decode_frame, encode_frame, pack_identity, split_frames,
+                             unpack_gemm)
 from host.driver import Board, BoardInfo
 
 JUNK = 0xA5
@@ -32,19 +38,6 @@ JUNK = 0xA5
 
 class ModelError(AssertionError):
     """The driver asked for something the board would refuse or do differently."""
-
-
-def unpack_gemm(payload: bytes) -> dict[str, int]:
-    """``protocol.pack_gemm``'s inverse: GEMM_SETTINGS fields by name (signed ones signed)."""
-    from amaranth.hdl import Shape
-    value = int.from_bytes(payload, "little")
-    out = {}
-    for name, field in GEMM_SETTINGS:
-        v = (value >> field.offset) & ((1 << field.width) - 1)
-        if Shape.cast(field.shape).signed and v >> (field.width - 1):
-            v -= 1 << field.width
-        out[name] = v
-    return out
 
 
 class ModelBoard(Board):
@@ -96,6 +89,10 @@ class ModelBoard(Board):
             return b""
         if command == Command.STATUS:
             return self._status()
+        if command == Command.IDENTIFY:
+            i = self._info
+            return pack_identity(**{**i.__dict__, "dataflow": int(Dataflow.WS),
+                                    "engine": ENGINES.index(i.engine)})
         raise ModelError(f"the model does not run command {command}")
 
     # The host port. -----------------------------------------------------------------
@@ -205,3 +202,58 @@ class ModelBoard(Board):
         data += bytes(4)
         max_exp, bias = self._tracker
         return data + bytes([(max_exp or 0) & 0xFF, int(max_exp is not None), bias & 0xFF])
+
+
+class LossyLink:
+    """A transport to ``board`` (a ``ModelBoard``, its ``_execute`` the executor) through
+    the link protocol, losing each request and each answer with probability ``loss``.
+    ``counts``: requests and answers lost, repeats answered; ``stale``: READs executed
+    again that did not give their first answer's bytes (the hazard the driver's rule for
+    passing a READ must prevent)."""
+
+    def __init__(self, board: ModelBoard, rng, loss: float = 0.1):
+        self.board, self.rng, self.loss = board, rng, loss
+        self.expected = int(rng.integers(0, 256))
+        self.answers: dict[int, bytes] = {}      # seq -> its first answer's data
+        self.received = b""
+        self.outbox = bytearray()
+        self.counts = dict(requests_lost=0, answers_lost=0, repeats=0, pure_again=0)
+        self.stale = 0
+
+    def write(self, data: bytes) -> None:
+        frames, self.received = split_frames(self.received + bytes(data))
+        for frame in frames:
+            if self.rng.random() < self.loss:
+                self.counts["requests_lost"] += 1
+                continue
+            seq, code, payload = decode_frame(frame)
+            answer_code, data = self._handle(seq, code, payload)
+            if self.rng.random() < self.loss:
+                self.counts["answers_lost"] += 1
+                continue
+            self.outbox += b"\x00" + encode_frame(seq, answer_code, data)
+
+    def _handle(self, seq, code, payload):
+        if code == Command.SYNC:
+            return ACK, bytes([code, self.expected]) + payload
+        behind = (self.expected - seq) & 0xFF
+        if seq == self.expected:
+            data = bytes([code]) + self.board._execute(code, payload)
+            self.answers[seq] = data
+            self.expected = (seq + 1) & 0xFF
+            return ACK, data
+        if 1 <= behind <= HISTORY and seq in self.answers:
+            self.counts["repeats"] += 1
+            if code not in PURE:
+                return ACK, self.answers[seq]
+            self.counts["pure_again"] += 1
+            data = bytes([code]) + self.board._execute(code, payload)
+            if code == Command.READ and data != self.answers[seq]:
+                self.stale += 1
+            return ACK, data
+        return NAK, bytes([code, Nak.SEQUENCE, self.expected])
+
+    def read(self, n: int, timeout: float) -> bytes:
+        data = bytes(self.outbox[:n])
+        del self.outbox[:n]
+        return data

@@ -173,6 +173,20 @@ def pack_gemm(**settings) -> bytes:
     return value.to_bytes(GEMM_BYTES, "little")
 
 
+def unpack_gemm(payload: bytes) -> dict[str, int]:
+    """``pack_gemm``'s inverse: every GEMM_SETTINGS field by name, signed ones signed."""
+    from amaranth.hdl import Shape
+    from hw.soc.gemm import GEMM_SETTINGS
+    value = int.from_bytes(payload[:GEMM_BYTES], "little")
+    out = {}
+    for name, field in GEMM_SETTINGS:
+        v = (value >> field.offset) & ((1 << field.width) - 1)
+        if Shape.cast(field.shape).signed and v >> (field.width - 1):
+            v -= 1 << field.width
+        out[name] = v
+    return out
+
+
 # The board's answers go out through a ring of this many bytes (``hw.soc.frames``); a
 # READ beside a running GEMM waits until an answer of its size fits there without
 # waiting for the line, since the engine is paused while its bytes are fetched. The
