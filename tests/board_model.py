@@ -27,10 +27,10 @@ from golden.quant30 import next_bias
 from golden.seb_matmul import seb_matmul
 from hw.schedule import EngineLayout, word_stride
 from hw.soc.buffers import BufferId
-from hw.soc.protocol import (ACK, ENGINES, HISTORY, NAK, PURE, READ_ARGUMENTS,
-                             STATUS_COUNTERS, VERSION, WRITE_HEADER, Command, Nak, ReadView,
-                             decode_frame, encode_frame, pack_identity, split_frames,
-                             unpack_gemm)
+from hw.soc.protocol import (ACK, ENGINES, HISTORY, MAX_PAYLOAD, NAK, PURE, READ_ARGUMENTS,
+                             RECEIVE_BANKS, STATUS_COUNTERS, VERSION, WRITE_HEADER, Command,
+                             Nak, ReadView, decode_frame, encode_frame, pack_identity,
+                             split_frames, unpack_gemm)
 from host.driver import Board, BoardInfo
 
 JUNK = 0xA5
@@ -54,7 +54,8 @@ class ModelBoard(Board):
             version=VERSION, rows=rows, cols=rows, dataflow="ws", pipeline=pipeline,
             bias=0 if seb else bias, a_words=a_words, b_words=b_words, acc_words=acc_words,
             max_m=65535, max_k=65535, max_n=65535, chunking=0 if seb else chunking,
-            divisor=0, clock_khz=0, banks=2, history=16, max_payload=1024, engine=engine,
+            divisor=0, clock_khz=0, banks=RECEIVE_BANKS, history=HISTORY,
+            max_payload=MAX_PAYLOAD, engine=engine,
             ways=ways if seb else 0, room=room)
         word = self.R * self.W
         self.memory = {BufferId.A: np.zeros((a_words, word), np.uint8),
