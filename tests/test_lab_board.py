@@ -31,24 +31,17 @@ def test_trained_network_on_simulated_board(tmp_path):
 
 
 def test_trained_fp8seb_network_on_simulated_seb_board(tmp_path):
-    """The FP8-SEB engine of 5-way trees (the driver tests' simulated board): each tensor
-    at the shared bias its last training step used, the hidden layer quantized on chip
-    at its own."""
-    data = load_digits()
-    config = TrainConfig(recipe="fp8seb", hidden=(32,), epochs=3, ways=5)
-    result = train(config, data)
-    images, labels = data.x_test[:6], data.y_test[:6]
-    biases = seb_biases(result.biases)
-    run = on_simulated_board("verilator", result.model, images, labels, 0, biases, ways=5)
-    assert run.bit_exact and run.layers_equal == [True, True]
-    assert (run.recipe, run.ways, run.biases) == ("fp8seb", 5, biases)
-    assert len(set(run.predictions)) > 1
-    assert sum(p == y for p, y in zip(run.predictions, labels)) >= 4
-
+    """``python -m lab board --recipe fp8seb`` on the FP8-SEB engine of 5-way trees (the
+    driver tests' simulated board): each tensor at the shared bias its last training step
+    used, the hidden layer quantized on chip at its own; every layer the golden codes."""
     proc = run_cli("lab", "board", "--recipe", "fp8seb", "--ways", "5", "--sim",
-                   "verilator", "--hidden", "8", "--epochs", "2", "--images", "3",
+                   "verilator", "--hidden", "32", "--epochs", "3", "--images", "6",
                    "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     saved = json.loads((tmp_path / "board-fp8seb.json").read_text())
-    assert saved["bit_exact"] and saved["recipe"] == "fp8seb" and saved["images"] == 3
-    assert (tmp_path / "runs" / "fp8seb-seed0.json").is_file()
+    assert saved["bit_exact"] and saved["layers_equal"] == [True, True]
+    assert (saved["recipe"], saved["ways"], saved["images"]) == ("fp8seb", 5, 6)
+    trained = json.loads((tmp_path / "runs" / "fp8seb-seed0.json").read_text())
+    assert saved["biases"] == seb_biases(trained["biases"])
+    assert len(set(saved["predictions"])) > 1
+    assert sum(p == y for p, y in zip(saved["predictions"], saved["labels"])) >= 4
