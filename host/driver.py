@@ -37,8 +37,8 @@ from boards.targets import UART_BAUD
 from fp8hw.enums import Dataflow
 from fp8hw.uart import STANDARD_BAUDS
 from host.errors import BoardError
-from host.gemm import run_matmul
-from hw.schedule import EngineLayout, word_stride
+from host.gemm import _lay, lane_codes, run_matmul
+from hw.schedule import word_stride
 from hw.soc.buffers import BufferId
 from hw.soc.protocol import (ACK, ENGINES, HISTORY, MAX_PAYLOAD, NAK, PURE, RECEIVE_BANKS,
                              VERSION, WRITE_HEADER, Command, Nak, ReadView, encode_frame,
@@ -128,12 +128,11 @@ def buffer_spans(command: int, payload: bytes, info) -> list[tuple[int, int, int
         return [(payload[0], first, first + count)]
     if command == Command.GEMM and info is not None:
         s = unpack_gemm(payload)
-        R, W = info.rows, info.ways if info.engine == "seb" else 1
         try:
-            L = EngineLayout(s["m"], s["k"] * W, s["n"], R, 0, W)
+            L = _lay(info, s["m"], s["k"] * lane_codes(info), s["n"])
         except ValueError:
             return None
-        acc, a = word_stride(4 * R), word_stride(R * W)
+        acc, a = word_stride(4 * info.rows), word_stride(L.word_items)
         spans = [(BufferId.ACC, s["acc_base"] * acc, (s["acc_base"] + L.acc_words) * acc)]
         if s["out"]:
             spans.append((BufferId.A, s["out_base"] * a, (s["out_base"] + L.out_words) * a))

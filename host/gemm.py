@@ -27,14 +27,14 @@ from hw.soc.protocol import READ_BESIDE, Command, ReadView, pack_gemm, unpack_st
 from host.errors import BoardError
 
 
-def _ways(info) -> int:
+def lane_codes(info) -> int:
     """Codes a lane of an A or B word holds: a chunk of ``ways`` on the FP8-SEB engine."""
     return info.ways if info.engine == "seb" else 1
 
 
 def _lay(info, M, K, N, chunk=0) -> EngineLayout:
     """The board's layout of an M x K x N GEMM (its array's rows, its trees' ways)."""
-    return EngineLayout(M, K, N, info.rows, chunk, _ways(info))
+    return EngineLayout(M, K, N, info.rows, chunk, lane_codes(info))
 
 
 class OnChipTensor:
@@ -177,7 +177,7 @@ def plan_blocks(M, K, N, R, chunk, info, a_free, out, fixed_mk=False, keep=False
     words."""
     # K blocks end on tile (or chunk) boundaries; on the FP8-SEB engine a tile is R
     # chunks of W codes.
-    align = chunk or R * _ways(info)
+    align = chunk or R * lane_codes(info)
     word = _out_step(info)
 
     def fits(mb, kb, nb):
@@ -231,12 +231,13 @@ def pipeline_plan(M, K, N, R, chunk, info, space, quantized):
     if _lay(info, 1, K, N, chunk).b_words > info.b_words:
         return None
     acc_half, a_half = info.acc_words // 2, info.a_words // 2
+    word = _out_step(info)
     min_rows = 2 * (R * max(info.pipeline, 1) + R + 2)
     mb = min(M, max(min_rows, -(-M // 4)), acc_half)
     while mb >= 1:
         nb = min(N, R * (acc_half // mb))
-        if quantized and _out_step(info) <= nb < N:
-            nb -= nb % _out_step(info)
+        if quantized and word <= nb < N:
+            nb -= nb % word
         L = _lay(info, mb, K, nb, chunk)
         need = L.a_words + (2 * L.out_words if quantized else 0)
         bases = [space.allocate(need, lo=0, hi=a_half),
@@ -488,7 +489,7 @@ def _run_block(board, A, B, C, codes, chunk, resident, kept, space, rows, cols, 
         L = _lay(info, M, k1 - k0, N, chunk)
         last = k1 == K
         if resident:                     # K blocks of it: runs of its tiles
-            a_base = A.base + k0 // (R * _ways(info)) * M
+            a_base = A.base + k0 // (R * lane_codes(info)) * M
             busy = [(A.base, A.words)]
         else:
             a_base = space.allocate(L.a_words)

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 import golden
+from host.gemm import lane_codes
 from hw.schedule import EngineLayout, engine_chunk, word_stride, words_image
 from hw.soc.buffers import BufferId
 from lab.errors import LabError
@@ -41,7 +42,6 @@ from lab.hfp8 import E4M3_BIAS
 from lab.mlp import Mlp
 
 SIGN = 0x80
-ENGINES = {"hfp8": "mpe", "fp8seb": "seb"}      # the recipes a board runs, and its engine
 # What python -m lab board [--recipe fp8seb] writes; the report shows those present.
 BOARD_FILES = {"hfp8": "board.json", "fp8seb": "board-fp8seb.json"}
 
@@ -60,14 +60,18 @@ def seb_biases(biases: dict) -> dict[str, int]:
         raise LabError(f"the run's shared biases are unreadable: {e}") from None
 
 
+def _seb_codes(x, bias: int) -> np.ndarray:
+    """``x`` as fp8seb codes at ``bias``, as the fp8seb recipe quantizes (rne, saturating)."""
+    return golden.encode(x, golden.FP8SEB, bias=bias, rounding="rne", overflow="sat")
+
+
 def seb_layers(model: Mlp, biases: dict[str, int]):
     """The fp8seb network as the board takes it: (weight codes, their bias, fp30 codes of
     the bias row) a layer."""
     layers = []
     for i, (w, b) in enumerate(zip(model.weights, model.biases)):
         bias = biases[f"w{i}"]
-        layers.append((golden.encode(w, golden.FP8SEB, bias=bias, rounding="rne",
-                                     overflow="sat"), bias,
+        layers.append((_seb_codes(w, bias), bias,
                        golden.encode(b, golden.FP30, rounding="rne", overflow="sat")
                        .astype(np.uint32)))
     return layers
@@ -76,9 +80,7 @@ def seb_layers(model: Mlp, biases: dict[str, int]):
 def seb_golden_forward(model: Mlp, biases: dict[str, int], images, ways: int):
     """Each hidden layer's fp8seb codes before the ReLU (at its activation's bias) and the
     output layer's fp30 sums, by the golden model with ``ways``-way trees."""
-    a = golden.encode(images, golden.FP8SEB, bias=biases["x0"], rounding="rne",
-                      overflow="sat")
-    bias_a = biases["x0"]
+    a, bias_a = _seb_codes(images, biases["x0"]), biases["x0"]
     outputs = []
     layers = seb_layers(model, biases)
     for i, (w, bias_w, b) in enumerate(layers):
@@ -115,14 +117,10 @@ def golden_forward(model: Mlp, images: np.ndarray, chunk: int) -> list[np.ndarra
     return outputs
 
 
-def _ways(info) -> int:
-    return info.ways if info.engine == "seb" else 1
-
-
 def images_per_batch(info, model: Mlp, chunk: int, wanted: int) -> int:
     """The most images (up to ``wanted``) whose layers fit the board's A buffer at once: a
     layer's A (or its resident input) beside its kept output."""
-    R, W = info.rows, _ways(info)
+    R, W = info.rows, lane_codes(info)
     sizes = model.sizes
 
     def fits(n):
@@ -159,8 +157,7 @@ def board_forward(board, model: Mlp, images: np.ndarray, chunk: int,
     for s in range(0, len(images), per_batch):
         batch = images[s:s + per_batch]
         if seb:
-            a, bias_a = golden.encode(batch, golden.FP8SEB, bias=biases["x0"],
-                                      rounding="rne", overflow="sat"), biases["x0"]
+            a, bias_a = _seb_codes(batch, biases["x0"]), biases["x0"]
         else:
             a, bias_a = golden.encode(batch, "e4m3", bias=E4M3_BIAS), None
         n = len(a)
@@ -192,7 +189,7 @@ def _write_resident(board, tensor, codes: np.ndarray) -> None:
     """Overwrite an on-chip tensor's codes in place: its words are the A layout of a GEMM
     whose K is its N (``hw.schedule.EngineLayout``)."""
     layout = EngineLayout(codes.shape[0], codes.shape[1], 1, board.info.rows, 0,
-                          _ways(board.info))
+                          lane_codes(board.info))
     words = layout.a(codes)
     assert len(words) == tensor.words, (len(words), tensor.words)
     board.write(BufferId.A, tensor.base * word_stride(layout.word_items),
@@ -243,18 +240,8 @@ def run_on_board(board, model: Mlp, images, labels, chunk: int, sim=None,
                     [int(v) for v in labels], [int(v) for v in np.argmax(logits, axis=1)],
                     all(equal), equal, chunk, images_per_batch(info, model, chunk, len(images)),
                     sim, info.rows, info.cols, seconds,
-                    "hfp8" if biases is None else "fp8seb", _ways(info) if biases else 0,
-                    biases)
-
-
-def simulated_configuration(recipe: str, ways: int) -> dict:
-    """The simulated board a recipe's network runs on: ``sim.board.SIM_BOARD`` (a 2x2
-    array, the MPE engine) for hfp8; for fp8seb the same with the FP8-SEB engine of the
-    network's ``ways``-way trees."""
-    from sim.board import SIM_SEB_BOARD
-    if recipe not in ENGINES:
-        raise LabError(f"the board runs {' and '.join(ENGINES)} networks, not {recipe}")
-    return dict(SIM_SEB_BOARD, ways=ways) if recipe == "fp8seb" else {}
+                    "hfp8" if biases is None else "fp8seb",
+                    0 if biases is None else lane_codes(info), biases)
 
 
 def on_simulated_board(sim: str, model: Mlp, images, labels, chunk: int,
@@ -263,8 +250,9 @@ def on_simulated_board(sim: str, model: Mlp, images, labels, chunk: int,
     system's RTL on Icarus or Verilator, a 2x2 array, over a simulated UART): the MPE
     engine, or with ``biases`` the FP8-SEB engine of ``ways``-way trees."""
     from host.driver import Board
-    from sim.board import ANSWER_TIMEOUT_S, simulated_board
-    params = simulated_configuration("hfp8" if biases is None else "fp8seb", ways)
+    from sim.board import ANSWER_TIMEOUT_S, SIM_SEB_BOARD, simulated_board
+    # SIM_BOARD's 2x2 array (the default), with the FP8-SEB engine for an fp8seb network.
+    params = {} if biases is None else dict(SIM_SEB_BOARD, ways=ways)
     with simulated_board(sim, **params) as transport:
         board = Board(transport, timeout=ANSWER_TIMEOUT_S)
         return run_on_board(board, model, images, labels, chunk, sim, biases)

@@ -165,8 +165,7 @@ class ModelBoard(Board):
         # ACC: C[i, j] at acc_base + (j // R) * M + i, lane j % R.
         C = None
         if s["accumulate"]:
-            C = acc[s["acc_base"]:acc_end].reshape(L.n_tiles, M, R).transpose(1, 0, 2)
-            C = C.reshape(M, -1)[:, :N].copy()
+            C = L.acc_result(acc[s["acc_base"]:acc_end])
         if seb:
             result = seb_matmul(A, B, C, s["bias_a"], s["bias_b"], W,
                                 s["out_bias"] if quantized else None, self._info.room)

@@ -121,7 +121,7 @@ def test_identity_and_commands():
 def test_gemm_payload_and_status():
     from hw.soc.gemm import GEMM_SETTINGS
     from hw.soc.protocol import (GEMM_BYTES, STATUS_BYTES, STATUS_COUNTERS, TRACKER_FIELDS,
-                                 pack_gemm, unpack_status)
+                                 pack_gemm, unpack_gemm, unpack_status)
     assert GEMM_BYTES == -(-GEMM_SETTINGS.size // 8)
     payload = pack_gemm(mode=2, out=1, m=0x1234, out_base=0xFFFF)
     value = int.from_bytes(payload, "little")
@@ -129,6 +129,9 @@ def test_gemm_payload_and_status():
     assert (value >> fields["m"].offset) & 0xFFFF == 0x1234
     assert (value >> fields["out_base"].offset) & 0xFFFF == 0xFFFF
     assert value & 3 == 2 and (value >> fields["out"].offset) & 3 == 1
+    settings = dict(mode=3, out=3, m=7, k=0xFFFF, n=300, chunk=5, b_base=9, bias_a=-32,
+                    bias_b=31, out_bias=-1, track=1)
+    assert unpack_gemm(pack_gemm(**settings)) == {**dict.fromkeys(fields, 0), **settings}
     with pytest.raises(ValueError, match="does not fit"):
         pack_gemm(m=1 << 16)
     with pytest.raises(ValueError, match="no setting"):
